@@ -1,0 +1,59 @@
+"""Apache Airflow provider for paid, asynchronous generative-media APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+NOVITA_BASE_URL = "https://api.novita.ai"
+GPTGE_BASE_URL = "https://api.gpt.ge"
+
+_CONNECTION_FIELDS: dict[str, Any] = {
+    "timeout": {
+        "label": "Request timeout (s)",
+        "description": "Timeout of one HTTP request to the vendor, in seconds.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries of a failed request (429, 5xx, timeouts); a submit is only retried when it "
+        "surely did not reach the vendor.",
+        "schema": {"type": ["integer", "null"], "default": 4, "minimum": 0, "maximum": 20},
+    },
+}
+
+
+def _connection_type(conn_type: str, hook: str, name: str, base_url: str) -> dict[str, Any]:
+    return {
+        "connection-type": conn_type,
+        "hook-class-name": f"airflow_provider_genmedia.hooks.genmedia.{hook}",
+        "hook-name": name,
+        "ui-field-behaviour": {
+            "hidden-fields": ["port", "schema", "login"],
+            "relabeling": {"password": "API Key", "host": "Base URL"},
+            "placeholders": {"host": base_url, "password": "the vendor's API key"},
+        },
+        "conn-fields": _CONNECTION_FIELDS,
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+    integrations = ["Novita AI", "gpt.ge"]
+    return {
+        "package-name": "airflow-provider-genmedia",
+        "name": "Generative Media",
+        "description": "Submit, await, filter and publish image and video generation jobs "
+        "(Novita AI; Jimeng, Ali Bailian and digital-human video through gpt.ge).",
+        "versions": [__version__],
+        "integrations": [{"integration-name": name, "tags": ["service"]} for name in integrations],
+        "hooks": [
+            {"integration-name": name, "python-modules": ["airflow_provider_genmedia.hooks.genmedia"]}
+            for name in integrations
+        ],
+        "connection-types": [
+            _connection_type("novita", "NovitaHook", "Novita AI", NOVITA_BASE_URL),
+            _connection_type("gptge", "GptGeHook", "gpt.ge", GPTGE_BASE_URL),
+        ],
+    }

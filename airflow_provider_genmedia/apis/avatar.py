@@ -1,0 +1,116 @@
+"""Digital-human (talking avatar) video through gpt.ge: ``POST /avatar/generation``, ``GET /avatar/task/{id}``.
+
+The result comes flat (gpt.ge page, shared/seeds) or wrapped in ``{"code", "data"}`` (upstream doc); both are
+read. ``web_work_status`` 200 is done, below 0 failed, anything else still running (reference/apis.md section 4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+
+from airflow_provider_genmedia.apis.base import HttpUrlStr, RequestModel, TaskApi, integer, mapping
+from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+
+SUBMIT_PATH = "/avatar/generation"
+DONE_STATUS = 200
+
+
+class CreateVoice(RequestModel):
+    """Clone a voice from a sample (at least 20 s) and speak ``text`` with it."""
+
+    audio_url: HttpUrlStr
+    language: Literal["zh", "en"]
+    text: str = Field(min_length=1)
+
+
+class UseVoice(RequestModel):
+    """Speak ``text`` with an existing voice."""
+
+    voice_engine_id: str = Field(min_length=1)
+    audio_id: str | None = None
+    language: Literal["zh", "en"]
+    text: str = Field(min_length=1)
+
+
+class AvatarRequest(RequestModel):
+    """Body of ``POST /avatar/generation``: an avatar image or video and exactly one voice source."""
+
+    avatar_url: HttpUrlStr
+    audio_url: HttpUrlStr | None = None
+    create_voice: CreateVoice | None = None
+    use_voice: UseVoice | None = None
+    no_watermark: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one_voice(self) -> AvatarRequest:
+        given = [name for name in ("audio_url", "create_voice", "use_voice") if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"give exactly one of audio_url, create_voice, use_voice (got {found})")
+        return self
+
+
+def _unwrap(body: Any) -> dict[str, Any]:
+    """The task object of a flat or ``{"code", "data"}``-wrapped answer."""
+    data = mapping(body)
+    if "web_work_status" not in data and isinstance(data.get("data"), dict):
+        return mapping(data["data"])
+    return data
+
+
+class AvatarApi(TaskApi):
+    """Talking-avatar videos through gpt.ge."""
+
+    name: ClassVar[str] = "avatar"
+    default_conn_id: ClassVar[str] = "gptge_default"
+
+    def request_model(self, path: str) -> type[RequestModel] | None:
+        """The one submit route takes an `AvatarRequest`."""
+        if path != SUBMIT_PATH:
+            raise GenMediaValidationError("path", f"{path!r} is not the avatar route {SUBMIT_PATH}")
+        return AvatarRequest
+
+    def submit_path(self, request: RequestModel) -> str:
+        """``/avatar/generation``."""
+        return SUBMIT_PATH
+
+    def result_path(self, task_id: str) -> str:
+        """``/avatar/task/{task_id}``."""
+        return f"/avatar/task/{quote(task_id, safe='')}"
+
+    def _check_code(self, body: Any) -> None:
+        code, message = self.parse_error(body)
+        if integer(code) not in (None, 0, DONE_STATUS):
+            raise GenMediaAPIError(str(message or "error"), vendor_code=code, api=self.name)
+
+    def parse_submit(self, body: Any) -> str:
+        """``{"code": 0, "data": {"id"}}``, read defensively as ``data.id``, ``id`` or ``task_id``."""
+        self._check_code(body)
+        data = mapping(body)
+        inner = mapping(data.get("data"))
+        task_id = inner.get("id") or inner.get("task_id") or data.get("id") or data.get("task_id")
+        if not task_id:
+            raise ValueError("the submit answer holds no task id")
+        return str(task_id)
+
+    def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
+        """200 done (with ``work_video_path``), below 0 failed, anything else running."""
+        if "web_work_status" not in mapping(body):
+            self._check_code(body)
+        task = _unwrap(body)
+        state = integer(task.get("web_work_status"))
+        fields: dict[str, Any] = {"status": TaskStatus.RUNNING}
+        video_url = task.get("work_video_path") or task.get("no_wm_work_video_path")
+        if state == DONE_STATUS and video_url:
+            output = MediaOutput(url=video_url, kind="video", format="mp4")
+            fields.update(status=TaskStatus.SUCCEEDED, progress=100.0, outputs=[output])
+        elif state == DONE_STATUS:
+            fields.update(status=TaskStatus.FAILED, reason="the task is done but returned no video path")
+        elif state is not None and state < 0:
+            fields.update(status=TaskStatus.FAILED, reason=f"web_work_status {state}")
+        return self.result(str(task.get("id") or task_id), body, **fields)

@@ -1,0 +1,174 @@
+"""The contract every vendor adapter fulfils, and the helpers they share."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.results import GenerationResult, elide_blobs
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class RequestModel(BaseModel):
+    """Base of every submit body model: unknown fields are an error, not silently sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send: optional fields that were not given are left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
+"""A string that must be an absolute http(s) URL; kept exactly as given."""
+
+
+def decode_base64(value: str) -> bytes:
+    """Decode plain or data-URI base64; raise ``ValueError`` when it is not base64."""
+    payload = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64") from None
+
+
+def validate_model(model: type[ModelT], data: Any, *, prefix: str = "") -> ModelT:
+    """Validate ``data`` with ``model``; a failure becomes a `GenMediaValidationError` naming the fields."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json", exclude_none=True)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append((location or model.__name__, message))
+        field = problems[0][0]
+        text = "; ".join(f"{location}: {message}" for location, message in problems)
+        raise GenMediaValidationError(field, text.removeprefix(f"{field}: ")) from None
+
+
+def number(value: Any) -> float | None:
+    """Read a number the vendor may send as a number, a numeric string, an empty string or null."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def percent(value: Any) -> float | None:
+    """A progress percentage, clamped to 0..100."""
+    as_float = number(value)
+    return None if as_float is None else min(max(as_float, 0.0), 100.0)
+
+
+def seconds(value: Any) -> float | None:
+    """A non-negative duration in seconds."""
+    as_float = number(value)
+    return None if as_float is None else max(as_float, 0.0)
+
+
+def integer(value: Any) -> int | None:
+    """Read an integer the vendor may send as a string (``"3600"``, ``"158881667"``)."""
+    as_float = number(value)
+    return int(as_float) if as_float is not None else None
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for null, a list or anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """Decode a JSON object sent as a string (Jimeng's ``resp_data``); ``{}`` if it is not one."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return mapping(value)
+
+
+class TaskApi(ABC):
+    """One vendor API: its routes, request models, and how to read its answers."""
+
+    name: ClassVar[str]
+    default_conn_id: ClassVar[str]
+
+    @abstractmethod
+    def request_model(self, path: str) -> type[RequestModel] | None:
+        """The model that validates a submit body for ``path`` (None: a generic JSON body)."""
+
+    def submit_path(self, request: RequestModel) -> str:
+        """The route a validated request is sent to."""
+        raise GenMediaValidationError("path", f"{self.name} needs an explicit submit path")
+
+    def validate_submit(self, path: str, body: RequestModel | Mapping[str, Any]) -> dict[str, Any]:
+        """Check ``body`` for ``path`` before anything is sent and return the JSON body to POST."""
+        model = self.request_model(path)
+        if model is None:
+            if not isinstance(body, Mapping):
+                raise GenMediaValidationError("body", "must be a JSON object")
+            return dict(body)
+        request = validate_model(model, body)
+        expected = self.submit_path(request)
+        if expected != path:
+            raise GenMediaValidationError("path", f"this request must be sent to {expected}, not {path}")
+        return request.to_body()
+
+    @abstractmethod
+    def result_path(self, task_id: str) -> str:
+        """The route that answers the task's state."""
+
+    @abstractmethod
+    def parse_submit(self, body: Any) -> str:
+        """The task id in a submit answer."""
+
+    @abstractmethod
+    def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
+        """The normalised state of a task-result answer received at ``received_at`` (default now)."""
+
+    def parse_error(self, body: Any) -> tuple[str | int | None, str | None]:
+        """The vendor's error code and message in an error body (Novita, gateway, Volcengine or DashScope)."""
+        data = mapping(body)
+        nested = data.get("error")
+        if isinstance(nested, dict):
+            return nested.get("code") or nested.get("type"), nested.get("message")
+        if isinstance(nested, str):
+            return data.get("code"), nested
+        code = data.get("reason") or data.get("code")
+        message = data.get("message") or data.get("msg")
+        return code, message
+
+    def task_failure(self, task_id: str, body: Any) -> GenerationResult | None:
+        """A task verdict carried by an HTTP error answer to the result route (None: a plain API error)."""
+        return None
+
+    def result(self, task_id: str, body: Any, **fields: Any) -> GenerationResult:
+        """Build a result for this API with the vendor body kept, base64 blobs elided."""
+        return GenerationResult(api=self.name, task_id=task_id, raw=elide_blobs(mapping(body)), **fields)
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,149 @@
+"""Jimeng video through gpt.ge: ``POST /task/jimeng/text2video|image2video``, ``GET /task/{task_id}``.
+
+Bodies and codes: the gpt.ge pages (shared/seeds) and the Volcengine code table (reference/apis.md section 3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+
+from airflow_provider_genmedia.apis.base import (
+    HttpUrlStr,
+    RequestModel,
+    TaskApi,
+    decode_base64,
+    integer,
+    json_object,
+    mapping,
+    now_utc,
+)
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
+    GenMediaValidationError,
+)
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+
+SUCCESS_CODE = 10000
+#: Codes that say "try again later" when polling: QPS and concurrency limits, internal errors.
+RATE_LIMIT_CODES = frozenset({50429, 50430})
+INTERNAL_ERROR_CODES = frozenset({50500, 50501})
+#: The upstream (Volcengine) video URL is valid for one hour.
+URL_LIFETIME = timedelta(hours=1)
+
+TEXT_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
+IMAGE_ASPECT_RATIOS = (*TEXT_ASPECT_RATIOS, "9:21")
+AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
+TEXT2VIDEO_PATH = "/task/jimeng/text2video"
+IMAGE2VIDEO_PATH = "/task/jimeng/image2video"
+
+
+class JimengVideoRequest(RequestModel):
+    """Body of both Jimeng routes; with ``binary_data_base64`` or ``image_urls`` it is image-to-video."""
+
+    prompt: str = Field(min_length=1, max_length=150)
+    seed: int = Field(default=-1, ge=-1)
+    aspect_ratio: AspectRatio = "16:9"
+    binary_data_base64: list[str] | None = Field(default=None, min_length=1)
+    image_urls: list[HttpUrlStr] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check_route_fields(self) -> JimengVideoRequest:
+        if self.binary_data_base64 is not None and self.image_urls is not None:
+            raise ValueError("give binary_data_base64 or image_urls, not both")
+        for index, blob in enumerate(self.binary_data_base64 or []):
+            try:
+                decode_base64(blob)
+            except ValueError:
+                raise ValueError(f"binary_data_base64[{index}] is not valid base64") from None
+        allowed = IMAGE_ASPECT_RATIOS if self.is_image2video else TEXT_ASPECT_RATIOS
+        if self.aspect_ratio not in allowed:
+            raise ValueError(f"aspect_ratio {self.aspect_ratio} is not allowed here; use one of {allowed}")
+        return self
+
+    @property
+    def is_image2video(self) -> bool:
+        """True when an input image is given."""
+        return bool(self.binary_data_base64 or self.image_urls)
+
+
+class JimengApi(TaskApi):
+    """Jimeng text-to-video and image-to-video through gpt.ge."""
+
+    name: ClassVar[str] = "jimeng"
+    default_conn_id: ClassVar[str] = "gptge_default"
+
+    def request_model(self, path: str) -> type[RequestModel] | None:
+        """Both routes take a `JimengVideoRequest`."""
+        if path not in (TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH):
+            raise GenMediaValidationError("path", f"{path!r} is not a Jimeng route")
+        return JimengVideoRequest
+
+    def submit_path(self, request: RequestModel) -> str:
+        """image2video when an image is given, text2video otherwise."""
+        assert isinstance(request, JimengVideoRequest)
+        return IMAGE2VIDEO_PATH if request.is_image2video else TEXT2VIDEO_PATH
+
+    def result_path(self, task_id: str) -> str:
+        """``/task/{task_id}``, shared with Bailian."""
+        return f"/task/{quote(task_id, safe='')}"
+
+    def parse_submit(self, body: Any) -> str:
+        """``{"code": 10000, "data": {"task_id"}}``; any other code is an error."""
+        data = mapping(body)
+        code = integer(data.get("code"))
+        if code != SUCCESS_CODE:
+            raise self._code_error(code, data)
+        task_id = mapping(data.get("data")).get("task_id")
+        if not task_id:
+            raise ValueError("the submit answer holds no task_id")
+        return str(task_id)
+
+    def _code_error(self, code: int | None, data: dict[str, Any]) -> GenMediaAPIError:
+        message = str(data.get("message") or "no message")
+        if code in RATE_LIMIT_CODES:
+            return GenMediaRateLimitError(message, vendor_code=code, api=self.name)
+        if code in INTERNAL_ERROR_CODES:
+            return GenMediaServerError(message, vendor_code=code, api=self.name)
+        return GenMediaAPIError(message, vendor_code=code, api=self.name)
+
+    def task_failure(self, task_id: str, body: Any) -> GenerationResult | None:
+        """A risk-control or input verdict (``code`` 50xxx other than limits and internal errors)."""
+        data = mapping(body)
+        code = integer(data.get("code"))
+        if code is None or code == SUCCESS_CODE or code in RATE_LIMIT_CODES | INTERNAL_ERROR_CODES:
+            return None
+        reason = f"{code} {data.get('message') or ''}".strip()
+        return self.result(task_id, data, status=TaskStatus.FAILED, reason=reason)
+
+    def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
+        """``code`` first; then ``data.status``; ``done`` is success only with a video URL."""
+        data = mapping(body)
+        code = integer(data.get("code"))
+        if code != SUCCESS_CODE:
+            failure = self.task_failure(task_id, data)
+            if failure is None:
+                raise self._code_error(code, data)
+            return failure
+        task = mapping(data.get("data"))
+        state = str(task.get("status") or "")
+        video_url = task.get("video_url")
+        context = mapping(json_object(task.get("resp_data")).get("infer_ctx"))
+        seed = integer(mapping(context.get("params")).get("seed"))
+        fields: dict[str, Any] = {"status": TaskStatus.RUNNING, "seed": seed}
+        if state == "in_queue":
+            fields["status"] = TaskStatus.QUEUED
+        elif state in ("not_found", "expired"):
+            fields.update(status=TaskStatus.EXPIRED, reason=f"task {state} (Jimeng keeps tasks for 12 hours)")
+        elif state == "done" and video_url:
+            expires_at = (received_at or now_utc()) + URL_LIFETIME
+            output = MediaOutput(url=video_url, kind="video", format="mp4", expires_at=expires_at)
+            fields.update(status=TaskStatus.SUCCEEDED, progress=100.0, outputs=[output])
+        elif state == "done":
+            fields.update(status=TaskStatus.FAILED, reason="the task is done but returned no video URL")
+        return self.result(task_id, data, **fields)

@@ -1,0 +1,432 @@
+"""Hooks that speak the vendor APIs over HTTP: sync (requests) on workers, async (aiohttp) in triggers.
+
+Both paths share one retry policy: exponential backoff with jitter on 429, 5xx, timeouts and connection
+errors, ``Retry-After`` honoured (seconds or HTTP date, capped). A submit POST is retried only when the job
+was surely not created (the connection never opened, 429, 503), so a job is never paid for twice.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.log import mask_secret
+from asgiref.sync import sync_to_async
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.apis.base import RequestModel, TaskApi
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaAuthError,
+    GenMediaConnectionError,
+    GenMediaError,
+    GenMediaNotFoundError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
+    GenMediaValidationError,
+)
+from airflow_provider_genmedia.results import GenerationResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 4
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: A ``Retry-After`` longer than this is not waited out inside one call; the error is raised instead.
+MAX_RETRY_AFTER = 120.0
+#: Statuses at which a submit surely created no job.
+SUBMIT_RETRY_STATUSES = frozenset({429, 503})
+CONNECTION_TEST_TASK_ID = "airflow-connection-test"
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date); None if absent."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return max(float(lowered["retry-after-ms"]) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential delay with up to 25 % jitter: 0.5, 1, 2, 4, 8, 8, ... seconds."""
+    delay: float = min(INITIAL_RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY)
+    return delay * (1 - 0.25 * random.random())
+
+
+def _retry_wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        return min(float(retry_after), MAX_RETRY_AFTER)
+    return _backoff(state.attempt_number)
+
+
+def _retryable_read(error: BaseException) -> bool:
+    if isinstance(error, GenMediaConnectionError):
+        return True
+    if isinstance(error, GenMediaAPIError):
+        too_long = error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER
+        return not too_long and (error.retryable or error.status_code == 408)
+    return False
+
+
+def _retryable_submit(error: BaseException) -> bool:
+    if isinstance(error, GenMediaConnectionError):
+        return not error.connected
+    if isinstance(error, GenMediaAPIError) and _retryable_read(error):
+        return isinstance(error, GenMediaRateLimitError) or error.status_code in SUBMIT_RETRY_STATUSES
+    return False
+
+
+def _error_class(status: int) -> type[GenMediaAPIError]:
+    if status in (401, 403):
+        return GenMediaAuthError
+    if status == 404:
+        return GenMediaNotFoundError
+    if status == 429:
+        return GenMediaRateLimitError
+    if status >= 500:
+        return GenMediaServerError
+    return GenMediaAPIError
+
+
+def _never_sent(error: BaseException) -> bool:
+    """True when the error happened before a connection was made, so the vendor saw nothing."""
+    if isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return True
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    seen: BaseException | None = error
+    while seen is not None:
+        reason = getattr(seen, "reason", None)
+        if isinstance(seen, NewConnectionError | ConnectTimeoutError) or isinstance(
+            reason, NewConnectionError | ConnectTimeoutError
+        ):
+            return True
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = nested or seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a hook reads from its Airflow connection."""
+
+    base_url: str
+    api_key: str
+    timeout: float
+    max_retries: int
+
+
+class GenMediaHook(BaseHook):
+    """Shared HTTP machinery of the vendor hooks: auth, retries, typed errors, sync and async sessions.
+
+    Use ``async with hook:`` in async code so that the one aiohttp session of the hook is closed.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    api_names: ClassVar[tuple[str, ...]]
+
+    def __init__(
+        self, conn_id: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._settings: ConnectionSettings | None = None
+        self._session: requests.Session | None = None
+        self._async_session: aiohttp.ClientSession | None = None
+
+    # -- connection ---------------------------------------------------------------------------------------
+
+    def _settings_from(self, conn: Any, extras: Mapping[str, Any]) -> ConnectionSettings:
+        def extra(name: str) -> Any:
+            return extras.get(name, extras.get(f"extra__{self.conn_type}__{name}"))
+
+        host = (conn.host or "").strip() or self.default_base_url
+        if "://" not in host:
+            host = f"https://{host}"
+        parts = urlsplit(host)
+        if conn.port and parts.port is None:
+            host = parts._replace(netloc=f"{parts.netloc}:{conn.port}").geturl()
+        if not conn.password:
+            raise GenMediaValidationError("password", f"connection {self.conn_id!r} has no API key")
+        mask_secret(conn.password)
+        timeout = self._timeout or extra("timeout") or DEFAULT_TIMEOUT
+        retries = self._max_retries if self._max_retries is not None else extra("max_retries")
+        return ConnectionSettings(
+            base_url=host.rstrip("/"),
+            api_key=conn.password,
+            timeout=float(timeout),
+            max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
+        )
+
+    def settings(self) -> ConnectionSettings:
+        """The connection's base URL, key, timeout and retry count (read once per hook)."""
+        if self._settings is None:
+            conn = self.get_connection(self.conn_id)
+            self._settings = self._settings_from(conn, conn.extra_dejson)
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """`settings` for async code: never blocks the event loop."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            try:
+                conn = await get_async_connection(self.conn_id, hook=self)
+                extras = await get_async_extra_dejson(conn)
+            except AirflowNotFoundException:
+                # `airflow dags test` runs triggers in-process, where the async lookup cannot reach
+                # connections stored in the metadata database; the sync lookup in a thread can.
+                conn = await sync_to_async(self.get_connection)(self.conn_id)
+                extras = await sync_to_async(lambda: conn.extra_dejson)()
+            self._settings = self._settings_from(conn, extras)
+        return self._settings
+
+    def _headers(self, settings: ConnectionSettings) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {settings.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"airflow-provider-genmedia/{__version__}",
+        }
+
+    def _api(self, name: str) -> TaskApi:
+        if name not in self.api_names:
+            raise GenMediaValidationError("api", f"{type(self).__name__} serves {self.api_names}, not {name!r}")
+        return get_api(name)
+
+    # -- one request: shared error mapping -------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        key = self._settings.api_key if self._settings else None
+        return text.replace(key, "***") if key else text
+
+    def _read_answer(self, api: TaskApi, status: int, headers: Mapping[str, str], text: str) -> Any:
+        """The JSON body of a 2xx answer; otherwise the typed error for the status and vendor body."""
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            body = None
+        if 200 <= status < 300:
+            if body is None:
+                raise GenMediaAPIError("the answer is not JSON", status_code=status, api=api.name)
+            return body
+        code, message = api.parse_error(body)
+        error = _error_class(status)(
+            self._scrub(str(message or text[:300] or "no message")),
+            status_code=status,
+            vendor_code=code,
+            api=api.name,
+            retry_after=parse_retry_after(headers),
+            body=body,
+        )
+        raise error
+
+    def _transport_error(self, error: BaseException, method: str, path: str) -> GenMediaConnectionError:
+        kind = "timed out" if isinstance(error, TimeoutError | requests.Timeout) else "failed"
+        detail = self._scrub(f"{type(error).__name__}: {error}")
+        return GenMediaConnectionError(
+            f"{method} {path.split('?')[0]} {kind} ({detail})", connected=not _never_sent(error)
+        )
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, state.attempt_number + 1)
+
+    def _retry_kwargs(self, settings: ConnectionSettings, *, submit: bool) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(settings.max_retries + 1),
+            "wait": _retry_wait,
+            "retry": retry_if_exception(_retryable_submit if submit else _retryable_read),
+            "before_sleep": self._log_retry,
+            "reraise": True,
+        }
+
+    # -- sync (workers) ------------------------------------------------------------------------------------
+
+    def _get_session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def _send(self, api: TaskApi, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        settings = self.settings()
+        try:
+            response = self._get_session().request(
+                method,
+                f"{settings.base_url}{path}",
+                json=body,
+                headers=self._headers(settings),
+                timeout=(CONNECT_TIMEOUT, settings.timeout),
+            )
+        except requests.RequestException as error:
+            raise self._transport_error(error, method, path) from None
+        return self._read_answer(api, response.status_code, response.headers, response.text)
+
+    def submit(self, api: str, path: str, body: RequestModel | Mapping[str, Any]) -> str:
+        """Validate ``body`` for ``path``, POST it once, and return the vendor's task id."""
+        task_api = self._api(api)
+        payload = task_api.validate_submit(path, body)
+        settings = self.settings()
+        for attempt in Retrying(**self._retry_kwargs(settings, submit=True)):
+            with attempt:
+                answer = self._send(task_api, "POST", path, payload)
+                task_id = self._task_id(task_api, answer)
+        log.info("Submitted %s task %s (%s)", api, task_id, path)
+        return task_id
+
+    def _task_id(self, api: TaskApi, answer: Any) -> str:
+        try:
+            return api.parse_submit(answer)
+        except ValueError as error:
+            # The job may exist: never retried, the caller must not resubmit blindly.
+            raise GenMediaAPIError(f"the submit answer could not be read: {error}", api=api.name) from None
+
+    def get_result(self, api: str, task_id: str) -> GenerationResult:
+        """Read the task's current state once (retrying transient failures)."""
+        task_api = self._api(api)
+        try:
+            for attempt in Retrying(**self._retry_kwargs(self.settings(), submit=False)):
+                with attempt:
+                    answer = self._send(task_api, "GET", task_api.result_path(task_id))
+        except GenMediaAPIError as error:
+            return self._verdict_or_raise(task_api, task_id, error)
+        return task_api.parse_result(task_id, answer)
+
+    def _verdict_or_raise(self, api: TaskApi, task_id: str, error: GenMediaAPIError) -> GenerationResult:
+        verdict = api.task_failure(task_id, error.body)
+        if verdict is None:
+            raise error
+        return verdict
+
+    def close(self) -> None:
+        """Close the sync HTTP session."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- async (triggers) ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> GenMediaHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the async HTTP session."""
+        if self._async_session is not None:
+            await self._async_session.close()
+            self._async_session = None
+
+    async def _asend(self, api: TaskApi, method: str, path: str) -> Any:
+        settings = await self.asettings()
+        if self._async_session is None:
+            timeout = aiohttp.ClientTimeout(total=settings.timeout, connect=CONNECT_TIMEOUT)
+            self._async_session = aiohttp.ClientSession(timeout=timeout)
+        try:
+            async with self._async_session.request(
+                method, f"{settings.base_url}{path}", headers=self._headers(settings)
+            ) as response:
+                text = await response.text()
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise self._transport_error(error, method, path) from None
+        return self._read_answer(api, response.status, response.headers, text)
+
+    async def aget_result(self, api: str, task_id: str) -> GenerationResult:
+        """`get_result` for async code, over the hook's one aiohttp session."""
+        task_api = self._api(api)
+        settings = await self.asettings()
+        try:
+            async for attempt in AsyncRetrying(**self._retry_kwargs(settings, submit=False)):
+                with attempt:
+                    answer = await self._asend(task_api, "GET", task_api.result_path(task_id))
+        except GenMediaAPIError as error:
+            return self._verdict_or_raise(task_api, task_id, error)
+        return task_api.parse_result(task_id, answer)
+
+    # -- UI ------------------------------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Ask for a task that does not exist: any answer but 401/403 proves the URL and the key."""
+        try:
+            self.get_result(self.api_names[0], CONNECTION_TEST_TASK_ID)
+        except GenMediaAuthError as error:
+            return False, f"The API key was refused: {error}"
+        except GenMediaNotFoundError:
+            pass
+        except GenMediaAPIError as error:
+            if error.status_code is None or error.status_code >= 500:
+                return False, str(error)
+        except GenMediaError as error:
+            return False, str(error)
+        return True, f"Connected to {self.settings().base_url}; the API key was accepted."
+
+
+class NovitaHook(GenMediaHook):
+    """Novita AI v3 async API (connection type ``novita``)."""
+
+    default_conn_name = "novita_default"
+    conn_type = "novita"
+    hook_name = "Novita AI"
+    default_base_url = NOVITA_BASE_URL
+    api_names = ("novita",)
+
+
+class GptGeHook(GenMediaHook):
+    """gpt.ge aggregator: Jimeng, Ali Bailian and digital-human video (connection type ``gptge``)."""
+
+    default_conn_name = "gptge_default"
+    conn_type = "gptge"
+    hook_name = "gpt.ge"
+    default_base_url = GPTGE_BASE_URL
+    api_names = ("jimeng", "bailian", "avatar")
+
+
+def hook_for_api(api: str, conn_id: str | None = None) -> GenMediaHook:
+    """The hook class that serves ``api``, built on ``conn_id`` (default: the API's default connection)."""
+    for hook_class in (NovitaHook, GptGeHook):
+        if api in hook_class.api_names:
+            return hook_class(conn_id or get_api(api).default_conn_id)
+    raise GenMediaValidationError("api", f"no hook serves {api!r}")

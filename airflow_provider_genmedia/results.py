@@ -1,0 +1,86 @@
+"""Vendor-neutral task results: what crosses XCom and trigger events (always as ``model_dump(mode="json")``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskStatus(StrEnum):
+    """Normalised state of a vendor task."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the vendor will not change the task any more."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.EXPIRED})
+
+
+class NsfwVerdict(BaseModel):
+    """The vendor's NSFW check of one output: ``checked`` is Novita's ``valid``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checked: bool
+    confidence: float | None = Field(default=None, ge=0, le=100)
+
+
+class MediaOutput(BaseModel):
+    """One generated file, reachable at ``url`` until ``expires_at`` (UTC)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    kind: Literal["image", "video", "audio"]
+    format: str | None = None
+    expires_at: datetime | None = None
+    nsfw: NsfwVerdict | None = None
+
+
+class GenerationResult(BaseModel):
+    """The state of one vendor task, with its outputs once it succeeded."""
+
+    api: str
+    task_id: str
+    status: TaskStatus
+    reason: str | None = None
+    progress: float | None = Field(default=None, ge=0, le=100)
+    eta_seconds: float | None = Field(default=None, ge=0)
+    seed: int | None = None
+    outputs: list[MediaOutput] = Field(default_factory=list)
+    request: dict[str, Any] | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+_BASE64_RUN = re.compile(r"^[A-Za-z0-9+/=_\-\s]+$")
+_BLOB_MIN_CHARS = 512
+
+
+def _is_blob(value: str) -> bool:
+    if value.startswith("data:") and ";base64," in value[:100]:
+        return True
+    return len(value) >= _BLOB_MIN_CHARS and _BASE64_RUN.match(value) is not None
+
+
+def elide_blobs(value: Any) -> Any:
+    """Return ``value`` with every base64 blob (plain or data URI) replaced by a short placeholder."""
+    if isinstance(value, dict):
+        return {key: elide_blobs(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [elide_blobs(item) for item in value]
+    if isinstance(value, str) and _is_blob(value):
+        return f"<base64: {len(value)} chars elided>"
+    return value
