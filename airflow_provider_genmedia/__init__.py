@@ -40,7 +40,7 @@ def _connection_type(conn_type: str, hook: str, name: str, base_url: str) -> dic
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
-    integrations = ["Novita AI", "gpt.ge"]
+    integrations = ["Novita AI", "gpt.ge", "Generative Media"]
     return {
         "package-name": "airflow-provider-genmedia",
         "name": "Generative Media",
@@ -50,7 +50,13 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [{"integration-name": name, "tags": ["service"]} for name in integrations],
         "hooks": [
             {"integration-name": name, "python-modules": ["airflow_provider_genmedia.hooks.genmedia"]}
-            for name in integrations
+            for name in integrations[:2]
+        ],
+        "triggers": [
+            {"integration-name": "Generative Media", "python-modules": ["airflow_provider_genmedia.triggers.task"]}
+        ],
+        "sensors": [
+            {"integration-name": "Generative Media", "python-modules": ["airflow_provider_genmedia.sensors.task"]}
         ],
         "connection-types": [
             _connection_type("novita", "NovitaHook", "Novita AI", NOVITA_BASE_URL),

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
-from airflow_provider_genmedia.apis.base import HttpUrlStr, RequestModel, TaskApi, integer, mapping
+from airflow_provider_genmedia.apis.base import HttpUrlStr, PollSchedule, RequestModel, TaskApi, integer, mapping
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 
@@ -68,6 +68,8 @@ class AvatarApi(TaskApi):
 
     name: ClassVar[str] = "avatar"
     default_conn_id: ClassVar[str] = "gptge_default"
+    # Talking-avatar renders take minutes and grow with the audio's length; no progress is reported.
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=10.0, maximum=60.0)
 
     def request_model(self, path: str) -> type[RequestModel] | None:
         """The one submit route takes an `AvatarRequest`."""

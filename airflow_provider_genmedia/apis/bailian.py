@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
+    PollSchedule,
     RequestModel,
     TaskApi,
     decode_base64,
@@ -160,6 +161,8 @@ class BailianApi(TaskApi):
 
     name: ClassVar[str] = "bailian"
     default_conn_id: ClassVar[str] = "gptge_default"
+    # Wan videos take 1-5 minutes (DashScope docs), which suggest polling about every 15 s.
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=5.0, maximum=30.0)
 
     def request_model(self, path: str) -> type[RequestModel] | None:
         """Both routes take a `BailianVideoRequest`."""

@@ -7,6 +7,7 @@ import binascii
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -17,6 +18,16 @@ from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """How often to ask a vendor about a task: ``first`` poll after submit, then between ``minimum``
+    and ``maximum`` seconds apart (all in seconds)."""
+
+    first: float
+    minimum: float
+    maximum: float
 
 
 class RequestModel(BaseModel):
@@ -114,6 +125,7 @@ class TaskApi(ABC):
 
     name: ClassVar[str]
     default_conn_id: ClassVar[str]
+    poll_schedule: ClassVar[PollSchedule]
 
     @abstractmethod
     def request_model(self, path: str) -> type[RequestModel] | None:

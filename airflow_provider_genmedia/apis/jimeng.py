@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
+    PollSchedule,
     RequestModel,
     TaskApi,
     decode_base64,
@@ -77,6 +78,8 @@ class JimengApi(TaskApi):
 
     name: ClassVar[str] = "jimeng"
     default_conn_id: ClassVar[str] = "gptge_default"
+    # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported.
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=20.0, minimum=5.0, maximum=30.0)
 
     def request_model(self, path: str) -> type[RequestModel] | None:
         """Both routes take a `JimengVideoRequest`."""

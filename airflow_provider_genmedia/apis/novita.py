@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
+    PollSchedule,
     RequestModel,
     TaskApi,
     decode_base64,
@@ -274,6 +275,8 @@ class NovitaApi(TaskApi):
 
     name: ClassVar[str] = "novita"
     default_conn_id: ClassVar[str] = "novita_default"
+    # Image tasks take seconds and report eta/progress; Novita's own SDKs poll every 0.5-1 s.
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=2.0, minimum=1.0, maximum=10.0)
     _models: ClassVar[dict[str, type[RequestModel]]] = {
         f"{ASYNC_PREFIX}img2img": Img2ImgBody,
         f"{ASYNC_PREFIX}txt2img": Txt2ImgBody,
