@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,16 +107,6 @@ def integer(value: Any) -> int | None:
 def mapping(value: Any) -> dict[str, Any]:
     """A JSON object, or an empty one for null, a list or anything else."""
     return value if isinstance(value, dict) else {}
-
-
-def json_object(value: Any) -> dict[str, Any]:
-    """Decode a JSON object sent as a string (Jimeng's ``resp_data``); ``{}`` if it is not one."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return mapping(value)
 
 
 class TaskApi(ABC):

@@ -5,6 +5,7 @@ Bodies and codes: the gpt.ge pages (shared/seeds) and the Volcengine code table 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -18,7 +19,6 @@ from airflow_provider_genmedia.apis.base import (
     TaskApi,
     decode_base64,
     integer,
-    json_object,
     mapping,
     now_utc,
 )
@@ -40,6 +40,9 @@ URL_LIFETIME = timedelta(hours=1)
 TEXT_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
 IMAGE_ASPECT_RATIOS = (*TEXT_ASPECT_RATIOS, "9:21")
 AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
+#: ``resp_data`` is a JSON string whose prompt fields are not always escaped (see the seed example), so the
+#: seed is found by pattern rather than by decoding it.
+_RESP_DATA_SEED = re.compile(r'"seed"\s*:\s*(-?\d+)')
 TEXT2VIDEO_PATH = "/task/jimeng/text2video"
 IMAGE2VIDEO_PATH = "/task/jimeng/image2video"
 
@@ -136,8 +139,8 @@ class JimengApi(TaskApi):
         task = mapping(data.get("data"))
         state = str(task.get("status") or "")
         video_url = task.get("video_url")
-        context = mapping(json_object(task.get("resp_data")).get("infer_ctx"))
-        seed = integer(mapping(context.get("params")).get("seed"))
+        found = _RESP_DATA_SEED.search(str(task.get("resp_data") or ""))
+        seed = integer(found.group(1)) if found else None
         fields: dict[str, Any] = {"status": TaskStatus.RUNNING, "seed": seed}
         if state == "in_queue":
             fields["status"] = TaskStatus.QUEUED
