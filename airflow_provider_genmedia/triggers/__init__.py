@@ -1,0 +1,1 @@
+"""Triggers that wait for vendor tasks in the triggerer."""

@@ -1,0 +1,361 @@
+"""Wait for a vendor task: the deferrable trigger, the worker-side poller, and the event contract they share.
+
+Every wait ends in one event payload (DESIGN section 7)::
+
+    {"status": "succeeded" | "failed" | "canceled" | "expired" | "timeout" | "error",
+     "api": str, "task_id": str, "message": str, "result": GenerationResult json | None}
+
+`GenMediaTaskTrigger` yields it from the triggerer; `wait_for_task` builds the same payload on the worker;
+`result_from_event` turns it into a `GenerationResult` or the matching Airflow exception for both paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.log import redact
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from pydantic import ValidationError
+
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.apis.base import PollSchedule
+from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, GenMediaNotFoundError
+from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
+from airflow_provider_genmedia.results import TERMINAL_STATUSES, GenerationResult, TaskStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+log = logging.getLogger(__name__)
+
+#: Without news from the vendor, each interval is this much longer than the one before.
+GROWTH = 1.5
+#: Every planned delay is moved by up to this fraction either way, so that many tasks do not poll in step.
+JITTER = 0.2
+#: This many failed polls in a row end the wait with an ``error`` event.
+MAX_CONSECUTIVE_FAILURES = 5
+#: Vendors may not know a task yet right after submit: a 404 this soon after the wait began is retried.
+NOT_FOUND_GRACE = 60.0
+#: The poll made at the deadline may take this long before the wait ends in ``timeout``.
+DEADLINE_GRACE = 1.0
+
+TIMEOUT = "timeout"
+ERROR = "error"
+EVENT_STATUSES = frozenset({status.value for status in TERMINAL_STATUSES} | {TIMEOUT, ERROR})
+EVENT_KEYS = ("status", "api", "task_id", "message", "result")
+
+
+class PollPlanner:
+    """When to poll a vendor task next: the one place that holds the polling schedule.
+
+    A fixed ``poll_interval`` wins. Otherwise the first poll waits ``schedule.first``; later ones wait about
+    half the work the vendor has left (its eta, or an estimate from the progress rate) clamped to
+    ``[minimum, maximum]``, or 1.5 times the previous interval when the vendor tells nothing. Delays are
+    jittered by ±20 %, a ``Retry-After`` is waited out as asked, and no delay runs past ``end_time``
+    (a UTC epoch, read against the wall clock so that it survives a triggerer restart).
+    """
+
+    def __init__(
+        self,
+        schedule: PollSchedule,
+        *,
+        poll_interval: float | None = None,
+        end_time: float | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.schedule = schedule
+        self.poll_interval = poll_interval
+        self.end_time = end_time
+        self._clock = clock
+        self._random = rng or random.Random()
+        self.started_at = clock()
+        self._interval = schedule.minimum
+        self._progress_seen: tuple[float, float] | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the planner was made."""
+        return self._clock() - self.started_at
+
+    def remaining(self) -> float | None:
+        """Seconds left until the deadline (never negative); None without a deadline."""
+        return None if self.end_time is None else max(self.end_time - self._clock(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        return self.end_time is not None and self._clock() >= self.end_time
+
+    def poll_budget(self) -> float | None:
+        """How long one poll may take before the deadline cuts it off; None without a deadline."""
+        remaining = self.remaining()
+        return None if remaining is None else remaining + DEADLINE_GRACE
+
+    def first_delay(self) -> float:
+        """The wait before the first poll."""
+        return self._jittered(self.poll_interval or self.schedule.first)
+
+    def after_result(self, result: GenerationResult) -> float:
+        """The wait after a poll that answered ``result`` (a task still queued or running)."""
+        if self.poll_interval:
+            return self._jittered(self.poll_interval)
+        work_left = self._work_left(result)
+        if work_left is None:
+            return self._grown()
+        self._interval = min(max(work_left / 2, self.schedule.minimum), self.schedule.maximum)
+        return self._jittered(self._interval)
+
+    def after_error(self, error: Exception) -> float:
+        """The wait after a failed poll: the vendor's ``Retry-After`` if it sent one, else the next interval."""
+        if isinstance(error, GenMediaAPIError) and error.retry_after is not None:
+            return self._capped(error.retry_after)
+        if self.poll_interval:
+            return self._jittered(self.poll_interval)
+        return self._grown()
+
+    def _work_left(self, result: GenerationResult) -> float | None:
+        """Seconds of work the vendor has left: its eta, or the remaining progress at the rate seen so far."""
+        now = self._clock()
+        previous = self._progress_seen
+        progress = result.progress
+        if progress is not None and (previous is None or progress != previous[1]):
+            self._progress_seen = (now, progress)
+        if result.eta_seconds:
+            return result.eta_seconds
+        if previous is None or progress is None or not previous[1] < progress < 100 or now <= previous[0]:
+            return None
+        rate = (progress - previous[1]) / (now - previous[0])
+        return (100 - progress) / rate
+
+    def _grown(self) -> float:
+        self._interval = min(self._interval * GROWTH, self.schedule.maximum)
+        return self._jittered(self._interval)
+
+    def _jittered(self, delay: float) -> float:
+        return self._capped(delay * self._random.uniform(1 - JITTER, 1 + JITTER))
+
+    def _capped(self, delay: float) -> float:
+        remaining = self.remaining()
+        return max(delay if remaining is None else min(delay, remaining), 0.0)
+
+
+def _event(status: str, api: str, task_id: str, message: str, result: GenerationResult | None) -> dict[str, Any]:
+    return {
+        "status": status,
+        "api": api,
+        "task_id": task_id,
+        "message": message,
+        "result": None if result is None else result.model_dump(mode="json"),
+    }
+
+
+def completion_event(result: GenerationResult) -> dict[str, Any]:
+    """The event payload of a task the vendor has finished (succeeded, failed, canceled or expired)."""
+    if result.status is TaskStatus.SUCCEEDED:
+        message = f"{result.api} task {result.task_id} succeeded with {len(result.outputs)} output(s)"
+    else:
+        reason = result.reason or "the vendor gave no reason"
+        message = f"{result.api} task {result.task_id} {result.status.value}: {reason}"
+    return _event(result.status.value, result.api, result.task_id, message, result)
+
+
+class _TaskWatch:
+    """One wait for one task: the planner, the last answer, the run of failures; decides when the wait ends."""
+
+    def __init__(self, api: str, task_id: str, planner: PollPlanner, logger: logging.Logger | Logger) -> None:
+        self.api = api
+        self.task_id = task_id
+        self.planner = planner
+        self.log = logger
+        self.last: GenerationResult | None = None
+        self.failures = 0
+        self.next_delay = planner.first_delay()
+
+    def record(self, result: GenerationResult) -> dict[str, Any] | None:
+        """Take a poll's answer; return the final event payload, or None to poll again after `next_delay`."""
+        self.failures = 0
+        if self.last is None or (result.status, result.progress) != (self.last.status, self.last.progress):
+            progress = "" if result.progress is None else f", {result.progress:.0f} %"
+            eta = "" if result.eta_seconds is None else f", eta {result.eta_seconds:.0f} s"
+            self.log.info("%s task %s is %s%s%s", self.api, self.task_id, result.status.value, progress, eta)
+        self.last = result
+        if result.status.is_terminal:
+            return completion_event(result)
+        if self.planner.expired:
+            return self.timeout_event()
+        self.next_delay = self.planner.after_result(result)
+        return None
+
+    def record_error(self, error: Exception) -> dict[str, Any] | None:
+        """Take a failed poll; return the final event payload, or None to poll again after `next_delay`."""
+        detail = str(redact(str(error)))
+        if not self._is_transient(error):
+            return self._error_event(f"polling {self.api} task {self.task_id} failed: {detail}")
+        self.failures += 1
+        if self.failures >= MAX_CONSECUTIVE_FAILURES:
+            return self._error_event(
+                f"polling {self.api} task {self.task_id} failed {self.failures} times in a row; last error: {detail}"
+            )
+        if self.planner.expired:
+            return self.timeout_event()
+        self.next_delay = self.planner.after_error(error)
+        self.log.warning(
+            "Polling %s task %s failed (%s); polling again in %.1f s", self.api, self.task_id, detail, self.next_delay
+        )
+        return None
+
+    def timeout_event(self) -> dict[str, Any]:
+        """The payload of a wait whose deadline passed while the vendor was still working."""
+        state = self.last.status.value if self.last else "unanswered"
+        deadline = datetime.fromtimestamp(self.planner.end_time or time.time(), UTC).isoformat(timespec="seconds")
+        message = f"{self.api} task {self.task_id} was still running at the deadline {deadline} (last status: {state})"
+        return _event(TIMEOUT, self.api, self.task_id, message, self.last)
+
+    def _error_event(self, message: str) -> dict[str, Any]:
+        return _event(ERROR, self.api, self.task_id, message, self.last)
+
+    def _is_transient(self, error: Exception) -> bool:
+        if isinstance(error, GenMediaConnectionError):
+            return True
+        if isinstance(error, GenMediaNotFoundError):
+            return self.planner.elapsed < NOT_FOUND_GRACE
+        return isinstance(error, GenMediaAPIError) and error.retryable
+
+
+def _planner(api: str, poll_interval: float | None, end_time: float | None) -> PollPlanner:
+    return PollPlanner(get_api(api).poll_schedule, poll_interval=poll_interval, end_time=end_time)
+
+
+class GenMediaTaskTrigger(BaseTrigger):
+    """Poll a vendor task from the triggerer until it ends or ``end_time`` passes; yield one event.
+
+    :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
+    :param task_id: The vendor's task id.
+    :param conn_id: The Airflow connection holding the base URL and the API key.
+    :param poll_interval: A fixed interval between polls in seconds; None for the API's adaptive schedule.
+    :param end_time: Absolute deadline as a UTC epoch; None to wait as long as the vendor works.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        task_id: str,
+        conn_id: str,
+        poll_interval: float | None = None,
+        end_time: float | None = None,
+    ) -> None:
+        super().__init__()
+        get_api(api)  # fail before invalid trigger state is stored
+        if poll_interval is not None and poll_interval <= 0:
+            raise ValueError("poll_interval must be a positive number of seconds")
+        self.api = api
+        self.task_id = task_id
+        self.conn_id = conn_id
+        self.poll_interval = poll_interval
+        self.end_time = end_time
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Identifiers, the schedule and the absolute deadline: plain JSON, never a credential."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "api": self.api,
+                "task_id": self.task_id,
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll over one HTTP session until the task ends, the deadline passes or polling fails for good."""
+        watch = _TaskWatch(self.api, self.task_id, _planner(self.api, self.poll_interval, self.end_time), self.log)
+        async with hook_for_api(self.api, self.conn_id) as hook:
+            while True:
+                await asyncio.sleep(watch.next_delay)
+                event: dict[str, Any] | None
+                try:
+                    async with asyncio.timeout(watch.planner.poll_budget()):
+                        result = await hook.aget_result(self.api, self.task_id)
+                except TimeoutError:
+                    event = watch.timeout_event()
+                except Exception as error:
+                    event = watch.record_error(error)
+                else:
+                    event = watch.record(result)
+                if event is not None:
+                    yield TriggerEvent(event)
+                    return
+
+    async def on_kill(self) -> None:
+        """No vendor API can cancel a task yet: say so, since the task keeps running and is still billed."""
+        self.log.warning(
+            "The %s API cannot cancel tasks: vendor task %s keeps running and is still billed.",
+            self.api,
+            self.task_id,
+        )
+
+
+def wait_for_task(
+    hook: GenMediaHook,
+    api: str,
+    task_id: str,
+    *,
+    poll_interval: float | None = None,
+    end_time: float | None = None,
+) -> GenerationResult:
+    """Poll on the worker with the trigger's schedule; return the succeeded result or raise like `result_from_event`.
+
+    A poll already under way is not cut off at ``end_time``; the hook's request timeout bounds it.
+    """
+    watch = _TaskWatch(api, task_id, _planner(api, poll_interval, end_time), log)
+    while True:
+        time.sleep(watch.next_delay)
+        try:
+            result = hook.get_result(api, task_id)
+        except Exception as error:
+            event = watch.record_error(error)
+        else:
+            event = watch.record(result)
+        if event is not None:
+            return result_from_event(event)
+
+
+def result_from_event(event: dict[str, Any] | None) -> GenerationResult:
+    """Validate a wait's final event; return the succeeded task's result or raise the matching exception.
+
+    ``failed``/``canceled``/``expired`` raise `AirflowFailException` (a retry cannot help); ``timeout`` and
+    ``error`` raise `AirflowException`; a missing or malformed event raises `AirflowException`, since it
+    crossed the triggerer/worker boundary through the database and must never pass for success.
+    """
+    if not isinstance(event, dict):
+        raise AirflowException(f"The trigger event is missing or not an object: {event!r}")
+    missing = [key for key in EVENT_KEYS if key not in event]
+    if missing:
+        raise AirflowException(f"The trigger event lacks {missing}: {event!r}")
+    status = event["status"]
+    if status not in EVENT_STATUSES:
+        raise AirflowException(f"Unexpected trigger event status {status!r} for task {event['task_id']}")
+    if status == TaskStatus.SUCCEEDED.value:
+        try:
+            result = GenerationResult.model_validate(event["result"])
+        except ValidationError as error:
+            raise AirflowException(
+                f"The trigger event of task {event['task_id']} holds no valid result: {error}"
+            ) from error
+        if result.status is not TaskStatus.SUCCEEDED:
+            raise AirflowException(f"The trigger event of task {event['task_id']} says succeeded, its result does not")
+        return result
+    if status == TIMEOUT:
+        raise AirflowException(f"{event['message']}; a retry of this Airflow task can resume the same vendor task")
+    if status == ERROR:
+        raise AirflowException(event["message"])
+    raise AirflowFailException(event["message"])
