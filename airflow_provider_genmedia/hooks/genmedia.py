@@ -253,7 +253,7 @@ class GenMediaHook(BaseHook):
             return body
         code, message = api.parse_error(body)
         error = _error_class(status)(
-            self._scrub(str(message or text[:300] or "no message")),
+            self._scrub(str(message or (text[:300] if body is None else "") or f"HTTP {status}")),
             status_code=status,
             vendor_code=code,
             api=api.name,

@@ -1,0 +1,302 @@
+"""The hooks over real HTTP, against a small local server (pytest-httpserver) scripted per test."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaAuthError,
+    GenMediaConnectionError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
+    GenMediaValidationError,
+)
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for_api, parse_retry_after
+from airflow_provider_genmedia.results import TaskStatus
+
+KEY = "sk_test_0123456789abcdef"
+RESULT_PATH = "/v3/async/task-result"
+SUCCEEDED = {
+    "extra": {"seed": "42"},
+    "task": {"task_id": "t1", "status": "TASK_STATUS_SUCCEED", "reason": ""},
+    "images": [{"image_url": "http://x/1.png", "image_url_ttl": "3600", "image_type": "png"}],
+}
+TXT2VIDEO = {"model_name": "m", "prompts": [{"frames": 16, "prompt": "a dog"}]}
+
+
+def connect(monkeypatch: pytest.MonkeyPatch, conn_id: str, conn_type: str, host: str, **extra: Any) -> None:
+    connection = {"conn_type": conn_type, "host": host, "password": KEY, "extra": {"max_retries": 2, **extra}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+
+
+@pytest.fixture
+def novita(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> NovitaHook:
+    connect(monkeypatch, "novita_test", "novita", httpserver.url_for("").rstrip("/"))
+    return NovitaHook("novita_test")
+
+
+def requests_to(httpserver: HTTPServer, path: str) -> int:
+    return sum(1 for request, _ in httpserver.log if request.path == path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- reading results -------------------------------------------------------------------------------------
+
+
+def test_result_is_read_with_bearer_auth(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request(
+        RESULT_PATH, query_string="task_id=t1", headers={"Authorization": f"Bearer {KEY}"}
+    ).respond_with_json(SUCCEEDED)
+    result = novita.get_result("novita", "t1")
+    assert (result.status, result.seed, len(result.outputs)) == (TaskStatus.SUCCEEDED, 42, 1)
+
+
+def test_429_with_retry_after_is_waited_out_and_retried(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(
+        {"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": "slow down"}, status=429, headers={"Retry-After": "1"}
+    )
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
+    started = time.monotonic()
+    assert novita.get_result("novita", "t1").status is TaskStatus.SUCCEEDED
+    assert time.monotonic() - started >= 0.95
+    assert requests_to(httpserver, RESULT_PATH) == 2
+
+
+def test_retry_after_as_an_http_date(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_data("busy", status=503, headers={"Retry-After": when})
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
+    started = time.monotonic()
+    assert novita.get_result("novita", "t1").status is TaskStatus.SUCCEEDED
+    assert time.monotonic() - started >= 0.9
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_5xx_is_retried(httpserver: HTTPServer, novita: NovitaHook, status: int) -> None:
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json({"reason": "GET_RESULT_FAILED"}, status=status)
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
+    assert novita.get_result("novita", "t1").status is TaskStatus.SUCCEEDED
+    assert requests_to(httpserver, RESULT_PATH) == 2
+
+
+def test_retries_stop_at_max_retries(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request(RESULT_PATH).respond_with_json(
+        {"reason": "GET_RESULT_FAILED", "message": "boom"}, status=500
+    )
+    with pytest.raises(GenMediaServerError, match="boom") as raised:
+        novita.get_result("novita", "t1")
+    assert (raised.value.status_code, raised.value.vendor_code) == (500, "GET_RESULT_FAILED")
+    assert requests_to(httpserver, RESULT_PATH) == 3
+
+
+def test_a_retry_after_beyond_the_cap_is_raised_not_waited(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request(RESULT_PATH).respond_with_data("", status=429, headers={"Retry-After": "3600"})
+    with pytest.raises(GenMediaRateLimitError) as raised:
+        novita.get_result("novita", "t1")
+    assert raised.value.retry_after == 3600
+    assert requests_to(httpserver, RESULT_PATH) == 1
+
+
+def test_401_raises_an_auth_error_without_the_key(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    echo = {"code": 401, "reason": "INVALID_API_KEY", "message": f"key {KEY} is not valid"}
+    httpserver.expect_request(RESULT_PATH).respond_with_json(echo, status=401)
+    with pytest.raises(GenMediaAuthError) as raised:
+        novita.get_result("novita", "t1")
+    assert KEY not in str(raised.value)
+    assert KEY not in repr(raised.value.args)
+    assert raised.value.vendor_code == "INVALID_API_KEY"
+    assert requests_to(httpserver, RESULT_PATH) == 1
+
+
+def test_non_json_answers_are_errors(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request(RESULT_PATH).respond_with_data("<html>gateway</html>", status=200)
+    with pytest.raises(GenMediaAPIError, match="not JSON"):
+        novita.get_result("novita", "t1")
+
+
+def test_a_jimeng_risk_verdict_answered_as_400_is_a_failed_task(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(monkeypatch, "gptge_test", "gptge", httpserver.url_for("").rstrip("/"))
+    verdict = {"code": 50511, "data": None, "message": "Post Img Risk Not Pass", "status": 50511}
+    httpserver.expect_request("/task/123").respond_with_json(verdict, status=400)
+    result = GptGeHook("gptge_test").get_result("jimeng", "123")
+    assert (result.status, result.reason) == (TaskStatus.FAILED, "50511 Post Img Risk Not Pass")
+
+
+def test_connection_errors_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    connect(monkeypatch, "novita_down", "novita", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(GenMediaConnectionError, match="GET /v3/async/task-result failed") as raised:
+        NovitaHook("novita_down").get_result("novita", "t1")
+    assert raised.value.connected is False
+
+
+# -- submitting: never twice unless surely not received ----------------------------------------------------
+
+
+def test_submit_answered_500_is_sent_exactly_once(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request("/v3/async/txt2video", method="POST").respond_with_json(
+        {"reason": "CREATE_TASK_FAILED"}, status=500
+    )
+    with pytest.raises(GenMediaServerError):
+        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+    assert requests_to(httpserver, "/v3/async/txt2video") == 1
+
+
+def test_submit_that_timed_out_after_sending_is_not_resent(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        release.wait(10)
+        return Response(json.dumps({"task_id": "late"}), content_type="application/json")
+
+    path = "/v3/async/txt2video"
+    httpserver.expect_request(path, method="POST").respond_with_handler(slow)
+    connect(monkeypatch, "novita_slow", "novita", httpserver.url_for("").rstrip("/"), timeout=0.5)
+    with pytest.raises(GenMediaConnectionError, match="timed out") as raised:
+        NovitaHook("novita_slow").submit("novita", path, TXT2VIDEO)
+    assert raised.value.connected is True
+    release.set()
+    deadline = time.monotonic() + 5
+    while requests_to(httpserver, path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert requests_to(httpserver, path) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_submit_refused_with_429_or_503_is_retried(httpserver: HTTPServer, novita: NovitaHook, status: int) -> None:
+    path = "/v3/async/txt2video"
+    httpserver.expect_ordered_request(path).respond_with_json(
+        {"reason": "busy"}, status=status, headers={"Retry-After": "0"}
+    )
+    httpserver.expect_ordered_request(path, json=TXT2VIDEO).respond_with_json({"task_id": "t7"})
+    assert novita.submit("novita", path, TXT2VIDEO) == "t7"
+    assert requests_to(httpserver, path) == 2
+
+
+def test_submit_to_a_closed_port_is_retried_and_reports_not_connected(monkeypatch: pytest.MonkeyPatch) -> None:
+    connect(monkeypatch, "novita_down", "novita", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(GenMediaConnectionError) as raised:
+        NovitaHook("novita_down").submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+    assert raised.value.connected is False
+
+
+def test_bad_input_fails_before_any_request(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    body = {"request": {"model_name": "m", "prompt": "p", "width": 9999}}
+    with pytest.raises(GenMediaValidationError, match="request.width"):
+        novita.submit("novita", "/v3/async/img2img", body)
+    with pytest.raises(GenMediaValidationError, match="api"):
+        novita.submit("jimeng", "/task/jimeng/text2video", {"prompt": "x"})
+    assert len(httpserver.log) == 0
+
+
+def test_gptge_submit_reads_each_envelope(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    connect(monkeypatch, "gptge_test", "gptge", httpserver.url_for("").rstrip("/"))
+    hook = GptGeHook("gptge_test")
+    httpserver.expect_request(
+        "/task/jimeng/text2video", json={"prompt": "dog", "seed": -1, "aspect_ratio": "16:9"}
+    ).respond_with_json(
+        {"code": 10000, "data": {"task_id": "14117763723766220057"}, "message": "Success", "status": 10000}
+    )
+    httpserver.expect_request("/avatar/generation").respond_with_json({"code": 0, "data": {"id": "av1"}})
+    assert hook.submit("jimeng", "/task/jimeng/text2video", {"prompt": "dog"}) == "14117763723766220057"
+    body = {"avatar_url": "https://example.com/face.png", "audio_url": "https://example.com/a.mp3"}
+    assert hook.submit("avatar", "/avatar/generation", body) == "av1"
+
+
+def test_an_unreadable_submit_answer_is_not_retried(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request("/v3/async/txt2video").respond_with_json({"ok": True})
+    with pytest.raises(GenMediaAPIError, match="could not be read"):
+        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+    assert requests_to(httpserver, "/v3/async/txt2video") == 1
+
+
+# -- async path ---------------------------------------------------------------------------------------------
+
+
+async def test_async_path_retries_over_one_session(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_data("", status=429, headers={"Retry-After": "1"})
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_data("", status=502)
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
+    async with novita:
+        first = await novita.aget_result("novita", "t1")
+        session = novita._async_session
+        second = await novita.aget_result("novita", "t1")
+        assert novita._async_session is session
+    assert session is not None and session.closed
+    assert first.status is second.status is TaskStatus.SUCCEEDED
+    assert requests_to(httpserver, RESULT_PATH) == 4
+
+
+async def test_async_auth_error_hides_the_key(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request(RESULT_PATH).respond_with_json({"message": f"bad key {KEY}"}, status=403)
+    async with novita:
+        with pytest.raises(GenMediaAuthError) as raised:
+            await novita.aget_result("novita", "t1")
+    assert KEY not in str(raised.value)
+
+
+# -- connection settings and test_connection ---------------------------------------------------------------
+
+
+def test_connection_defaults_and_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_NOVITA_DEFAULT", json.dumps({"conn_type": "novita", "password": KEY}))
+    settings = NovitaHook().settings()
+    assert (settings.base_url, settings.timeout, settings.max_retries) == ("https://api.novita.ai", 60.0, 4)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GPTGE_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "gptge",
+                "host": "127.0.0.1",
+                "port": 8080,
+                "password": KEY,
+                "extra": {"extra__gptge__timeout": "5", "max_retries": 0},
+            }
+        ),
+    )
+    settings = hook_for_api("bailian").settings()
+    assert (settings.base_url, settings.timeout, settings.max_retries) == ("https://127.0.0.1:8080", 5.0, 0)
+
+
+def test_a_connection_without_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_NOVITA_NOKEY", json.dumps({"conn_type": "novita"}))
+    with pytest.raises(GenMediaValidationError, match="password"):
+        NovitaHook("novita_nokey").settings()
+
+
+def test_test_connection(httpserver: HTTPServer, novita: NovitaHook, monkeypatch: pytest.MonkeyPatch) -> None:
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json({"reason": "TASK_NOT_FOUND"}, status=404)
+    ok, message = novita.test_connection()
+    assert ok and "accepted" in message
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_json({"reason": "INVALID_API_KEY"}, status=401)
+    ok, message = NovitaHook("novita_test").test_connection()
+    assert not ok and "refused" in message and KEY not in message
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after({"Retry-After": "3"}) == 3
+    assert parse_retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= (parse_retry_after({"retry-after": in_ten}) or 0) <= 10
