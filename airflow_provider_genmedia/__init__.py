@@ -52,6 +52,9 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": name, "python-modules": ["airflow_provider_genmedia.hooks.genmedia"]}
             for name in integrations[:2]
         ],
+        "operators": [
+            {"integration-name": "Novita AI", "python-modules": ["airflow_provider_genmedia.operators.novita"]}
+        ],
         "triggers": [
             {"integration-name": "Generative Media", "python-modules": ["airflow_provider_genmedia.triggers.task"]}
         ],

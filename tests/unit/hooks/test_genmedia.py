@@ -201,7 +201,7 @@ def test_submit_to_a_closed_port_is_retried_and_reports_not_connected(monkeypatc
 
 def test_bad_input_fails_before_any_request(httpserver: HTTPServer, novita: NovitaHook) -> None:
     body = {"request": {"model_name": "m", "prompt": "p", "width": 9999}}
-    with pytest.raises(GenMediaValidationError, match="request.width"):
+    with pytest.raises(GenMediaValidationError, match=r"request\.width"):
         novita.submit("novita", "/v3/async/img2img", body)
     with pytest.raises(GenMediaValidationError, match="api"):
         novita.submit("jimeng", "/task/jimeng/text2video", {"prompt": "x"})

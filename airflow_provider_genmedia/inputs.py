@@ -1,0 +1,97 @@
+"""Read the images users give to operators: a path, an http(s) URL, an ObjectStoragePath, bytes or base64."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+from airflow.sdk import ObjectStoragePath
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from airflow_provider_genmedia.apis.base import decode_base64
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+
+#: Inputs fetched from a URL are refused past this size, before they are read whole.
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+DOWNLOAD_TIMEOUT = (10.0, 60.0)
+_MAX_PATH_CHARS = 4096
+
+
+def _download(url: str, field: str) -> bytes:
+    try:
+        with requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
+            response.raise_for_status()
+            chunks, size = [], 0
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                size += len(chunk)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise GenMediaValidationError(field, f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes")
+                chunks.append(chunk)
+    except requests.RequestException as error:
+        raise GenMediaValidationError(field, f"could not be downloaded from {url}: {error}") from None
+    return b"".join(chunks)
+
+
+def read_image(value: Any, *, field: str = "image") -> bytes:
+    """The bytes of an image given as bytes, a local path, an ``ObjectStoragePath`` or ``scheme://`` URI, an
+    http(s) URL, a data URI or plain base64. Ambiguous strings are refused, never guessed as base64."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    try:
+        if isinstance(value, ObjectStoragePath):
+            return bytes(value.read_bytes())
+        if isinstance(value, os.PathLike):
+            return Path(value).read_bytes()
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith(("http://", "https://")):
+                return _download(text, field)
+            if text.startswith("data:"):
+                return decode_base64(text)
+            if "://" in text[:32]:
+                return bytes(ObjectStoragePath(text).read_bytes())
+            if len(text) < _MAX_PATH_CHARS and Path(text).expanduser().is_file():
+                return Path(text).expanduser().read_bytes()
+            if len(text) < 64 and ("/" in text or "." in text):
+                raise GenMediaValidationError(field, f"{text!r} is not an existing file")
+            return decode_base64(text)
+    except GenMediaValidationError:
+        raise
+    except ValueError:
+        raise GenMediaValidationError(field, "is not a readable file, an http(s) URL or base64 image data") from None
+    except OSError as error:
+        raise GenMediaValidationError(field, f"could not be read: {error}") from None
+    raise GenMediaValidationError(field, f"must be a path, URL, ObjectStoragePath, bytes or base64, not {type(value)}")
+
+
+def image_size(data: bytes, *, field: str = "image") -> tuple[int, int]:
+    """The (width, height) of image bytes; a clear error naming ``field`` when they are not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError):
+        raise GenMediaValidationError(field, "is not a readable image") from None
+
+
+def fit_image(data: bytes, *, max_pixels: int, max_bytes: int) -> bytes:
+    """Scale an image down (keeping its aspect ratio and orientation) until it has at most ``max_pixels``
+    pixels and ``max_bytes`` bytes; an image already within both limits is returned unchanged."""
+    with Image.open(io.BytesIO(data)) as opened:
+        width, height = opened.size
+        if width * height <= max_pixels and len(data) <= max_bytes:
+            return data
+        image = ImageOps.exif_transpose(opened)
+        keeps_alpha = image.mode in ("RGBA", "LA", "P")
+        image = image.convert("RGBA" if keeps_alpha else "RGB")
+    scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
+    while True:
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        buffer = io.BytesIO()
+        resized = image.resize(size, Image.Resampling.LANCZOS)
+        resized.save(buffer, format="PNG" if keeps_alpha else "JPEG", quality=92)
+        if buffer.tell() <= max_bytes:
+            return buffer.getvalue()
+        scale *= 0.8

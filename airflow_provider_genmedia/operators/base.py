@@ -1,0 +1,150 @@
+"""The submit machinery every generation operator shares: validate, pay once, wait, return the result.
+
+A vendor job costs money, so the vendor task id is written to ``task_state_store`` right after the submit.
+A later try of the same Airflow task (a retry, a worker that died, a deadline that passed) resumes that
+task instead of paying again: it waits for it while it runs, returns it once it succeeded, and submits a
+new job only when the stored one failed, was canceled or expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator, Context, conf
+
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.apis.base import RequestModel
+from airflow_provider_genmedia.exceptions import GenMediaNotFoundError
+from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
+from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
+from airflow_provider_genmedia.triggers.task import (
+    GenMediaTaskTrigger,
+    completion_event,
+    result_from_event,
+    wait_for_task,
+)
+
+#: The ``task_state_store`` key that remembers the vendor task of this Airflow task (all tries share it).
+STATE_KEY = "genmedia_task"
+#: The XCom key holding the vendor task id, pushed as soon as the task exists.
+XCOM_TASK_ID = "genmedia_task_id"
+DEFAULT_TIMEOUT = timedelta(hours=3)
+
+
+def request_fingerprint(body: Mapping[str, Any]) -> str:
+    """A stable digest of a submit body, to tell whether a stored task was made from the same request."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class GenMediaSubmitOperator(BaseOperator):
+    """Base of every operator that submits a paid generation job and waits for its outputs.
+
+    Subclasses set ``api`` and implement `build_request`.
+
+    :param conn_id: The Airflow connection; default: the API's default connection.
+    :param deferrable: Wait in the triggerer, freeing the worker slot (default: ``[operators]
+        default_deferrable``).
+    :param wait_for_completion: False returns the vendor task id right after the submit.
+    :param poll_interval: A fixed interval between polls in seconds; None for the API's adaptive schedule.
+    :param timeout: How long to wait for the vendor (seconds or a timedelta); the task then fails with a
+        clear error, and a retry resumes the same vendor task.
+    """
+
+    api: ClassVar[str]
+    template_fields: Sequence[str] = ("conn_id",)
+    ui_color = "#f3e5f5"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        wait_for_completion: bool = True,
+        poll_interval: float | None = None,
+        timeout: float | timedelta = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or get_api(self.api).default_conn_id
+        self.deferrable = deferrable
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = poll_interval
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+
+    def build_request(self) -> tuple[str, RequestModel | Mapping[str, Any]]:
+        """The submit route and body, from the operator's (rendered) arguments; raise on bad input."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> Any:
+        """Validate, then resume the stored vendor task or submit a new one, and wait for it."""
+        path, request = self.build_request()
+        body = get_api(self.api).validate_submit(path, request)
+        fingerprint = request_fingerprint(body)
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.warning("No task_state_store in this context: a retry could not resume the vendor task")
+        hook = hook_for_api(self.api, self.conn_id)
+        try:
+            task_id, result = self._resume(store, hook, fingerprint)
+            if task_id is None:
+                task_id = hook.submit(self.api, path, body)
+                if store is not None:
+                    store.set(STATE_KEY, {"api": self.api, "task_id": task_id, "fingerprint": fingerprint})
+            context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
+            if not self.wait_for_completion:
+                return task_id
+            if result is None:
+                result = hook.get_result(self.api, task_id)
+            if result.status.is_terminal:
+                return self._complete(result_from_event(completion_event(result)), body)
+            end_time = time.time() + self.timeout
+            if self.deferrable:
+                self.log.info("Waiting for %s task %s in the triggerer", self.api, task_id)
+                self.defer(
+                    trigger=GenMediaTaskTrigger(self.api, task_id, self.conn_id, self.poll_interval, end_time),
+                    method_name="execute_complete",
+                    kwargs={"request": elide_blobs(body)},
+                )
+            done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
+            return self._complete(done, body)
+        finally:
+            hook.close()
+
+    def _resume(self, store: Any, hook: GenMediaHook, fingerprint: str) -> tuple[str | None, GenerationResult | None]:
+        """The stored vendor task and its state when it can still serve this request; (None, None) to submit."""
+        stored = store.get(STATE_KEY) if store is not None else None
+        if not isinstance(stored, dict) or stored.get("api") != self.api:
+            return None, None
+        task_id = str(stored["task_id"])
+        if stored.get("fingerprint") != fingerprint:
+            self.log.warning("The request changed since %s task %s was submitted: submitting anew", self.api, task_id)
+            return None, None
+        try:
+            result = hook.get_result(self.api, task_id)
+        except GenMediaNotFoundError:
+            self.log.warning("%s no longer knows task %s: submitting anew", self.api, task_id)
+            return None, None
+        if result.status in (TaskStatus.SUCCEEDED, TaskStatus.QUEUED, TaskStatus.RUNNING):
+            self.log.info("Resuming %s task %s (%s) from an earlier try: no new job", self.api, task_id, result.status)
+            return task_id, result
+        self.log.warning(
+            "Earlier %s task %s ended %s (%s): submitting anew", self.api, task_id, result.status, result.reason
+        )
+        return None, None
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, request: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume from the trigger: the result json, or the failure the event describes."""
+        return self._complete(result_from_event(event), request)
+
+    def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The result json returned to XCom: outputs and metadata, never media bytes."""
+        self.log.info("%s task %s succeeded with %d output(s)", self.api, result.task_id, len(result.outputs))
+        completed = result.model_copy(update={"request": elide_blobs(dict(request)) if request is not None else None})
+        return completed.model_dump(mode="json")
