@@ -1,0 +1,88 @@
+"""The emulator's settings: timings, URL lifetimes, markers and fault injection (CLI flags or ``/_emulator/config``)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FaultRule(BaseModel):
+    """When a fault fires: for the ``next`` N events, on every ``every``-th event, and at random with ``rate``.
+
+    ``next`` and ``every`` are exact counters, so tests never depend on chance; ``rate`` draws from the
+    emulator's random generator (fixed by ``random_seed``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    next: int = Field(default=0, ge=0)
+    every: int = Field(default=0, ge=0)
+    rate: float = Field(default=0.0, ge=0, le=1)
+
+
+class FaultCounter:
+    """The running state of one `FaultRule`."""
+
+    def __init__(self, rule: FaultRule, rng: random.Random) -> None:
+        self._rule = rule
+        self._rng = rng
+        self._remaining = rule.next
+        self._seen = 0
+
+    def fires(self) -> bool:
+        """Count one event and say whether the fault hits it."""
+        self._seen += 1
+        if self._remaining:
+            self._remaining -= 1
+            return True
+        if self._rule.every and self._seen % self._rule.every == 0:
+            return True
+        return self._rule.rate > 0 and self._rng.random() < self._rule.rate
+
+
+#: The fault rules, by the name used in the config, the stats and the CLI (``--rate-limit-every``, ...).
+FAULTS = ("rate_limit", "server_error", "drop_download", "task_failure", "task_expiry")
+
+
+class EmulatorConfig(BaseModel):
+    """Everything that shapes the emulator's answers; every field can be changed at run time."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    api_key: str = Field(default="emulator-key", min_length=1)
+    #: How long an image or a video task takes from submit to its end; both are multiplied by ``time_scale``.
+    image_seconds: float = Field(default=2.0, ge=0)
+    video_seconds: float = Field(default=4.0, ge=0)
+    time_scale: float = Field(default=1.0, gt=0)
+    #: Lifetime of signed output URLs in seconds; None keeps each vendor's own (1 h, Bailian 24 h).
+    url_ttl: int | None = Field(default=None, ge=1)
+    #: Base of output URLs; None uses the scheme and host the client called.
+    public_url: str | None = None
+    #: Seconds added before every API answer.
+    latency: float = Field(default=0.0, ge=0)
+    #: The ``Retry-After`` of injected 429 answers, in seconds.
+    retry_after: int = Field(default=1, ge=0)
+    #: Statuses of injected server errors, used in turn (500 in the vendor's envelope, 502/503 as a proxy page).
+    server_error_statuses: list[Literal[500, 502, 503]] = Field(default=[500, 502, 503], min_length=1)
+    rate_limit: FaultRule = FaultRule()
+    server_error: FaultRule = FaultRule()
+    drop_download: FaultRule = FaultRule()
+    task_failure: FaultRule = FaultRule()
+    task_expiry: FaultRule = FaultRule()
+    #: Words that, found in a prompt (whole word, any case), make a task fail, expire, or score as NSFW.
+    fail_marker: str = "fail"
+    expire_marker: str = "expire"
+    nsfw_marker: str = "nsfw"
+    fail_reason: str = "emulated failure: the generation was rejected"
+    #: Seed of the generator behind fault rates and the seeds picked for ``seed: -1``; None for a random one.
+    random_seed: int | None = None
+
+    def updated(self, changes: dict[str, Any]) -> EmulatorConfig:
+        """A copy with ``changes`` applied and validated (a fault rule given replaces the whole rule)."""
+        return EmulatorConfig.model_validate({**self.model_dump(), **changes})
+
+    def seconds_for(self, video: bool) -> float:
+        """How long a task of this kind takes, time scale applied."""
+        return (self.video_seconds if video else self.image_seconds) * self.time_scale

@@ -1,0 +1,193 @@
+"""The one mechanism behind all four APIs: tasks and their lifecycle, signed URLs, faults and counters."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import math
+import random
+import re
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_genmedia.apis import API_NAMES
+from airflow_provider_genmedia.emulator.config import FAULTS, EmulatorConfig, FaultCounter
+from airflow_provider_genmedia.emulator.media import MediaSpec
+from airflow_provider_genmedia.results import TaskStatus
+
+#: Share of a task's duration spent queued before it runs.
+QUEUE_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a submit asks for, read by the API's renderer: the text markers are searched in, and the files."""
+
+    prompt: str
+    files: dict[str, MediaSpec]
+    seed: int | None = None
+
+    @property
+    def video(self) -> bool:
+        """True when the task makes videos (it then takes ``video_seconds``)."""
+        return any(spec.kind == "video" for spec in self.files.values())
+
+
+@dataclass
+class Task:
+    """One emulated vendor task: what it makes, when, and how it ends."""
+
+    id: str
+    api: str
+    path: str
+    body: dict[str, Any]
+    plan: Plan
+    outcome: TaskStatus
+    nsfw_flagged: bool
+    submitted_at: float
+    duration: float
+    polls: int = 0
+    downloads: int = 0
+    rendered: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def started_at(self) -> float:
+        """When the task left the queue."""
+        return self.submitted_at + QUEUE_SHARE * self.duration
+
+    @property
+    def finished_at(self) -> float:
+        """When the task reaches its outcome."""
+        return self.submitted_at + self.duration
+
+    def status(self, now: float) -> TaskStatus:
+        """Queued, running, then the outcome chosen at submit."""
+        if now >= self.finished_at:
+            return self.outcome
+        return TaskStatus.RUNNING if now >= self.started_at else TaskStatus.QUEUED
+
+    def progress(self, now: float) -> int:
+        """Percent of the running phase done (0 while queued, 100 at the end)."""
+        running = self.finished_at - self.started_at
+        if now >= self.finished_at or running <= 0:
+            return 100
+        return max(0, int(100 * (now - self.started_at) / running))
+
+    def eta(self, now: float) -> int:
+        """Seconds left until the end, rounded up."""
+        return max(0, math.ceil(self.finished_at - now))
+
+
+class UrlSigner:
+    """Presigned download links: an HMAC over path and expiry, like S3 and OSS query-string auth."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _signature(self, path: str, expires: int) -> str:
+        return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, path: str, expires: int) -> str:
+        """``path`` with its ``Expires`` and ``Signature`` query."""
+        return f"{path}?Expires={expires}&Signature={self._signature(path, expires)}"
+
+    def refusal(self, path: str, expires: str, signature: str, now: float) -> tuple[str, str] | None:
+        """None for a valid link, else the S3 error code and message."""
+        if not expires.isdigit() or not hmac.compare_digest(signature, self._signature(path, int(expires))):
+            return (
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        if now > int(expires):
+            return "AccessDenied", "Request has expired"
+        return None
+
+
+def _matches(marker: str, text: str) -> bool:
+    return bool(marker) and re.search(rf"\b{re.escape(marker)}\b", text, re.IGNORECASE) is not None
+
+
+class Emulator:
+    """The emulator's state: config, tasks, fault counters and stats, shared by every route."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.initial_config = config
+        self.signer = UrlSigner(secrets.token_bytes(32))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every task and count, and go back to the startup config."""
+        self.tasks: dict[str, Task] = {}
+        self.submits: Counter[str] = Counter()
+        self.polls: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.configure(self.initial_config)
+
+    def configure(self, config: EmulatorConfig) -> None:
+        """Use ``config`` from now on; fault counters and the random generator start afresh."""
+        self.config = config
+        self.rng = random.Random(config.random_seed)
+        self._counters = {name: FaultCounter(getattr(config, name), self.rng) for name in FAULTS}
+        self._error_statuses = itertools.cycle(config.server_error_statuses)
+
+    def fault(self, name: str) -> bool:
+        """Count one event for fault ``name``; True (and counted in the stats) when it fires."""
+        fired = self._counters[name].fires()
+        if fired:
+            self.faults[name] += 1
+        return fired
+
+    def server_error_status(self) -> int:
+        """The status of the next injected server error (the configured ones in turn)."""
+        return next(self._error_statuses)
+
+    def count_poll(self, task: Task) -> None:
+        """Count one answered poll of ``task``."""
+        task.polls += 1
+        self.polls[task.api] += 1
+
+    def pick_seed(self, value: Any) -> int:
+        """``value`` when it is a seed; a fresh one for -1 or nothing (as the vendors do)."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        return self.rng.randrange(2**31)
+
+    def create_task(self, task_id: str, api: str, path: str, body: dict[str, Any], plan: Plan) -> Task:
+        """Register a paid task, its outcome decided now from the markers and the fault rules."""
+        config = self.config
+        outcome = TaskStatus.SUCCEEDED
+        if _matches(config.fail_marker, plan.prompt) or self.fault("task_failure"):
+            outcome = TaskStatus.FAILED
+        elif _matches(config.expire_marker, plan.prompt) or self.fault("task_expiry"):
+            outcome = TaskStatus.EXPIRED
+        task = Task(
+            id=task_id,
+            api=api,
+            path=path,
+            body=body,
+            plan=plan,
+            outcome=outcome,
+            nsfw_flagged=_matches(config.nsfw_marker, plan.prompt),
+            submitted_at=time.time(),
+            duration=config.seconds_for(plan.video),
+        )
+        self.tasks[task_id] = task
+        self.submits[api] += 1
+        return task
+
+    def stats(self) -> dict[str, Any]:
+        """Submits and polls per API, injected faults, and per-task counts."""
+        now = time.time()
+        return {
+            "submits": {api: self.submits[api] for api in API_NAMES},
+            "polls": {api: self.polls[api] for api in API_NAMES},
+            "faults": {name: self.faults[name] for name in FAULTS},
+            "tasks": {
+                task.id: {"api": task.api, "status": task.status(now), "polls": task.polls, "downloads": task.downloads}
+                for task in self.tasks.values()
+            },
+        }
