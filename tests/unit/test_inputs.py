@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+from PIL import Image
+from pytest_httpserver import HTTPServer
+
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.inputs import fit_image, image_size, read_image
+
+
+def png(width: int = 40, height: int = 30, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height), (10, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_every_accepted_form_reads_the_same_bytes(tmp_path: Path, httpserver: HTTPServer) -> None:
+    data = png()
+    path = tmp_path / "in.png"
+    path.write_bytes(data)
+    httpserver.expect_request("/in.png").respond_with_data(data, content_type="image/png")
+    encoded = base64.b64encode(data).decode()
+    for value in (
+        data,
+        bytearray(data),
+        path,
+        str(path),
+        f"file://{path}",
+        ObjectStoragePath(f"file://{path}"),
+        httpserver.url_for("/in.png"),
+        encoded,
+        f"data:image/png;base64,{encoded}",
+    ):
+        assert read_image(value) == data, value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("photos/missing.png", "not an existing file"),
+        ("definitely not an image, nor base64 !", r"not a readable file, an http\(s\) URL or base64"),
+        (12345, "must be a path"),
+    ],
+)
+def test_unreadable_inputs_name_the_field(value: object, message: str) -> None:
+    with pytest.raises(GenMediaValidationError, match=message) as raised:
+        read_image(value, field="image")
+    assert raised.value.field == "image"
+
+
+def test_a_failed_download_is_a_validation_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/gone.png").respond_with_data("", status=404)
+    with pytest.raises(GenMediaValidationError, match="could not be downloaded"):
+        read_image(httpserver.url_for("/gone.png"))
+
+
+def test_image_size_and_non_images() -> None:
+    assert image_size(png(40, 30)) == (40, 30)
+    with pytest.raises(GenMediaValidationError, match="image: is not a readable image"):
+        image_size(b"GIF89a but not really")
+
+
+def test_fit_image_scales_down_to_the_pixel_and_byte_limits() -> None:
+    data = png(400, 300)
+    assert fit_image(data, max_pixels=400 * 300, max_bytes=len(data)) is data
+    fitted = fit_image(data, max_pixels=10_000, max_bytes=10**6)
+    width, height = image_size(fitted)
+    assert width * height <= 10_000
+    assert abs(width / height - 4 / 3) < 0.05
+    noisy = Image.effect_noise((300, 300), 100).convert("RGB")
+    buffer = io.BytesIO()
+    noisy.save(buffer, format="PNG")
+    small = fit_image(buffer.getvalue(), max_pixels=10**6, max_bytes=20_000)
+    assert len(small) <= 20_000
+
+
+def test_fit_image_keeps_transparency() -> None:
+    fitted = fit_image(png(200, 200, "RGBA"), max_pixels=2_500, max_bytes=10**6)
+    with Image.open(io.BytesIO(fitted)) as image:
+        assert (image.format, image.mode) == ("PNG", "RGBA")
