@@ -1,0 +1,472 @@
+"""GenMediaTaskTrigger, wait_for_task and result_from_event against a real local HTTP server; PollPlanner maths."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import random
+import time
+from collections.abc import Iterator
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.serde import serialize
+from airflow.triggers.base import TriggerEvent
+from pytest_httpserver import HTTPServer
+
+from airflow_provider_genmedia.apis.base import PollSchedule
+from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError
+from airflow_provider_genmedia.hooks.genmedia import NovitaHook
+from airflow_provider_genmedia.results import GenerationResult, TaskStatus
+from airflow_provider_genmedia.triggers.task import (
+    MAX_CONSECUTIVE_FAILURES,
+    GenMediaTaskTrigger,
+    PollPlanner,
+    completion_event,
+    result_from_event,
+    wait_for_task,
+)
+from tests.unit.triggers.vendor import (
+    API_KEY,
+    Answer,
+    gptge_route,
+    jimeng_task,
+    local_server,
+    novita_route,
+    novita_task,
+    use_connection,
+)
+
+FAST = 0.05
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    with local_server() as running:
+        yield running
+
+
+@pytest.fixture
+def vendor(server: HTTPServer) -> Iterator[HTTPServer]:
+    yield server
+    server.clear()
+
+
+@pytest.fixture
+def novita(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> HTTPServer:
+    use_connection(monkeypatch, "novita", vendor)
+    return vendor
+
+
+async def run_to_end(trigger: GenMediaTaskTrigger, limit: float = 15.0) -> list[TriggerEvent]:
+    async def collect() -> list[TriggerEvent]:
+        return [event async for event in trigger.run()]
+
+    return await asyncio.wait_for(collect(), limit)
+
+
+def novita_trigger(task_id: str, **kwargs: float) -> GenMediaTaskTrigger:
+    kwargs.setdefault("poll_interval", FAST)
+    return GenMediaTaskTrigger(api="novita", task_id=task_id, conn_id="novita_default", **kwargs)
+
+
+# -- the trigger against a local vendor ---------------------------------------------------------------------
+
+
+async def test_success_after_progress_yields_one_event_with_the_outputs(novita: HTTPServer) -> None:
+    route = novita_route(
+        novita,
+        "t-ok",
+        Answer(novita_task("t-ok", "TASK_STATUS_QUEUED")),
+        Answer(novita_task("t-ok", "TASK_STATUS_PROCESSING", progress=40, eta=3)),
+        Answer(novita_task("t-ok", "TASK_STATUS_PROCESSING", progress=80, eta=1)),
+        Answer(novita_task("t-ok", "TASK_STATUS_SUCCEED", images=2)),
+    )
+
+    events = await run_to_end(novita_trigger("t-ok"))
+
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "succeeded"
+    assert (payload["api"], payload["task_id"]) == ("novita", "t-ok")
+    assert "2 output(s)" in payload["message"]
+    assert [output["url"] for output in payload["result"]["outputs"]] == [
+        "https://faas-output-image.s3.ap-southeast-1.amazonaws.com/prod/t-ok-0.png",
+        "https://faas-output-image.s3.ap-southeast-1.amazonaws.com/prod/t-ok-1.png",
+    ]
+    assert len(route.calls) == 4
+    assert set(route.authorizations) == {f"Bearer {API_KEY}"}
+    result = result_from_event(payload)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert result.seed == 158881667
+
+
+async def test_progress_changes_are_logged_without_the_key(novita: HTTPServer, capsys: pytest.CaptureFixture) -> None:
+    novita_route(
+        novita,
+        "t-log",
+        Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=10)),
+        Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=10)),
+        Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=60)),
+        Answer(novita_task("t-log", "TASK_STATUS_SUCCEED", images=1)),
+    )
+
+    await run_to_end(novita_trigger("t-log"))
+
+    output = capsys.readouterr()
+    logged = output.out + output.err
+    assert logged.count("novita task t-log is running, 10 %") == 1
+    assert "novita task t-log is running, 60 %" in logged
+    assert "novita task t-log is succeeded" in logged
+    assert API_KEY not in logged
+
+
+async def test_failed_task_carries_the_vendor_reason(novita: HTTPServer) -> None:
+    novita_route(
+        novita,
+        "t-bad",
+        Answer(novita_task("t-bad", "TASK_STATUS_PROCESSING", progress=20)),
+        Answer(novita_task("t-bad", "TASK_STATUS_FAILED", reason="NSFW content detected in the input image")),
+    )
+
+    events = await run_to_end(novita_trigger("t-bad"))
+
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "failed"
+    assert payload["result"]["reason"] == "NSFW content detected in the input image"
+    with pytest.raises(AirflowFailException, match=r"t-bad failed: NSFW content detected"):
+        result_from_event(payload)
+
+
+async def test_retry_after_of_a_rate_limit_is_honoured(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> None:
+    use_connection(monkeypatch, "novita", vendor, max_retries=0)  # the trigger, not the hook, must wait
+    route = novita_route(
+        vendor,
+        "t-429",
+        Answer({"code": 429, "reason": "RATE_LIMIT", "message": "too many requests"}, 429, {"Retry-After": "1"}),
+        Answer(novita_task("t-429", "TASK_STATUS_SUCCEED", images=1)),
+    )
+
+    events = await run_to_end(novita_trigger("t-429"))
+
+    assert [event.payload["status"] for event in events] == ["succeeded"]
+    assert len(route.calls) == 2
+    assert route.calls[1] - route.calls[0] >= 0.95  # one Retry-After second, not the 0.05 s interval
+
+
+async def test_deadline_while_the_vendor_works_ends_promptly_in_timeout(novita: HTTPServer) -> None:
+    novita_route(novita, "t-slow", Answer(novita_task("t-slow", "TASK_STATUS_PROCESSING", progress=30, eta=600)))
+    end_time = time.time() + 0.6
+
+    events = await run_to_end(novita_trigger("t-slow", poll_interval=5.0, end_time=end_time))
+    ended = time.time()
+
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "timeout"
+    assert end_time <= ended < end_time + 1.0
+    assert payload["result"]["status"] == "running"
+    assert payload["result"]["progress"] == 30
+    with pytest.raises(AirflowException, match=r"t-slow was still running at the deadline") as raised:
+        result_from_event(payload)
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+async def test_a_poll_hanging_past_the_deadline_is_cut_off(novita: HTTPServer) -> None:
+    novita_route(
+        novita,
+        "t-hang",
+        Answer(novita_task("t-hang", "TASK_STATUS_PROCESSING", progress=50)),
+        Answer(novita_task("t-hang", "TASK_STATUS_PROCESSING", progress=50), delay=3.0),
+    )
+    end_time = time.time() + 0.3
+
+    events = await run_to_end(novita_trigger("t-hang", poll_interval=0.1, end_time=end_time))
+
+    assert [event.payload["status"] for event in events] == ["timeout"]
+    assert time.time() < end_time + 1.5
+    assert events[0].payload["result"]["progress"] == 50
+
+
+async def test_jimeng_video_through_gptge(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> None:
+    use_connection(monkeypatch, "gptge", vendor)
+    video = "https://v9-vvecloud.yangyi08.com/f0eaae18/video/tos/cn/okRBiAvIdFwA4AaTEAARifhJhrCY0EKXXAVaQR/?a=7073"
+    route = gptge_route(
+        vendor,
+        "14117763723766220057",
+        Answer(jimeng_task("in_queue")),
+        Answer(jimeng_task("generating")),
+        Answer(jimeng_task("done", video)),
+    )
+    trigger = GenMediaTaskTrigger("jimeng", "14117763723766220057", "gptge_default", poll_interval=FAST)
+
+    events = await run_to_end(trigger)
+
+    assert len(events) == 1
+    result = result_from_event(events[0].payload)
+    assert (result.api, result.status, result.seed) == ("jimeng", TaskStatus.SUCCEEDED, 1460981510)
+    assert [(output.url, output.kind) for output in result.outputs] == [(video, "video")]
+    assert len(route.calls) == 3
+
+
+async def test_auth_error_ends_at_once_without_the_key(novita: HTTPServer) -> None:
+    route = novita_route(
+        novita,
+        "t-auth",
+        Answer({"code": 401, "reason": "INVALID_API_KEY", "message": f"invalid api key {API_KEY}"}, 401),
+    )
+
+    events = await run_to_end(novita_trigger("t-auth"))
+
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "error"
+    assert "401" in payload["message"]
+    assert API_KEY not in json.dumps(payload)
+    assert len(route.calls) == 1
+    with pytest.raises(AirflowException, match="401") as raised:
+        result_from_event(payload)
+    assert API_KEY not in str(raised.value)
+
+
+async def test_transient_errors_over_the_limit_end_in_error(
+    monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer
+) -> None:
+    use_connection(monkeypatch, "novita", vendor, max_retries=0)
+    route = novita_route(vendor, "t-5xx", Answer({"code": 500, "message": "internal error"}, 503))
+
+    events = await run_to_end(novita_trigger("t-5xx"))
+
+    assert len(events) == 1
+    assert events[0].payload["status"] == "error"
+    assert f"{MAX_CONSECUTIVE_FAILURES} times in a row" in events[0].payload["message"]
+    assert len(route.calls) == MAX_CONSECUTIVE_FAILURES
+
+
+async def test_transient_errors_and_an_early_404_are_tolerated(
+    monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer
+) -> None:
+    use_connection(monkeypatch, "novita", vendor, max_retries=0)
+    failures = MAX_CONSECUTIVE_FAILURES - 1
+    route = novita_route(
+        vendor,
+        "t-lag",
+        *[Answer({"code": 404, "reason": "TASK_NOT_FOUND", "message": "task not found"}, 404)] * failures,
+        Answer(novita_task("t-lag", "TASK_STATUS_PROCESSING", progress=5)),
+        *[Answer({"code": 500, "message": "internal error"}, 502)] * failures,
+        Answer(novita_task("t-lag", "TASK_STATUS_SUCCEED", images=1)),
+    )
+
+    events = await run_to_end(novita_trigger("t-lag"))
+
+    assert [event.payload["status"] for event in events] == ["succeeded"]
+    assert len(route.calls) == 2 * failures + 2
+
+
+async def test_a_missing_connection_ends_in_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_NOVITA_MISSING", raising=False)
+    trigger = GenMediaTaskTrigger("novita", "t-x", "novita_missing", poll_interval=FAST)
+
+    events = await run_to_end(trigger)
+
+    assert len(events) == 1
+    assert events[0].payload["status"] == "error"
+    assert "novita_missing" in events[0].payload["message"]
+
+
+def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "novita", "host": "http://127.0.0.1:9", "password": API_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_NOVITA_DEFAULT", json.dumps(conn))
+    trigger = GenMediaTaskTrigger("novita", "t-ser", "novita_default", poll_interval=2.5, end_time=1_900_000_000.5)
+
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+
+    assert classpath == "airflow_provider_genmedia.triggers.task.GenMediaTaskTrigger"
+    assert kwargs == {
+        "api": "novita",
+        "task_id": "t-ser",
+        "conn_id": "novita_default",
+        "poll_interval": 2.5,
+        "end_time": 1_900_000_000.5,
+    }
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert API_KEY not in json.dumps(serialize(kwargs))
+    assert API_KEY not in repr(trigger)
+
+
+def test_invalid_trigger_state_is_refused_before_it_is_stored() -> None:
+    with pytest.raises(ValueError, match="api"):
+        GenMediaTaskTrigger("midjourney", "t", "c")
+    with pytest.raises(ValueError, match="poll_interval"):
+        GenMediaTaskTrigger("novita", "t", "c", poll_interval=0)
+
+
+async def test_on_kill_says_the_vendor_task_keeps_running(capsys: pytest.CaptureFixture) -> None:
+    await novita_trigger("t-kill").on_kill()
+
+    output = capsys.readouterr()
+    assert "vendor task t-kill keeps running and is still billed" in output.out + output.err
+
+
+# -- the worker-side poller ---------------------------------------------------------------------------------
+
+
+def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
+    novita_route(
+        novita,
+        "t-sync",
+        Answer(novita_task("t-sync", "TASK_STATUS_PROCESSING", progress=50)),
+        Answer(novita_task("t-sync", "TASK_STATUS_SUCCEED", images=1)),
+    )
+    novita_route(novita, "t-sync-bad", Answer(novita_task("t-sync-bad", "TASK_STATUS_FAILED", reason="bad model")))
+    novita_route(novita, "t-sync-slow", Answer(novita_task("t-sync-slow", "TASK_STATUS_QUEUED")))
+    hook = NovitaHook()
+    try:
+        result = wait_for_task(hook, "novita", "t-sync", poll_interval=FAST)
+        with pytest.raises(AirflowFailException, match="t-sync-bad failed: bad model"):
+            wait_for_task(hook, "novita", "t-sync-bad", poll_interval=FAST)
+        with pytest.raises(AirflowException, match="t-sync-slow was still running at the deadline"):
+            wait_for_task(hook, "novita", "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)
+    finally:
+        hook.close()
+
+    assert result.status is TaskStatus.SUCCEEDED
+    assert len(result.outputs) == 1
+
+
+# -- the event contract -------------------------------------------------------------------------------------
+
+
+def _result(status: TaskStatus, **fields: object) -> GenerationResult:
+    return GenerationResult(api="novita", task_id="t-ev", status=status, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("event", "match"),
+    [
+        (None, "missing"),
+        ({"status": "succeeded", "api": "novita", "task_id": "t-ev"}, "lacks"),
+        ({"status": "success", "api": "novita", "task_id": "t-ev", "message": "", "result": None}, "'success'"),
+        ({"status": "succeeded", "api": "novita", "task_id": "t-ev", "message": "", "result": None}, "no valid"),
+        (completion_event(_result(TaskStatus.SUCCEEDED)) | {"status": "error", "message": "boom"}, "boom"),
+    ],
+)
+def test_result_from_event_fails_loudly(event: dict | None, match: str) -> None:
+    with pytest.raises(AirflowException, match=match) as raised:
+        result_from_event(event)
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+@pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.EXPIRED])
+def test_result_from_event_fails_without_retry_on_a_finished_task(status: TaskStatus) -> None:
+    event = completion_event(_result(status, reason="quota exhausted"))
+
+    with pytest.raises(AirflowFailException, match=f"novita task t-ev {status.value}: quota exhausted"):
+        result_from_event(event)
+
+
+def test_result_from_event_rereads_the_result_from_the_event() -> None:
+    result = _result(TaskStatus.SUCCEEDED, progress=100.0, seed=7)
+
+    assert result_from_event(json.loads(json.dumps(completion_event(result)))) == result
+
+
+# -- the planner maths --------------------------------------------------------------------------------------
+
+SCHEDULE = PollSchedule(first=2.0, minimum=1.0, maximum=10.0)
+
+
+class MidRandom(random.Random):
+    """Jitter pinned to its middle, so delays are exact."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def planner(**kwargs: object) -> PollPlanner:
+    kwargs.setdefault("rng", MidRandom())
+    return PollPlanner(SCHEDULE, **kwargs)  # type: ignore[arg-type]
+
+
+def running(**fields: object) -> GenerationResult:
+    return _result(TaskStatus.RUNNING, **fields)
+
+
+def test_first_poll_follows_the_schedule_or_the_fixed_interval() -> None:
+    assert planner().first_delay() == 2.0
+    assert planner(poll_interval=0.5).first_delay() == 0.5
+
+
+def test_eta_sets_half_the_remaining_time_within_the_bounds() -> None:
+    plan = planner()
+
+    assert plan.after_result(running(eta_seconds=8)) == 4.0
+    assert plan.after_result(running(eta_seconds=600)) == SCHEDULE.maximum
+    assert plan.after_result(running(eta_seconds=0.5)) == SCHEDULE.minimum
+
+
+def test_progress_rate_estimates_the_remaining_time() -> None:
+    clock = FakeClock()
+    plan = planner(clock=clock)
+
+    plan.after_result(running(progress=10))
+    clock.now += 2
+    # 20 points in 2 s: 70 points left take 7 s, so poll again in 3.5 s.
+    assert plan.after_result(running(progress=30)) == 3.5
+
+
+def test_without_news_the_interval_grows_to_the_cap() -> None:
+    plan = planner()
+
+    delays = [plan.after_result(running()) for _ in range(8)]
+
+    assert delays[:3] == [1.5, 2.25, 3.375]
+    assert delays == sorted(delays)
+    assert delays[-1] == SCHEDULE.maximum
+
+
+def test_a_fixed_interval_ignores_the_eta() -> None:
+    assert planner(poll_interval=0.5).after_result(running(eta_seconds=60)) == 0.5
+
+
+def test_jitter_stays_within_twenty_percent() -> None:
+    plan = PollPlanner(SCHEDULE, poll_interval=10.0, rng=random.Random(4))
+
+    delays = [plan.after_result(running()) for _ in range(500)]
+
+    assert all(8.0 <= delay <= 12.0 for delay in delays)
+    assert max(delays) - min(delays) > 3.0
+
+
+def test_retry_after_is_waited_out_exactly() -> None:
+    error = GenMediaRateLimitError("slow down", status_code=429, retry_after=7.0)
+
+    assert planner().after_error(error) == 7.0
+    assert planner().after_error(GenMediaConnectionError("refused", connected=False)) == 1.5
+
+
+def test_no_delay_runs_past_the_deadline() -> None:
+    clock = FakeClock()
+    plan = planner(clock=clock, end_time=clock.now + 0.3)
+
+    assert plan.first_delay() == pytest.approx(0.3)
+    assert plan.after_result(running(eta_seconds=60)) == pytest.approx(0.3)
+    assert plan.after_error(GenMediaRateLimitError("slow down", retry_after=30.0)) == pytest.approx(0.3)
+    assert not plan.expired
+    clock.now += 0.3
+    assert plan.expired
+    assert plan.after_result(running()) == 0.0
+    assert plan.poll_budget() == 1.0
