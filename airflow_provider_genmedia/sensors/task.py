@@ -1,0 +1,95 @@
+"""Wait for a vendor task that was submitted elsewhere (for example by a webhook-driven system)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.hooks.genmedia import hook_for_api
+from airflow_provider_genmedia.triggers.task import (
+    TIMEOUT,
+    GenMediaTaskTrigger,
+    completion_event,
+    result_from_event,
+)
+
+
+class GenMediaTaskSensor(BaseSensorOperator):
+    """Wait until an existing vendor task ends and return its `GenerationResult` json.
+
+    A failed, canceled or expired task fails the sensor without retries (`AirflowFailException`).
+
+    :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
+    :param genmedia_task_id: The vendor's task id (``task_id`` stays the Airflow task's id, as for every
+        operator); an XCom ``genmedia_task_id`` pushed by a submit operator fits here as a template.
+    :param conn_id: The Airflow connection; default: the API's default connection.
+    :param deferrable: Wait in the triggerer with `GenMediaTaskTrigger` instead of poking on a worker.
+    :param poll_interval: A fixed interval between polls in seconds. Deferrable: None uses the API's
+        adaptive schedule. Poking: it becomes ``poke_interval`` unless that is given.
+    """
+
+    template_fields: Sequence[str] = ("api", "genmedia_task_id", "conn_id")
+
+    def __init__(
+        self,
+        *,
+        api: str,
+        genmedia_task_id: str,
+        conn_id: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if poll_interval is not None:
+            kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.api = api
+        self.genmedia_task_id = genmedia_task_id
+        self.conn_id = conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Read the task once: done with its result json once it succeeded; raise if it ended otherwise."""
+        hook = hook_for_api(self.api, self.conn_id)
+        try:
+            result = hook.get_result(self.api, self.genmedia_task_id)
+        finally:
+            hook.close()
+        if not result.status.is_terminal:
+            self.log.info("%s task %s is %s", self.api, self.genmedia_task_id, result.status.value)
+            return False
+        return PokeReturnValue(
+            is_done=True, xcom_value=result_from_event(completion_event(result)).model_dump(mode="json")
+        )
+
+    def execute(self, context: Context) -> Any:
+        """Poke on the worker, or check once and defer to the triggerer until the task ends."""
+        if not self.deferrable:
+            return super().execute(context)
+        end_time = time.time() + self.timeout
+        checked = self.poke(context)
+        if isinstance(checked, PokeReturnValue):
+            return checked.xcom_value
+        self.defer(
+            trigger=GenMediaTaskTrigger(
+                api=self.api,
+                task_id=self.genmedia_task_id,
+                conn_id=self.conn_id or get_api(self.api).default_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=end_time,
+            ),
+            method_name="execute_complete",
+            timeout=self.execution_timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume from the trigger's event: the result json, or the failure the event describes."""
+        if event is not None and event.get("status") == TIMEOUT:
+            raise AirflowSensorTimeout(event.get("message", "the vendor task was still running at the deadline"))
+        return result_from_event(event).model_dump(mode="json")

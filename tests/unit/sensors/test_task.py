@@ -1,0 +1,128 @@
+"""GenMediaTaskSensor against a real local HTTP server: poking, deferring, and resuming from a real event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
+from airflow.triggers.base import TriggerEvent
+from pytest_httpserver import HTTPServer
+
+from airflow_provider_genmedia.results import GenerationResult, TaskStatus
+from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
+from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
+from tests.unit.triggers.vendor import Answer, local_server, novita_route, novita_task, use_connection
+
+FAST = 0.05
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    with local_server() as running:
+        yield running
+
+
+@pytest.fixture
+def novita(monkeypatch: pytest.MonkeyPatch, server: HTTPServer) -> Iterator[HTTPServer]:
+    use_connection(monkeypatch, "novita", server)
+    yield server
+    server.clear()
+
+
+def final_payload(trigger: GenMediaTaskTrigger) -> dict[str, Any]:
+    """Run the trigger to its end, as the triggerer would, and return its one event's payload."""
+
+    async def collect() -> list[TriggerEvent]:
+        return [event async for event in trigger.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(collect(), 10))
+    return event.payload
+
+
+def sensor(vendor_task_id: str, **kwargs: object) -> GenMediaTaskSensor:
+    return GenMediaTaskSensor(
+        task_id="wait_for_render", api="novita", genmedia_task_id=vendor_task_id, poll_interval=FAST, **kwargs
+    )
+
+
+def test_poking_returns_the_result_json_once_the_task_succeeded(novita: HTTPServer) -> None:
+    route = novita_route(
+        novita,
+        "s-ok",
+        Answer(novita_task("s-ok", "TASK_STATUS_QUEUED")),
+        Answer(novita_task("s-ok", "TASK_STATUS_PROCESSING", progress=50)),
+        Answer(novita_task("s-ok", "TASK_STATUS_SUCCEED", images=1)),
+    )
+
+    returned = sensor("s-ok", deferrable=False).execute(context={})  # type: ignore[arg-type]
+
+    result = GenerationResult.model_validate(returned)
+    assert (result.task_id, result.status) == ("s-ok", TaskStatus.SUCCEEDED)
+    assert result.outputs[0].url.endswith("/s-ok-0.png")
+    assert returned == result.model_dump(mode="json")
+    assert len(route.calls) == 3
+
+
+def test_poking_a_failed_task_fails_without_retry(novita: HTTPServer) -> None:
+    novita_route(novita, "s-bad", Answer(novita_task("s-bad", "TASK_STATUS_FAILED", reason="invalid model_name")))
+
+    with pytest.raises(AirflowFailException, match="s-bad failed: invalid model_name"):
+        sensor("s-bad", deferrable=False).execute(context={})  # type: ignore[arg-type]
+
+
+def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPServer) -> None:
+    route = novita_route(
+        novita,
+        "s-def",
+        Answer(novita_task("s-def", "TASK_STATUS_PROCESSING", progress=10)),
+        Answer(novita_task("s-def", "TASK_STATUS_PROCESSING", progress=70)),
+        Answer(novita_task("s-def", "TASK_STATUS_SUCCEED", images=2)),
+    )
+    waiting = sensor("s-def", deferrable=True, timeout=600)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        waiting.execute(context={})  # type: ignore[arg-type]
+
+    assert len(route.calls) == 1  # one status check before deferring
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, GenMediaTaskTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    _, kwargs = trigger.serialize()
+    assert kwargs["api"] == "novita"
+    assert kwargs["task_id"] == "s-def"
+    assert kwargs["conn_id"] == "novita_default"
+    assert kwargs["poll_interval"] == FAST
+    assert time.time() + 590 < kwargs["end_time"] <= time.time() + 600
+
+    returned = waiting.execute_complete(context={}, event=final_payload(trigger))  # type: ignore[arg-type]
+
+    result = GenerationResult.model_validate(returned)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert len(result.outputs) == 2
+
+
+def test_a_task_already_done_is_returned_without_deferring(novita: HTTPServer) -> None:
+    novita_route(novita, "s-done", Answer(novita_task("s-done", "TASK_STATUS_SUCCEED", images=1)))
+
+    returned = sensor("s-done", deferrable=True).execute(context={})  # type: ignore[arg-type]
+
+    assert returned["status"] == "succeeded"
+
+
+def test_a_trigger_timeout_becomes_a_sensor_timeout(novita: HTTPServer) -> None:
+    novita_route(novita, "s-slow", Answer(novita_task("s-slow", "TASK_STATUS_PROCESSING", progress=5)))
+    trigger = GenMediaTaskTrigger("novita", "s-slow", "novita_default", poll_interval=FAST, end_time=time.time() + 0.2)
+
+    payload = final_payload(trigger)
+
+    with pytest.raises(AirflowSensorTimeout, match="s-slow was still running at the deadline"):
+        sensor("s-slow").execute_complete(context={}, event=payload)  # type: ignore[arg-type]
+
+
+def test_the_vendor_task_id_is_templated() -> None:
+    assert set(GenMediaTaskSensor.template_fields) == {"api", "genmedia_task_id", "conn_id"}
+    assert sensor("s-x").poke_interval == FAST
