@@ -43,7 +43,7 @@ def final_payload(trigger: GenMediaTaskTrigger) -> dict[str, Any]:
     return event.payload
 
 
-def sensor(vendor_task_id: str, **kwargs: object) -> GenMediaTaskSensor:
+def sensor(vendor_task_id: str, **kwargs: Any) -> GenMediaTaskSensor:
     return GenMediaTaskSensor(
         task_id="wait_for_render", api="novita", genmedia_task_id=vendor_task_id, poll_interval=FAST, **kwargs
     )
@@ -58,7 +58,7 @@ def test_poking_returns_the_result_json_once_the_task_succeeded(novita: HTTPServ
         Answer(novita_task("s-ok", "TASK_STATUS_SUCCEED", images=1)),
     )
 
-    returned = sensor("s-ok", deferrable=False).execute(context={})  # type: ignore[arg-type]
+    returned = sensor("s-ok", deferrable=False).execute(context={})
 
     result = GenerationResult.model_validate(returned)
     assert (result.task_id, result.status) == ("s-ok", TaskStatus.SUCCEEDED)
@@ -71,7 +71,7 @@ def test_poking_a_failed_task_fails_without_retry(novita: HTTPServer) -> None:
     novita_route(novita, "s-bad", Answer(novita_task("s-bad", "TASK_STATUS_FAILED", reason="invalid model_name")))
 
     with pytest.raises(AirflowFailException, match="s-bad failed: invalid model_name"):
-        sensor("s-bad", deferrable=False).execute(context={})  # type: ignore[arg-type]
+        sensor("s-bad", deferrable=False).execute(context={})
 
 
 def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPServer) -> None:
@@ -85,7 +85,7 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
     waiting = sensor("s-def", deferrable=True, timeout=600)
 
     with pytest.raises(TaskDeferred) as deferred:
-        waiting.execute(context={})  # type: ignore[arg-type]
+        waiting.execute(context={})
 
     assert len(route.calls) == 1  # one status check before deferring
     trigger = deferred.value.trigger
@@ -98,7 +98,7 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
     assert kwargs["poll_interval"] == FAST
     assert time.time() + 590 < kwargs["end_time"] <= time.time() + 600
 
-    returned = waiting.execute_complete(context={}, event=final_payload(trigger))  # type: ignore[arg-type]
+    returned = waiting.execute_complete(context={}, event=final_payload(trigger))
 
     result = GenerationResult.model_validate(returned)
     assert result.status is TaskStatus.SUCCEEDED
@@ -108,7 +108,7 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
 def test_a_task_already_done_is_returned_without_deferring(novita: HTTPServer) -> None:
     novita_route(novita, "s-done", Answer(novita_task("s-done", "TASK_STATUS_SUCCEED", images=1)))
 
-    returned = sensor("s-done", deferrable=True).execute(context={})  # type: ignore[arg-type]
+    returned = sensor("s-done", deferrable=True).execute(context={})
 
     assert returned["status"] == "succeeded"
 
@@ -120,7 +120,7 @@ def test_a_trigger_timeout_becomes_a_sensor_timeout(novita: HTTPServer) -> None:
     payload = final_payload(trigger)
 
     with pytest.raises(AirflowSensorTimeout, match="s-slow was still running at the deadline"):
-        sensor("s-slow").execute_complete(context={}, event=payload)  # type: ignore[arg-type]
+        sensor("s-slow").execute_complete(context={}, event=payload)
 
 
 def test_the_vendor_task_id_is_templated() -> None:

@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -342,8 +343,8 @@ def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
 # -- the event contract -------------------------------------------------------------------------------------
 
 
-def _result(status: TaskStatus, **fields: object) -> GenerationResult:
-    return GenerationResult(api="novita", task_id="t-ev", status=status, **fields)  # type: ignore[arg-type]
+def _result(status: TaskStatus, **fields: Any) -> GenerationResult:
+    return GenerationResult(api="novita", task_id="t-ev", status=status, **fields)
 
 
 @pytest.mark.parametrize(
@@ -401,7 +402,7 @@ def planner(**kwargs: object) -> PollPlanner:
     return PollPlanner(SCHEDULE, **kwargs)  # type: ignore[arg-type]
 
 
-def running(**fields: object) -> GenerationResult:
+def running(**fields: Any) -> GenerationResult:
     return _result(TaskStatus.RUNNING, **fields)
 
 
