@@ -7,9 +7,10 @@ import logging
 from collections.abc import Sequence
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from airflow_provider_genmedia.emulator.app import create_app
-from airflow_provider_genmedia.emulator.config import FAULTS, EmulatorConfig, FaultRule
+from airflow_provider_genmedia.emulator.config import FAULTS, EmulatorConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, EmulatorConfig]:
     """The parsed command line and the `EmulatorConfig` it describes."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     settings = {
         key: value
         for key, value in vars(args).items()
@@ -53,8 +55,11 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namesp
     }
     for fault in FAULTS:
         rule = {part: getattr(args, f"{fault}_{part}") for part in ("rate", "every", "next")}
-        settings[fault] = FaultRule(**rule)
-    return args, EmulatorConfig(**settings)
+        settings[fault] = rule
+    try:
+        return args, EmulatorConfig.model_validate(settings)
+    except ValidationError as error:
+        parser.error(str(error))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
