@@ -330,9 +330,10 @@ class GenMediaHook(BaseHook):
             for attempt in Retrying(**self._retry_kwargs(self.settings(), submit=False)):
                 with attempt:
                     answer = self._send(task_api, "GET", task_api.result_path(task_id))
+                    result = task_api.parse_result(task_id, answer)
         except GenMediaAPIError as error:
             return self._verdict_or_raise(task_api, task_id, error)
-        return task_api.parse_result(task_id, answer)
+        return result
 
     def _verdict_or_raise(self, api: TaskApi, task_id: str, error: GenMediaAPIError) -> GenerationResult:
         verdict = api.task_failure(task_id, error.body)
@@ -382,9 +383,10 @@ class GenMediaHook(BaseHook):
             async for attempt in AsyncRetrying(**self._retry_kwargs(settings, submit=False)):
                 with attempt:
                     answer = await self._asend(task_api, "GET", task_api.result_path(task_id))
+                    result = task_api.parse_result(task_id, answer)
         except GenMediaAPIError as error:
             return self._verdict_or_raise(task_api, task_id, error)
-        return task_api.parse_result(task_id, answer)
+        return result
 
     # -- UI ------------------------------------------------------------------------------------------------
 

@@ -139,6 +139,18 @@ def test_a_jimeng_risk_verdict_answered_as_400_is_a_failed_task(
     assert (result.status, result.reason) == (TaskStatus.FAILED, "50511 Post Img Risk Not Pass")
 
 
+def test_a_jimeng_rate_limit_code_in_a_200_answer_is_retried(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(monkeypatch, "gptge_test", "gptge", httpserver.url_for("").rstrip("/"))
+    limited = {"code": 50429, "data": None, "message": "Request Has Reached API Limit", "status": 50429}
+    running = {"code": 10000, "data": {"status": "generating"}, "message": "Success", "status": 10000}
+    httpserver.expect_ordered_request("/task/123").respond_with_json(limited)
+    httpserver.expect_ordered_request("/task/123").respond_with_json(running)
+    assert GptGeHook("gptge_test").get_result("jimeng", "123").status is TaskStatus.RUNNING
+    assert requests_to(httpserver, "/task/123") == 2
+
+
 def test_connection_errors_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     connect(monkeypatch, "novita_down", "novita", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(GenMediaConnectionError, match="GET /v3/async/task-result failed") as raised:
