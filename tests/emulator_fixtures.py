@@ -1,9 +1,9 @@
 """Fixtures that run the local emulator of the four vendor APIs (a pytest plugin, see tests/conftest.py).
 
 - ``emulator``: an `EmulatorControl` for one emulator process-wide server, reset before and after each test
-  (tasks, counters and settings), so tests never see each other's stats. Tasks are fast here: image tasks
-  take 0.2 s and video tasks 0.4 s, and injected 429s say ``Retry-After: 0``; ``emulator.configure(...)``
-  changes any setting for the current test.
+  (tasks, counters and settings), so tests never see each other's stats. Tasks are fast here (``TEST_CONFIG``):
+  image tasks take 0.1 s, video tasks 0.2 s, and injected 429s say ``Retry-After: 0``;
+  ``emulator.configure(...)`` changes any setting for the current test.
 - ``emulator_connections``: the same, with ``AIRFLOW_CONN_NOVITA_DEFAULT`` and ``AIRFLOW_CONN_GPTGE_DEFAULT``
   pointing at the emulator, so hooks, operators and triggers on their default connections talk to it.
 - ``SAMPLE_SUBMITS``: one valid submit ``(api, path, body)`` per route, for tests that just need a task, and
@@ -28,7 +28,7 @@ from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_genmedia.results import GenerationResult
 
-TEST_CONFIG = EmulatorConfig(image_seconds=0.2, video_seconds=0.4, retry_after=0)
+TEST_CONFIG = EmulatorConfig(image_seconds=0.1, video_seconds=0.2, retry_after=0)
 CONTROL_TIMEOUT = 10
 POLL_INTERVAL = 0.05
 WAIT_LIMIT = 15.0

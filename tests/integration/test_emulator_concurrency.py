@@ -50,7 +50,7 @@ async def check_output(session: aiohttp.ClientSession, kind: str, url: str) -> N
 
 
 async def test_200_concurrent_tasks_complete(emulator_connections: EmulatorControl) -> None:
-    emulator_connections.configure(time_scale=2.0)  # image tasks take 0.4 s, videos 0.8 s
+    emulator_connections.configure(image_seconds=0.4, video_seconds=0.8)
     plans = list(itertools.islice(itertools.cycle(SAMPLE_SUBMITS), TASKS))
     async with aiohttp.ClientSession() as session, NovitaHook() as novita, GptGeHook() as gptge:
         task_ids = await asyncio.gather(*(submit(session, emulator_connections, *plan) for plan in plans))

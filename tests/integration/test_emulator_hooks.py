@@ -19,7 +19,7 @@ from airflow_provider_genmedia.exceptions import (
 )
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook, hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
-from tests.emulator_fixtures import SAMPLE_SUBMITS, EmulatorControl, sample_body
+from tests.emulator_fixtures import SAMPLE_SUBMITS, TEST_CONFIG, EmulatorControl, sample_body
 
 POLL_INTERVAL = 0.05
 WAIT_LIMIT = 15.0
@@ -168,7 +168,7 @@ def test_an_expired_task(emulator_connections: EmulatorControl, path: str, outco
     api, body = sample_body(path, "expire")
     hook = hook_for_api(api)
     task_id = hook.submit(api, path, body)
-    time.sleep(0.45)  # video tasks end after 0.4 s in the test emulator, image tasks after 0.2 s
+    time.sleep(TEST_CONFIG.video_seconds + 0.05)  # every test task has ended by then
 
     if outcome is GenMediaNotFoundError:
         with pytest.raises(GenMediaNotFoundError):
