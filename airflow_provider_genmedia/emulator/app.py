@@ -93,9 +93,9 @@ async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.St
     """Answer a task's state in the body of the API it was submitted to."""
     emulator = request.app[EMULATOR]
     task_id = request.match_info.get("task_id") or request.query.get("task_id", "")
-    task = emulator.tasks.get(task_id)
     if not task_id:
         return renderers[0].gateway.error(400, "INVALID_REQUEST_BODY", "task_id: is required")
+    task = emulator.tasks.get(task_id)
     if task is None or task.api not in {renderer.api for renderer in renderers}:
         return renderers[0].not_found(task_id)
     renderer = RENDERERS[task.api]

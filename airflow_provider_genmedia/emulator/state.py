@@ -25,7 +25,7 @@ QUEUE_SHARE = 0.2
 
 @dataclass(frozen=True)
 class Plan:
-    """What a submit asks for, read by the API's renderer: the text markers are searched in, and the files."""
+    """What a submit asks for, as its API's renderer reads it: the text searched for markers, the files, the seed."""
 
     prompt: str
     files: dict[str, MediaSpec]
