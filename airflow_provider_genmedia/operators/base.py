@@ -16,10 +16,11 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context, conf
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import RequestModel
-from airflow_provider_genmedia.exceptions import GenMediaNotFoundError
+from airflow_provider_genmedia.exceptions import GenMediaNotFoundError, GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 from airflow_provider_genmedia.triggers.task import (
@@ -82,8 +83,11 @@ class GenMediaSubmitOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Validate, then resume the stored vendor task or submit a new one, and wait for it."""
-        path, request = self.build_request()
-        body = get_api(self.api).validate_submit(path, request)
+        try:
+            path, request = self.build_request()
+            body = get_api(self.api).validate_submit(path, request)
+        except GenMediaValidationError as error:
+            raise AirflowFailException(f"Invalid input, nothing was sent to {self.api}: {error}") from error
         fingerprint = request_fingerprint(body)
         store = context.get("task_state_store")
         if store is None:
@@ -94,7 +98,13 @@ class GenMediaSubmitOperator(BaseOperator):
             if task_id is None:
                 task_id = hook.submit(self.api, path, body)
                 if store is not None:
-                    store.set(STATE_KEY, {"api": self.api, "task_id": task_id, "fingerprint": fingerprint})
+                    stored = {
+                        "api": self.api,
+                        "task_id": task_id,
+                        "fingerprint": fingerprint,
+                        "request": elide_blobs(body),
+                    }
+                    store.set(STATE_KEY, stored)
             context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
             if not self.wait_for_completion:
                 return task_id
@@ -108,7 +118,6 @@ class GenMediaSubmitOperator(BaseOperator):
                 self.defer(
                     trigger=GenMediaTaskTrigger(self.api, task_id, self.conn_id, self.poll_interval, end_time),
                     method_name="execute_complete",
-                    kwargs={"request": elide_blobs(body)},
                 )
             done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
             return self._complete(done, body)
@@ -137,11 +146,15 @@ class GenMediaSubmitOperator(BaseOperator):
         )
         return None, None
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, request: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger: the result json, or the failure the event describes."""
-        return self._complete(result_from_event(event), request)
+        result = result_from_event(event)
+        store = context.get("task_state_store")
+        stored = store.get(STATE_KEY) if store is not None else None
+        request = (
+            stored.get("request") if isinstance(stored, dict) and stored.get("task_id") == result.task_id else None
+        )
+        return self._complete(result, request if isinstance(request, dict) else None)
 
     def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
         """The result json returned to XCom: outputs and metadata, never media bytes."""

@@ -1,0 +1,40 @@
+"""System tests: real Airflow on SQLite in the session's throwaway AIRFLOW_HOME, DAGs run with ``dag.test()``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """``airflow db migrate`` once per session (SQLite in the temporary AIRFLOW_HOME)."""
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture
+def xcom(airflow_db: None) -> Callable[..., Any]:
+    """Read one XCom value of a finished DAG run: ``xcom(dag_run, task_id, key="return_value", map_index=-1)``."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    def read(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        with create_session() as session:
+            query = XComModel.get_many(
+                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key, map_indexes=map_index
+            )
+            rows = session.scalars(query).all()
+            assert len(rows) == 1, f"{task_id}/{key}: {len(rows)} XCom rows"
+            return XComModel.deserialize_value(rows[0])
+
+    return read
+
+
+def task_states(dag_run: Any) -> dict[str, tuple[str, int]]:
+    """``{task_id: (state, try_number)}`` of a finished DAG run."""
+    return {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}

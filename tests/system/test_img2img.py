@@ -1,0 +1,80 @@
+"""Image-to-image end to end: real Airflow (``dag.test()``, deferral through the real trigger) and the emulator."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.emulator_fixtures import EmulatorControl
+from tests.system.conftest import task_states
+from tests.system.dags import img2img_system_dags as dags
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture
+def input_image(tmp_path: Path) -> str:
+    path = tmp_path / "product.png"
+    Image.new("RGB", (320, 240), (30, 140, 90)).save(path)
+    return str(path)
+
+
+def assert_images(result: dict[str, Any], size: tuple[int, int]) -> None:
+    assert result["status"] == "succeeded"
+    assert result["seed"] == 1234
+    assert len(result["outputs"]) == 2
+    for output in result["outputs"]:
+        assert (output["kind"], output["format"]) == ("image", "png")
+        assert output["nsfw"]["checked"] is True
+        with Image.open(io.BytesIO(requests.get(output["url"], timeout=10).content)) as image:
+            assert (image.format, image.size) == ("PNG", size)
+    assert "<base64:" in result["request"]["request"]["image_base64"]
+
+
+@pytest.mark.parametrize("dag", [dags.deferrable_dag, dags.worker_dag], ids=["deferrable", "on-worker"])
+def test_img2img_completes_with_one_submit(
+    dag: Any, emulator_connections: EmulatorControl, input_image: str, xcom: Callable[..., Any]
+) -> None:
+    dag_run = dag.test(run_conf={"image": input_image})
+    assert task_states(dag_run) == {"img2img": ("success", 1)}
+    result = xcom(dag_run, "img2img")
+    assert_images(result, (320, 240))
+    assert xcom(dag_run, "img2img", key="genmedia_task_id") == result["task_id"]
+    stats = emulator_connections.stats()
+    assert stats["submits"]["novita"] == 1
+
+
+def test_sensor_waits_for_a_task_submitted_elsewhere(
+    emulator_connections: EmulatorControl, input_image: str, xcom: Callable[..., Any]
+) -> None:
+    dag_run = dags.sensor_dag.test(run_conf={"image": input_image})
+    assert {task: state for task, (state, _) in task_states(dag_run).items()} == {
+        "submit": "success",
+        "wait_deferred": "success",
+        "wait_poking": "success",
+    }
+    task_id = xcom(dag_run, "submit")
+    for sensor in ("wait_deferred", "wait_poking"):
+        result = xcom(dag_run, sensor)
+        assert (result["task_id"], result["status"], len(result["outputs"])) == (task_id, "succeeded", 2)
+    assert emulator_connections.stats()["submits"]["novita"] == 1
+
+
+def test_a_retry_resumes_the_same_vendor_task(
+    emulator_connections: EmulatorControl, input_image: str, xcom: Callable[..., Any]
+) -> None:
+    """The first try is killed while the vendor still works; the second try finishes the same vendor task."""
+    emulator_connections.configure(image_seconds=3)
+    dag_run = dags.retry_dag.test(run_conf={"image": input_image})
+    assert task_states(dag_run) == {"img2img": ("success", 2)}
+    result = xcom(dag_run, "img2img")
+    assert_images(result, (320, 240))
+    stats = emulator_connections.stats()
+    assert stats["submits"]["novita"] == 1
+    assert list(stats["tasks"]) == [result["task_id"]]
