@@ -65,6 +65,16 @@ def _guarded(gateway: Gateway, handler: Handler) -> Handler:
     return guarded
 
 
+def _counted(api: str, handler: Handler) -> Handler:
+    """Count every request that reaches a submit route, accepted or not (proof that nothing was sent)."""
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        request.app[EMULATOR].submit_requests[api] += 1
+        return await handler(request)
+
+    return counted
+
+
 async def _submit(renderer: Renderer, request: web.Request) -> web.StreamResponse:
     """Validate the body with the client's own request model, then create a paid task."""
     emulator = request.app[EMULATOR]
@@ -189,7 +199,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     router.add_get("/avatar/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["avatar"],))))
     for renderer in RENDERERS.values():
         for path in renderer.submit_routes:
-            router.add_post(path, _guarded(renderer.gateway, partial(_submit, renderer)))
+            router.add_post(path, _counted(renderer.api, _guarded(renderer.gateway, partial(_submit, renderer))))
     router.add_get(f"{FILES_ROUTE}/{{task_id}}/{{name}}", _download)
     router.add_get("/_emulator/stats", _stats)
     router.add_get("/_emulator/config", _show_config)

@@ -123,6 +123,7 @@ class Emulator:
         """Forget every task and count, and go back to the startup config."""
         self.tasks: dict[str, Task] = {}
         self.submits: Counter[str] = Counter()
+        self.submit_requests: Counter[str] = Counter()
         self.polls: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.configure(self.initial_config)
@@ -180,10 +181,11 @@ class Emulator:
         return task
 
     def stats(self) -> dict[str, Any]:
-        """Submits and polls per API, injected faults, and per-task counts."""
+        """Paid submits, submit requests (accepted or not) and polls per API, injected faults, per-task counts."""
         now = time.time()
         return {
             "submits": {api: self.submits[api] for api in API_NAMES},
+            "submit_requests": {api: self.submit_requests[api] for api in API_NAMES},
             "polls": {api: self.polls[api] for api in API_NAMES},
             "faults": {name: self.faults[name] for name in FAULTS},
             "tasks": {

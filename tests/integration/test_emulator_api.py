@@ -288,6 +288,7 @@ def test_an_invalid_body_is_400_naming_the_field(
     assert field in str(message)
     assert code == (vendor_code or "INVALID_REQUEST_BODY")
     assert emulator.stats()["submits"][api] == 0
+    assert emulator.stats()["submit_requests"][api] == 1
 
 
 def test_a_body_that_is_not_json_is_400(emulator: EmulatorControl) -> None:
@@ -385,6 +386,7 @@ def test_stats_count_exactly(emulator: EmulatorControl) -> None:
 
     stats = emulator.stats()
     assert stats["submits"] == {"novita": 1, "jimeng": 1, "bailian": 1, "avatar": 0}
+    assert stats["submit_requests"] == {"novita": 1, "jimeng": 1, "bailian": 1, "avatar": 0}
     assert stats["polls"] == {"novita": 3, "jimeng": 1, "bailian": 0, "avatar": 0}
     assert {task: (row["api"], row["polls"], row["downloads"]) for task, row in stats["tasks"].items()} == {
         novita_task: ("novita", 3, 0),

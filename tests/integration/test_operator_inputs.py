@@ -51,7 +51,7 @@ def test_bad_input_fails_before_any_submit(
     with pytest.raises(AirflowFailException, match="nothing was sent") as raised:
         operator.execute({})
     assert field in str(raised.value)
-    assert emulator_connections.stats()["submits"].get("novita", 0) == 0
+    assert emulator_connections.stats()["submit_requests"]["novita"] == 0
 
 
 def test_an_image_over_16_megapixels_needs_fit_image(tmp_path: Path, emulator_connections: EmulatorControl) -> None:
@@ -59,10 +59,10 @@ def test_an_image_over_16_megapixels_needs_fit_image(tmp_path: Path, emulator_co
     Image.new("1", (4097, 4097)).save(big)
     with pytest.raises(AirflowFailException, match=r"image: .*16 megapixels"):
         NovitaImg2ImgOperator(task_id="t", image=big, prompt="p", model_name="m").execute({})
-    assert emulator_connections.stats()["submits"].get("novita", 0) == 0
+    assert emulator_connections.stats()["submit_requests"]["novita"] == 0
 
 
 def test_a_generic_endpoint_body_must_be_an_object(emulator_connections: EmulatorControl) -> None:
     with pytest.raises(AirflowFailException, match="body: must be a JSON object"):
         NovitaTaskOperator(task_id="t", endpoint="txt2video", body=["not", "an", "object"]).execute({})  # type: ignore[arg-type]
-    assert emulator_connections.stats()["submits"].get("novita", 0) == 0
+    assert emulator_connections.stats()["submit_requests"]["novita"] == 0
