@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 # This machine's pip config names local wheel folders that may be absent; pip warns once per package.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
+DAG ?= genmedia_img2img_pipeline
+
 .PHONY: install test lint unit demo constraints clean
 
 install: $(STAMP)
@@ -28,6 +30,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy airflow_provider_genmedia
 
+## The main job end to end on the local emulator: `make demo`, or `make demo DAG=genmedia_batch_video`.
+demo: install
+	$(BIN)/python scripts/demo.py --dag $(DAG)
+
 ## Only the fast tests (no real Airflow runs).
 unit: install
 	$(BIN)/python -m pytest tests/unit
@@ -43,4 +49,4 @@ constraints:
 	rm -rf .tmp/constraints-venv
 
 clean:
-	rm -rf $(VENV) .tmp .airflow .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tmp .airflow .mypy_cache .ruff_cache demo-output
