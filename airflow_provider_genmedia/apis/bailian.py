@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, model_validator
 
@@ -17,17 +17,18 @@ from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
     PollSchedule,
     RequestModel,
-    TaskApi,
     decode_base64,
     integer,
     mapping,
     now_utc,
 )
-from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
+from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
+from airflow_provider_genmedia.exceptions import GenMediaAPIError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 
-TEXT2VIDEO_PATH = "/task/bailian/text2video"
-IMAGE2VIDEO_PATH = "/task/bailian/image2video"
+ROUTE_PREFIX = "/task/bailian"
+TEXT2VIDEO_PATH = f"{ROUTE_PREFIX}/text2video"
+IMAGE2VIDEO_PATH = f"{ROUTE_PREFIX}/image2video"
 #: DashScope keeps tasks and output URLs for 24 hours; ``end_time`` is Beijing time.
 URL_LIFETIME = timedelta(hours=24)
 BEIJING = timezone(timedelta(hours=8))
@@ -103,7 +104,7 @@ class BailianParameters(RequestModel):
     watermark: bool | None = None
 
 
-class BailianVideoRequest(RequestModel):
+class BailianVideoRequest(VideoRequest):
     """Body of both Bailian routes: ``{"model", "input", "parameters"}``."""
 
     model: str = Field(min_length=1)
@@ -156,28 +157,15 @@ def _expiry(url: str, output: dict[str, Any], received_at: datetime) -> datetime
     return (ended + URL_LIFETIME).astimezone(UTC)
 
 
-class BailianApi(TaskApi):
+class BailianApi(GptGeVideoApi):
     """Wan text-to-video and image-to-video through gpt.ge."""
 
     name: ClassVar[str] = "bailian"
     default_conn_id: ClassVar[str] = "gptge_default"
+    route_prefix: ClassVar[str] = ROUTE_PREFIX
+    request_class: ClassVar[type[VideoRequest]] = BailianVideoRequest
     # Wan videos take 1-5 minutes (DashScope docs), which suggest polling about every 15 s.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=5.0, maximum=30.0)
-
-    def request_model(self, path: str) -> type[RequestModel] | None:
-        """Both routes take a `BailianVideoRequest`."""
-        if path not in (TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH):
-            raise GenMediaValidationError("path", f"{path!r} is not a Bailian route")
-        return BailianVideoRequest
-
-    def submit_path(self, request: RequestModel) -> str:
-        """image2video when ``input.img_url`` is given."""
-        assert isinstance(request, BailianVideoRequest)
-        return IMAGE2VIDEO_PATH if request.is_image2video else TEXT2VIDEO_PATH
-
-    def result_path(self, task_id: str) -> str:
-        """``/task/{task_id}``, shared with Jimeng."""
-        return f"/task/{quote(task_id, safe='')}"
 
     def _error(self, data: dict[str, Any]) -> GenMediaAPIError:
         code, message = self.parse_error(data)

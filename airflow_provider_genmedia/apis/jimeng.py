@@ -8,25 +8,22 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
 from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
     PollSchedule,
-    RequestModel,
-    TaskApi,
     decode_base64,
     integer,
     mapping,
     now_utc,
 )
+from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
     GenMediaRateLimitError,
     GenMediaServerError,
-    GenMediaValidationError,
 )
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 
@@ -43,11 +40,12 @@ AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
 #: ``resp_data`` is a JSON string whose prompt fields are not always escaped (see the seed example), so the
 #: seed is found by pattern rather than by decoding it.
 _RESP_DATA_SEED = re.compile(r'"seed"\s*:\s*(-?\d+)')
-TEXT2VIDEO_PATH = "/task/jimeng/text2video"
-IMAGE2VIDEO_PATH = "/task/jimeng/image2video"
+ROUTE_PREFIX = "/task/jimeng"
+TEXT2VIDEO_PATH = f"{ROUTE_PREFIX}/text2video"
+IMAGE2VIDEO_PATH = f"{ROUTE_PREFIX}/image2video"
 
 
-class JimengVideoRequest(RequestModel):
+class JimengVideoRequest(VideoRequest):
     """Body of both Jimeng routes; with ``binary_data_base64`` or ``image_urls`` it is image-to-video."""
 
     prompt: str = Field(min_length=1, max_length=150)
@@ -76,28 +74,15 @@ class JimengVideoRequest(RequestModel):
         return bool(self.binary_data_base64 or self.image_urls)
 
 
-class JimengApi(TaskApi):
+class JimengApi(GptGeVideoApi):
     """Jimeng text-to-video and image-to-video through gpt.ge."""
 
     name: ClassVar[str] = "jimeng"
     default_conn_id: ClassVar[str] = "gptge_default"
+    route_prefix: ClassVar[str] = ROUTE_PREFIX
+    request_class: ClassVar[type[VideoRequest]] = JimengVideoRequest
     # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=20.0, minimum=5.0, maximum=30.0)
-
-    def request_model(self, path: str) -> type[RequestModel] | None:
-        """Both routes take a `JimengVideoRequest`."""
-        if path not in (TEXT2VIDEO_PATH, IMAGE2VIDEO_PATH):
-            raise GenMediaValidationError("path", f"{path!r} is not a Jimeng route")
-        return JimengVideoRequest
-
-    def submit_path(self, request: RequestModel) -> str:
-        """image2video when an image is given, text2video otherwise."""
-        assert isinstance(request, JimengVideoRequest)
-        return IMAGE2VIDEO_PATH if request.is_image2video else TEXT2VIDEO_PATH
-
-    def result_path(self, task_id: str) -> str:
-        """``/task/{task_id}``, shared with Bailian."""
-        return f"/task/{quote(task_id, safe='')}"
 
     def parse_submit(self, body: Any) -> str:
         """``{"code": 10000, "data": {"task_id"}}``; any other code is an error."""
