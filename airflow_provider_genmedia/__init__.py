@@ -53,7 +53,8 @@ def get_provider_info() -> dict[str, Any]:
             for name in integrations[:2]
         ],
         "operators": [
-            {"integration-name": "Novita AI", "python-modules": ["airflow_provider_genmedia.operators.novita"]}
+            {"integration-name": "Novita AI", "python-modules": ["airflow_provider_genmedia.operators.novita"]},
+            {"integration-name": "gpt.ge", "python-modules": ["airflow_provider_genmedia.operators.video"]},
         ],
         "triggers": [
             {"integration-name": "Generative Media", "python-modules": ["airflow_provider_genmedia.triggers.task"]}

@@ -156,8 +156,14 @@ class GenMediaSubmitOperator(BaseOperator):
         )
         return self._complete(result, request if isinstance(request, dict) else None)
 
+    def finish_result(self, result: GenerationResult) -> GenerationResult:
+        """The succeeded result as this operator returns it; override to choose among the vendor's outputs."""
+        return result
+
     def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
         """The result json returned to XCom: outputs and metadata, never media bytes."""
         self.log.info("%s task %s succeeded with %d output(s)", self.api, result.task_id, len(result.outputs))
-        completed = result.model_copy(update={"request": elide_blobs(dict(request)) if request is not None else None})
+        completed = self.finish_result(result).model_copy(
+            update={"request": elide_blobs(dict(request)) if request is not None else None}
+        )
         return completed.model_dump(mode="json")
