@@ -55,6 +55,13 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": "Novita AI", "python-modules": ["airflow_provider_genmedia.operators.novita"]},
             {"integration-name": "gpt.ge", "python-modules": ["airflow_provider_genmedia.operators.video"]},
+            {
+                "integration-name": "Generative Media",
+                "python-modules": [
+                    "airflow_provider_genmedia.operators.nsfw",
+                    "airflow_provider_genmedia.operators.publish",
+                ],
+            },
         ],
         "triggers": [
             {"integration-name": "Generative Media", "python-modules": ["airflow_provider_genmedia.triggers.task"]}
