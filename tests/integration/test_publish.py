@@ -1,0 +1,273 @@
+"""PublishMediaOperator against the emulator, onto ``file://`` and a local S3 server (moto in server mode)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from airflow.sdk import Asset, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.execution_time.context import OutletEventAccessors
+from moto.server import ThreadedMotoServer
+
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.operators.publish import MediaDownloadError, PublishMediaOperator
+from airflow_provider_genmedia.results import elide_blobs
+from tests.emulator_fixtures import EmulatorControl, sample_body
+
+BUCKET = "genmedia-published"
+S3_CONN_ID = "genmedia_test_s3"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A local S3 server on a free loopback port, with an ``aws`` connection pointing at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(connection))
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=BUCKET)
+        yield endpoint
+    server.stop()
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a test publishes, and how it looks at what is there."""
+
+    uri: str
+    conn_id: str | None
+
+    @property
+    def path(self) -> ObjectStoragePath:
+        return ObjectStoragePath(self.uri, conn_id=self.conn_id)
+
+    def listing(self) -> dict[str, tuple[int, Any]]:
+        """``{name: (size, stamp)}`` of every object under the destination (stamp: mtime, or ETag and date)."""
+        fs, root = self.path.fs, self.path.path.rstrip("/")
+        fs.invalidate_cache()
+        if not fs.exists(root):
+            return {}
+        found = {}
+        for path in fs.find(root):
+            info = fs.info(path)
+            stamp = info.get("mtime") or (info.get("ETag"), info.get("LastModified"))
+            found[path.removeprefix(root + "/")] = (info["size"], stamp)
+        return found
+
+    def read(self, name: str) -> bytes:
+        return (self.path / name).read_bytes()
+
+
+@pytest.fixture(params=["file", "s3"])
+def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Destination:
+    if request.param == "file":
+        return Destination(f"file://{tmp_path}/published", None)
+    request.getfixturevalue("s3_server")
+    return Destination(f"s3://{BUCKET}/{uuid.uuid4().hex}", S3_CONN_ID)
+
+
+@pytest.fixture
+def generate(emulator_connections: EmulatorControl) -> Callable[..., dict[str, Any]]:
+    """Run a task on the emulator and return its result json, with the submitted body as the operator keeps it."""
+
+    def run(path: str, prompt: str | None = None) -> dict[str, Any]:
+        api, body = sample_body(path, prompt)
+        task_id = emulator_connections.submit(api, path, body)
+        result = emulator_connections.result(api, task_id)
+        return result.model_copy(update={"request": elide_blobs(body)}).model_dump(mode="json")
+
+    return run
+
+
+def publish(destination: Destination, result: dict[str, Any], **arguments: Any) -> tuple[dict[str, Any], Any]:
+    """Execute the operator as Airflow would; return what it returned and the extra of its Asset event."""
+    operator = PublishMediaOperator(
+        task_id="publish", result=result, destination=destination.uri, conn_id=destination.conn_id, **arguments
+    )
+    outlet_events = OutletEventAccessors()
+    published = operator.execute({"outlet_events": outlet_events})  # type: ignore[arg-type]
+    return published, outlet_events[Asset(uri=destination.uri)].extra
+
+
+def downloads(emulator: EmulatorControl, task_id: str) -> int:
+    return int(emulator.stats()["tasks"][task_id]["downloads"])
+
+
+def test_images_and_a_video_land_with_their_checksums_and_manifest(
+    destination: Destination, generate: Callable[..., dict[str, Any]]
+) -> None:
+    images = generate("/v3/async/img2img")
+    video = generate("/v3/async/wan-t2v")
+    for result, expected in ((images, [("image", "png")] * 2), (video, [("video", "mp4")])):
+        published, extra = publish(destination, result)
+        originals = [requests.get(output["url"], timeout=10).content for output in result["outputs"]]
+        files = published["files"]
+        assert [(file["kind"], file["format"]) for file in files] == expected
+        for index, (file, original) in enumerate(zip(files, originals, strict=True)):
+            extension = {"png": "png", "mp4": "mp4"}[file["format"]]
+            assert file["uri"] == f"{destination.uri}/{result['api']}_{result['task_id']}_{index}.{extension}"
+            stored = destination.read(file["name"])
+            assert stored == original
+            assert (file["sha256"], file["bytes"]) == (hashlib.sha256(original).hexdigest(), len(original))
+        manifest = json.loads(destination.read(f"{result['api']}_{result['task_id']}.manifest.json"))
+        assert published["manifest"] == f"{destination.uri}/{result['api']}_{result['task_id']}.manifest.json"
+        assert extra == {
+            "manifest": published["manifest"],
+            "files": [{key: file[key] for key in ("uri", "sha256", "bytes", "kind", "format")} for file in files],
+        }
+        assert (manifest["api"], manifest["task_id"], manifest["seed"]) == (
+            result["api"],
+            result["task_id"],
+            42 if result is images else 7,
+        )
+        for entry, file, output in zip(manifest["files"], files, result["outputs"], strict=True):
+            assert (entry["sha256"], entry["bytes"], entry["uri"]) == (file["sha256"], file["bytes"], file["uri"])
+            assert entry["nsfw"] == output["nsfw"]
+            assert entry["source_url"] == output["url"].split("?")[0]
+            assert "Signature" not in json.dumps(manifest)
+            assert entry["published_at"]
+    manifest = json.loads(destination.read(f"novita_{images['task_id']}.manifest.json"))
+    assert (manifest["prompt"], manifest["model"]) == ("a cute dog", "sd_xl_base_1.0.safetensors")
+    assert manifest["files"][0]["nsfw"] is None  # the sample body does not ask for detection
+    video_manifest = json.loads(destination.read(f"novita_{video['task_id']}.manifest.json"))
+    assert video_manifest["prompt"] == "a boat at dawn"
+
+
+def test_a_rerun_changes_nothing_and_downloads_nothing(
+    destination: Destination, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    result = generate("/v3/async/img2img")
+    first, _ = publish(destination, result)
+    before = destination.listing()
+    assert len(before) == 3 and all(file["written"] for file in first["files"])
+    fetched = downloads(emulator, result["task_id"])
+    time.sleep(1.1)  # a rewrite would show in the mtime or LastModified
+    second, _ = publish(destination, result)
+    assert destination.listing() == before
+    assert downloads(emulator, result["task_id"]) == fetched
+    assert [file["written"] for file in second["files"]] == [False, False]
+    assert [file["sha256"] for file in second["files"]] == [file["sha256"] for file in first["files"]]
+
+
+def test_an_identical_file_already_there_is_not_rewritten(
+    destination: Destination, generate: Callable[..., dict[str, Any]]
+) -> None:
+    result = generate("/v3/async/wan-t2v")
+    publish(destination, result)
+    (destination.path / f"novita_{result['task_id']}.manifest.json").unlink()
+    video = f"novita_{result['task_id']}_0.mp4"
+    before = destination.listing()[video]
+    time.sleep(1.1)
+    published, _ = publish(destination, result)
+    assert published["files"][0]["written"] is False
+    assert destination.listing()[video] == before
+
+
+def test_a_cut_download_leaves_nothing_and_the_rerun_completes(
+    destination: Destination, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    result = generate("/v3/async/wan-t2v")
+    emulator.configure(drop_download={"next": 1})
+    with pytest.raises(MediaDownloadError, match=r"failed|cut short") as error:
+        publish(destination, result)
+    assert "Signature" not in str(error.value)
+    assert destination.listing() == {}
+    published, _ = publish(destination, result)
+    assert sorted(destination.listing()) == [f"novita_{result['task_id']}.manifest.json", published["files"][0]["name"]]
+    assert (
+        destination.read(published["files"][0]["name"]) == requests.get(result["outputs"][0]["url"], timeout=10).content
+    )
+
+
+@pytest.mark.parametrize("how", ["answers 403", "expires_at passed"])
+def test_an_expired_link_is_refreshed_once_through_the_hook(
+    how: str, tmp_path: Path, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    emulator.configure(url_ttl=1)
+    result = generate("/v3/async/img2img")
+    emulator.configure(url_ttl=3600)
+    if how == "answers 403":
+        time.sleep(2.1)
+        assert requests.get(result["outputs"][0]["url"], timeout=10).status_code == 403
+        for output in result["outputs"]:
+            output["expires_at"] = None
+    else:
+        for output in result["outputs"]:
+            output["expires_at"] = "2020-01-01T00:00:00Z"
+    polls = emulator.stats()["polls"]["novita"]
+    published, _ = publish(Destination(f"file://{tmp_path}/out", None), result)
+    assert emulator.stats()["polls"]["novita"] == polls + 1  # one re-read of the task serves both outputs
+    assert [file["written"] for file in published["files"]] == [True, True]
+    assert all(
+        file["source_url"] == output["url"].split("?")[0]
+        for file, output in zip(published["files"], result["outputs"], strict=True)
+    )
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://cdn.example/0.png", "//cdn.example/0.png"])
+def test_a_non_http_link_is_refused_before_any_io(
+    url: str, tmp_path: Path, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    result = generate("/v3/async/img2img")
+    result["outputs"][1]["url"] = url
+    fetched = downloads(emulator, result["task_id"])
+    with pytest.raises(AirflowFailException, match=r"outputs\[1\]\.url: only http\(s\) links are downloaded"):
+        publish(Destination(f"file://{tmp_path}/out", None), result)
+    assert not (tmp_path / "out").exists()
+    assert downloads(emulator, result["task_id"]) == fetched
+
+
+def test_an_output_over_the_size_limit_is_refused(
+    destination: Destination, generate: Callable[..., dict[str, Any]]
+) -> None:
+    result = generate("/v3/async/wan-t2v")
+    with pytest.raises(AirflowFailException, match=r"is \d+ bytes, over the limit of 1000 \(max_bytes\)"):
+        publish(destination, result, max_bytes=1000)
+    assert destination.listing() == {}
+
+
+def test_a_result_with_every_output_filtered_out_publishes_nothing(tmp_path: Path) -> None:
+    result = {"api": "novita", "task_id": "t-1", "status": "succeeded", "outputs": [], "rejected": [{"index": 0}]}
+    destination = Destination(f"file://{tmp_path}/out", None)
+    published, extra = publish(destination, result)
+    assert published == {"destination": destination.uri, "manifest": None, "files": []}
+    assert extra == {"manifest": None, "files": []}
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"destination": "/tmp/media"}, "destination: '/tmp/media' needs a scheme"),
+        ({"max_bytes": 0}, "max_bytes: must be a positive number of bytes, not 0"),
+        ({"file_name": "{api}_{seed}.{ext}"}, "file_name: '{api}_{seed}.{ext}' is not a valid name"),
+    ],
+)
+def test_bad_arguments_are_refused_at_once(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(GenMediaValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        PublishMediaOperator(task_id="publish", result={}, **{"destination": "file:///tmp/media", **arguments})
