@@ -203,7 +203,7 @@ def test_avatar_needs_exactly_one_voice_source() -> None:
     )
 
 
-AVATAR_DONE = {
+AVATAR_DONE: dict[str, Any] = {
     "id": "67930a6f8d5ac20007a77b1c",
     "web_work_status": 200,
     "work_video_path": "https://cdn.example.com/plain.mp4",
