@@ -55,7 +55,7 @@ class AvatarRequest(RequestModel):
         return self
 
 
-def _unwrap(body: Any) -> dict[str, Any]:
+def avatar_task(body: Any) -> dict[str, Any]:
     """The task object of a flat or ``{"code", "data"}``-wrapped answer."""
     data = mapping(body)
     if "web_work_status" not in data and isinstance(data.get("data"), dict):
@@ -104,7 +104,7 @@ class AvatarApi(TaskApi):
         """200 done (with ``work_video_path``), below 0 failed, anything else running."""
         if "web_work_status" not in mapping(body):
             self._check_code(body)
-        task = _unwrap(body)
+        task = avatar_task(body)
         state = integer(task.get("web_work_status"))
         fields: dict[str, Any] = {"status": TaskStatus.RUNNING}
         video_url = task.get("work_video_path") or task.get("no_wm_work_video_path")

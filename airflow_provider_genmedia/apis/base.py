@@ -70,7 +70,7 @@ def validate_model(model: type[ModelT], data: Any, *, prefix: str = "") -> Model
         for error in exc.errors(include_url=False, include_input=False):
             location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
             message = error["msg"].removeprefix("Value error, ")
-            problems.append((location or model.__name__, message))
+            problems.append((location or "body", message))
         field = problems[0][0]
         text = "; ".join(f"{location}: {message}" for location, message in problems)
         raise GenMediaValidationError(field, text.removeprefix(f"{field}: ")) from None

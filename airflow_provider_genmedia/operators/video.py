@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 from PIL import Image
 
 from airflow_provider_genmedia.apis import avatar, bailian, jimeng
-from airflow_provider_genmedia.apis.avatar import _unwrap as avatar_task
+from airflow_provider_genmedia.apis.avatar import avatar_task
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import image_size, read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
