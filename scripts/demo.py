@@ -79,6 +79,8 @@ def main() -> int:
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        # The emulator finishes in seconds: poll it every second, not on the vendors' schedules.
+        GENMEDIA_POLL_INTERVAL="1",
     )
     for conn_id, conn_type in (("NOVITA_DEFAULT", "novita"), ("GPTGE_DEFAULT", "gptge")):
         connection = {"conn_type": conn_type, "host": emulator_url, "password": API_KEY}
@@ -89,8 +91,8 @@ def main() -> int:
     failed: list[str] = []
     try:
         print(f"Throwaway AIRFLOW_HOME: {home}")
-        if airflow(["db", "migrate"], env, log) != 0:
-            failed.append("airflow db migrate")
+        setup = (["db", "migrate"], ["pools", "set", "genmedia_video", "2", "gpt.ge video jobs", "--include-deferred"])
+        failed += [" ".join(command) for command in setup if airflow(command, env, log) != 0]
         conf = json.dumps({"destination": output.as_uri()})
         for dag_id in [options.dag, *DOWNSTREAM.get(options.dag, [])] if not failed else []:
             started = time.monotonic()

@@ -473,8 +473,8 @@ class PublishMediaOperator(BaseOperator):
         chunk_size: int = CHUNK_SIZE,
         **kwargs: Any,
     ) -> None:
-        if "://" not in destination:
-            raise GenMediaValidationError("destination", f"{destination!r} needs a scheme, e.g. file:// or s3://")
+        if "{{" not in destination:
+            _check_destination(destination)
         if max_bytes < 1:
             raise GenMediaValidationError("max_bytes", f"must be a positive number of bytes, not {max_bytes}")
         if chunk_size < 1:
@@ -495,6 +495,10 @@ class PublishMediaOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Publish every output and the manifest, and describe the files in the outlet Asset events."""
+        try:
+            _check_destination(self.destination)
+        except GenMediaValidationError as error:
+            raise AirflowFailException(str(error)) from error
         publisher = MediaPublisher(
             ObjectStoragePath(self.destination, conn_id=self.conn_id),
             file_name=self.file_name,
@@ -524,6 +528,12 @@ class PublishMediaOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
         return published
+
+
+def _check_destination(destination: str) -> None:
+    """Refuse a destination without a scheme: ``file:///data/media``, not ``/data/media``."""
+    if "://" not in destination:
+        raise GenMediaValidationError("destination", f"{destination!r} needs a scheme, e.g. file:// or s3://")
 
 
 def _check_name_template(field: str, template: str) -> None:
