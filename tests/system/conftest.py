@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +35,14 @@ def xcom(airflow_db: None) -> Callable[..., Any]:
             return XComModel.deserialize_value(rows[0])
 
     return read
+
+
+@pytest.fixture
+def input_image(tmp_path: Path) -> str:
+    """A 320x240 PNG on disk: the img2img input of the system DAGs."""
+    path = tmp_path / "product.png"
+    Image.new("RGB", (320, 240), (30, 140, 90)).save(path)
+    return str(path)
 
 
 def task_states(dag_run: Any) -> dict[str, tuple[str, int]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +15,6 @@ from tests.system.conftest import task_states
 from tests.system.dags import img2img_system_dags as dags
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture
-def input_image(tmp_path: Path) -> str:
-    path = tmp_path / "product.png"
-    Image.new("RGB", (320, 240), (30, 140, 90)).save(path)
-    return str(path)
 
 
 def assert_images(result: dict[str, Any], size: tuple[int, int]) -> None:

@@ -11,20 +11,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from PIL import Image
 
 from tests.emulator_fixtures import EmulatorControl
 from tests.system.conftest import task_states
 from tests.system.dags.publish_system_dags import PUBLISHED, publish_dag
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture
-def input_image(tmp_path: Path) -> str:
-    path = tmp_path / "product.png"
-    Image.new("RGB", (320, 240), (30, 140, 90)).save(path)
-    return str(path)
 
 
 @pytest.fixture

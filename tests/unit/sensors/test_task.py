@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,22 +14,9 @@ from pytest_httpserver import HTTPServer
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
-from tests.unit.triggers.vendor import Answer, local_server, novita_route, novita_task, use_connection
+from tests.unit.triggers.vendor import Answer, novita_route, novita_task
 
 FAST = 0.05
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    with local_server() as running:
-        yield running
-
-
-@pytest.fixture
-def novita(monkeypatch: pytest.MonkeyPatch, server: HTTPServer) -> Iterator[HTTPServer]:
-    use_connection(monkeypatch, "novita", server)
-    yield server
-    server.clear()
 
 
 def final_payload(trigger: GenMediaTaskTrigger) -> dict[str, Any]:

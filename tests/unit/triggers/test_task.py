@@ -7,7 +7,6 @@ import importlib
 import json
 import random
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,31 +32,12 @@ from tests.unit.triggers.vendor import (
     Answer,
     gptge_route,
     jimeng_task,
-    local_server,
     novita_route,
     novita_task,
     use_connection,
 )
 
 FAST = 0.05
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    with local_server() as running:
-        yield running
-
-
-@pytest.fixture
-def vendor(server: HTTPServer) -> Iterator[HTTPServer]:
-    yield server
-    server.clear()
-
-
-@pytest.fixture
-def novita(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> HTTPServer:
-    use_connection(monkeypatch, "novita", vendor)
-    return vendor
 
 
 async def run_to_end(trigger: GenMediaTaskTrigger, limit: float = 15.0) -> list[TriggerEvent]:

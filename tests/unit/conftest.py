@@ -1,0 +1,31 @@
+"""Fixtures of the trigger and sensor tests: a scripted local vendor server and a connection to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.unit.triggers.vendor import local_server, use_connection
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    """One threaded local server per test module."""
+    with local_server() as running:
+        yield running
+
+
+@pytest.fixture
+def vendor(server: HTTPServer) -> Iterator[HTTPServer]:
+    """The module's server, its scripted routes cleared after the test."""
+    yield server
+    server.clear()
+
+
+@pytest.fixture
+def novita(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> HTTPServer:
+    """The server, with ``novita_default`` pointing at it."""
+    use_connection(monkeypatch, "novita", vendor)
+    return vendor
