@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,12 @@ def assert_images(result: dict[str, Any], size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("dag", [dags.deferrable_dag, dags.worker_dag], ids=["deferrable", "on-worker"])
 def test_img2img_completes_with_one_submit(
-    dag: Any, emulator_connections: EmulatorControl, input_image: str, xcom: Callable[..., Any]
+    dag: Any,
+    emulator_connections: EmulatorControl,
+    input_image: str,
+    xcom: Callable[..., Any],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     dag_run = dag.test(run_conf={"image": input_image})
     assert task_states(dag_run) == {"img2img": ("success", 1)}
@@ -40,6 +46,9 @@ def test_img2img_completes_with_one_submit(
     assert xcom(dag_run, "img2img", key="genmedia_task_id") == result["task_id"]
     stats = emulator_connections.stats()
     assert stats["submits"]["novita"] == 1
+    printed = capfd.readouterr()
+    assert "Submitted novita task" in printed.out + caplog.text
+    assert emulator_connections.api_key not in printed.out + printed.err + caplog.text + json.dumps(result)
 
 
 def test_sensor_waits_for_a_task_submitted_elsewhere(
