@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError
 from airflow_provider_genmedia.hooks.genmedia import hook_for_api
 from airflow_provider_genmedia.triggers.task import (
     TIMEOUT,
@@ -22,7 +23,8 @@ from airflow_provider_genmedia.triggers.task import (
 class GenMediaTaskSensor(BaseSensorOperator):
     """Wait until an existing vendor task ends and return its `GenerationResult` json.
 
-    A failed, canceled or expired task fails the sensor without retries (`AirflowFailException`).
+    A failed, canceled or expired task fails the sensor without retries (`AirflowFailException`); a poll that
+    fails for a transient reason (connection, 429, 5xx, after the hook's own retries) is just poked again.
 
     :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
     :param genmedia_task_id: The vendor's task id (``task_id`` stays the Airflow task's id, as for every
@@ -59,6 +61,9 @@ class GenMediaTaskSensor(BaseSensorOperator):
         hook = hook_for_api(self.api, self.conn_id)
         try:
             result = hook.get_result(self.api, self.genmedia_task_id)
+        except (GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError) as error:
+            self.log.warning("Polling %s task %s failed (%s): poking again", self.api, self.genmedia_task_id, error)
+            return False
         finally:
             hook.close()
         if not result.status.is_terminal:

@@ -53,6 +53,26 @@ def test_poking_returns_the_result_json_once_the_task_succeeded(novita: HTTPServ
     assert len(route.calls) == 3
 
 
+def test_poking_rides_out_a_vendor_outage(novita: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NOVITA_FLAKY",
+        f'{{"conn_type": "novita", "host": "{novita.url_for("/")}", "password": "emulator-key", '
+        '"extra": {"max_retries": 0}}',
+    )
+    route = novita_route(
+        novita,
+        "s-flaky",
+        Answer({"reason": "GET_RESULT_FAILED"}, status=500),
+        Answer({"reason": "GET_RESULT_FAILED"}, status=503),
+        Answer(novita_task("s-flaky", "TASK_STATUS_SUCCEED", images=1)),
+    )
+
+    returned = sensor("s-flaky", deferrable=False, conn_id="novita_flaky").execute(context={})
+
+    assert returned["status"] == "succeeded"
+    assert len(route.calls) == 3
+
+
 def test_poking_a_failed_task_fails_without_retry(novita: HTTPServer) -> None:
     novita_route(novita, "s-bad", Answer(novita_task("s-bad", "TASK_STATUS_FAILED", reason="invalid model_name")))
 
