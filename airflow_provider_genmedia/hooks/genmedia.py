@@ -23,7 +23,15 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 from asgiref.sync import sync_to_async
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
+from tenacity.stop import stop_base
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__
@@ -274,9 +282,14 @@ class GenMediaHook(BaseHook):
         delay = state.next_action.sleep if state.next_action else 0.0
         log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, state.attempt_number + 1)
 
-    def _retry_kwargs(self, settings: ConnectionSettings, *, submit: bool) -> dict[str, Any]:
+    def _retry_kwargs(
+        self, settings: ConnectionSettings, *, submit: bool, deadline: float | None = None
+    ) -> dict[str, Any]:
+        stop: stop_base = stop_after_attempt(settings.max_retries + 1)
+        if deadline is not None:
+            stop |= stop_before_delay(max(deadline - time.time(), 0.0))
         return {
-            "stop": stop_after_attempt(settings.max_retries + 1),
+            "stop": stop,
             "wait": _retry_wait,
             "retry": retry_if_exception(_retryable_submit if submit else _retryable_read),
             "before_sleep": self._log_retry,
@@ -323,11 +336,12 @@ class GenMediaHook(BaseHook):
             # The job may exist: never retried, the caller must not resubmit blindly.
             raise GenMediaAPIError(f"the submit answer could not be read: {error}", api=api.name) from None
 
-    def get_result(self, api: str, task_id: str) -> GenerationResult:
-        """Read the task's current state once (retrying transient failures)."""
+    def get_result(self, api: str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+        """Read the task's current state once, retrying transient failures; retries that would wait past
+        ``deadline`` (a UTC epoch) are given up and the last error is raised."""
         task_api = self._api(api)
         try:
-            for attempt in Retrying(**self._retry_kwargs(self.settings(), submit=False)):
+            for attempt in Retrying(**self._retry_kwargs(self.settings(), submit=False, deadline=deadline)):
                 with attempt:
                     answer = self._send(task_api, "GET", task_api.result_path(task_id))
                     result = task_api.parse_result(task_id, answer)

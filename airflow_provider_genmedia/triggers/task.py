@@ -314,13 +314,14 @@ def wait_for_task(
 ) -> GenerationResult:
     """Poll on the worker with the trigger's schedule; return the succeeded result or raise like `result_from_event`.
 
-    A poll already under way is not cut off at ``end_time``; the hook's request timeout bounds it.
+    The hook gives up retries that would wait past ``end_time``; a request already under way is bounded by the
+    hook's request timeout.
     """
     watch = _TaskWatch(api, task_id, _planner(api, poll_interval, end_time), log)
     while True:
         time.sleep(watch.next_delay)
         try:
-            result = hook.get_result(api, task_id)
+            result = hook.get_result(api, task_id, deadline=end_time)
         except Exception as error:
             event = watch.record_error(error)
         else:

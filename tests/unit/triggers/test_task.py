@@ -320,6 +320,19 @@ def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
     assert len(result.outputs) == 1
 
 
+def test_wait_for_task_does_not_wait_out_a_retry_after_past_its_deadline(novita: HTTPServer) -> None:
+    limited = Answer({"reason": "RATE_LIMIT_EXCEEDED"}, status=429, headers={"Retry-After": "100"})
+    novita_route(novita, "t-limited", limited)
+    hook = NovitaHook()
+    started = time.monotonic()
+    try:
+        with pytest.raises(AirflowException, match="t-limited was still running at the deadline"):
+            wait_for_task(hook, "novita", "t-limited", poll_interval=FAST, end_time=time.time() + 1)
+    finally:
+        hook.close()
+    assert time.monotonic() - started < 5
+
+
 # -- the event contract -------------------------------------------------------------------------------------
 
 
