@@ -7,32 +7,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-import requests
 from airflow.sdk import ObjectStoragePath
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from airflow_provider_genmedia.apis.base import decode_base64
+from airflow_provider_genmedia.downloads import MediaDownloadError, download_to, is_http_url
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 
-#: Inputs fetched from a URL are refused past this size, before they are read whole.
+#: Inputs fetched from a URL are refused past this size, before they are held whole.
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-DOWNLOAD_TIMEOUT = (10.0, 60.0)
 _MAX_PATH_CHARS = 4096
 
 
 def _download(url: str, field: str) -> bytes:
+    buffer = io.BytesIO()
     try:
-        with requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
-            response.raise_for_status()
-            chunks, size = [], 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise GenMediaValidationError(field, f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes")
-                chunks.append(chunk)
-    except requests.RequestException as error:
-        raise GenMediaValidationError(field, f"could not be downloaded from {url}: {error}") from None
-    return b"".join(chunks)
+        download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES)
+    except MediaDownloadError as error:
+        raise GenMediaValidationError(field, f"could not be downloaded: {error}") from None
+    return buffer.getvalue()
 
 
 def read_image(value: Any, *, field: str = "image") -> bytes:
@@ -47,7 +40,7 @@ def read_image(value: Any, *, field: str = "image") -> bytes:
             return Path(value).read_bytes()
         if isinstance(value, str):
             text = value.strip()
-            if text.startswith(("http://", "https://")):
+            if is_http_url(text):
                 return _download(text, field)
             if text.startswith("data:"):
                 return decode_base64(text)

@@ -17,8 +17,9 @@ from typing import Any, ClassVar, Literal, get_args
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES, download_to
 from airflow_provider_genmedia.exceptions import GenMediaError, GenMediaValidationError
-from airflow_provider_genmedia.operators.publish import DEFAULT_MAX_BYTES, SOURCE_INDEXES_KEY, download_to
+from airflow_provider_genmedia.operators.publish import SOURCE_INDEXES_KEY
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,10 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
@@ -34,102 +33,31 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_genmedia import __version__
-from airflow_provider_genmedia.exceptions import GenMediaError, GenMediaValidationError
+from airflow_provider_genmedia.downloads import (
+    CHUNK_SIZE,
+    DEFAULT_MAX_BYTES,
+    Download,
+    LinkExpiredError,
+    MediaDownloadError,
+    MediaTooLargeError,
+    check_http_url,
+    download_to,
+    public_url,
+)
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 
 log = logging.getLogger(__name__)
 
-#: Bytes read from the network and written per step: the memory a download holds, whatever the file size.
-CHUNK_SIZE = 1024 * 1024
-#: The default size limit of one output (2 GiB): larger downloads are refused.
-DEFAULT_MAX_BYTES = 2 * 1024**3
-#: Connect and read timeouts of a download, in seconds (the read timeout applies between chunks).
-DOWNLOAD_TIMEOUT = (10.0, 60.0)
 #: File name of each output under the destination; ``str.format`` fields below, Jinja runs first.
 DEFAULT_FILE_NAME = "{api}_{task_id}_{index}.{ext}"
 DEFAULT_MANIFEST_NAME = "{api}_{task_id}.manifest.json"
 FILE_NAME_FIELDS = ("api", "task_id", "index", "ext", "kind")
 #: The key under which a filtered result lists the vendor's index of each kept output (see `operators.nsfw`).
 SOURCE_INDEXES_KEY = "source_indexes"
-#: How an expired or revoked presigned link answers (S3, OSS and the emulator say 403).
-EXPIRED_LINK_STATUSES = frozenset({403, 410})
 _EXTENSIONS = {"jpeg": "jpg"}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class MediaDownloadError(GenMediaError):
-    """A download failed: an HTTP error, a connection cut short, or an upload that did not verify."""
-
-
-class LinkExpiredError(MediaDownloadError):
-    """The presigned link answered 403/410: it expired or its signature no longer holds."""
-
-
-class MediaTooLargeError(MediaDownloadError):
-    """The file is larger than the size limit: refused before or while streaming, never stored."""
-
-
-def public_url(url: str) -> str:
-    """``url`` without query string, fragment and credentials (signatures live there): safe to log and store."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
-def check_http_url(url: str, field: str = "url") -> None:
-    """Refuse anything but an absolute http(s) URL, before any I/O."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        scheme = f"{parts.scheme}://" if parts.scheme else "a URL without a scheme"
-        raise GenMediaValidationError(field, f"only http(s) links are downloaded, not {scheme} ({public_url(url)})")
-
-
-@dataclass(frozen=True)
-class Download:
-    """What a streamed download wrote: its SHA-256, its size and the server's content type."""
-
-    sha256: str
-    size: int
-    content_type: str | None
-
-
-def download_to(
-    url: str,
-    file: IO[bytes],
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    chunk_size: int = CHUNK_SIZE,
-    session: requests.Session | None = None,
-) -> Download:
-    """Stream ``url`` into ``file`` one chunk at a time, hashing as it goes; raise if it is cut short or too big."""
-    check_http_url(url)
-    shown = public_url(url)
-    query = urlsplit(url).query
-    digest, size = hashlib.sha256(), 0
-    getter = session.get if session is not None else requests.get
-    try:
-        with getter(url, stream=True, timeout=DOWNLOAD_TIMEOUT, headers={"Accept-Encoding": "identity"}) as response:
-            if response.status_code in EXPIRED_LINK_STATUSES:
-                raise LinkExpiredError(f"GET {shown} answered HTTP {response.status_code}: the link expired")
-            if response.status_code != 200:
-                raise MediaDownloadError(f"GET {shown} answered HTTP {response.status_code}")
-            announced = response.headers.get("Content-Length", "")
-            expected = int(announced) if announced.isdigit() else None
-            if expected is not None and expected > max_bytes:
-                raise MediaTooLargeError(f"{shown} is {expected} bytes, over the limit of {max_bytes} (max_bytes)")
-            for chunk in response.iter_content(chunk_size):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise MediaTooLargeError(f"{shown} exceeds the limit of {max_bytes} bytes (max_bytes)")
-                digest.update(chunk)
-                file.write(chunk)
-            content_type = response.headers.get("Content-Type")
-    except requests.RequestException as error:
-        detail = f"{type(error).__name__}: {error}"
-        raise MediaDownloadError(f"GET {shown} failed ({detail.replace(query, '...') if query else detail})") from None
-    if expected is not None and size != expected:
-        raise MediaDownloadError(f"GET {shown} was cut short: {size} of {expected} bytes")
-    return Download(digest.hexdigest(), size, content_type)
 
 
 def _extension(output: MediaOutput) -> str:
@@ -255,9 +183,7 @@ class MediaPublisher:
         try:
             with self.fs.open(manifest_path, "rb") as file:
                 manifest = json.load(file)
-        except FileNotFoundError:
-            return {}
-        except ValueError:
+        except (FileNotFoundError, ValueError):
             return {}
         files = manifest.get("files") if isinstance(manifest, dict) else None
         return {entry["name"]: entry for entry in files or [] if isinstance(entry, dict) and "name" in entry}

@@ -15,6 +15,7 @@ from PIL import Image
 
 from airflow_provider_genmedia.apis import avatar, bailian, jimeng
 from airflow_provider_genmedia.apis.avatar import avatar_task
+from airflow_provider_genmedia.downloads import is_http_url
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import image_size, read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
@@ -33,11 +34,6 @@ class EncodedImage(NamedTuple):
     def data_uri(self) -> str:
         """``data:<mime>;base64,<data>``."""
         return f"data:{self.mime_type};base64,{self.data}"
-
-
-def is_http_url(value: Any) -> bool:
-    """True for an http(s) URL, which the vendor fetches itself."""
-    return isinstance(value, str) and value.strip().startswith(("http://", "https://"))
 
 
 def encode_image(value: Any) -> EncodedImage:

@@ -19,8 +19,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from moto.server import ThreadedMotoServer
 
+from airflow_provider_genmedia.downloads import MediaDownloadError
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.operators.publish import MediaDownloadError, PublishMediaOperator
+from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.results import elide_blobs
 from tests.emulator_fixtures import EmulatorControl, sample_body
 
