@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError
@@ -30,12 +32,15 @@ class GenMediaTaskSensor(BaseSensorOperator):
     :param genmedia_task_id: The vendor's task id (``task_id`` stays the Airflow task's id, as for every
         operator); an XCom ``genmedia_task_id`` pushed by a submit operator fits here as a template.
     :param conn_id: The Airflow connection; default: the API's default connection.
-    :param deferrable: Wait in the triggerer with `GenMediaTaskTrigger` instead of poking on a worker.
+    :param deferrable: Wait in the triggerer with `GenMediaTaskTrigger` instead of poking on a worker. The
+        task then starts in the triggerer itself (``start_from_trigger``), its templates rendered there, so
+        no worker slot is taken until the vendor task ends; a mapped sensor defers from a worker instead.
     :param poll_interval: A fixed interval between polls in seconds. Deferrable: None uses the API's
         adaptive schedule. Poking: it becomes ``poke_interval`` unless that is given.
     """
 
     template_fields: Sequence[str] = ("api", "genmedia_task_id", "conn_id")
+    start_from_trigger = False
 
     def __init__(
         self,
@@ -55,6 +60,19 @@ class GenMediaTaskSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        if deferrable:
+            self.start_from_trigger = True
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls=f"{GenMediaTaskTrigger.__module__}.{GenMediaTaskTrigger.__qualname__}",
+                trigger_kwargs={
+                    "api": api,
+                    "genmedia_task_id": genmedia_task_id,
+                    "conn_id": conn_id,
+                    "poll_interval": poll_interval,
+                },
+                next_method="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read the task once: done with its result json once it succeeded; raise if it ended otherwise."""
@@ -84,7 +102,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
         self.defer(
             trigger=GenMediaTaskTrigger(
                 api=self.api,
-                task_id=self.genmedia_task_id,
+                genmedia_task_id=self.genmedia_task_id,
                 conn_id=self.conn_id or get_api(self.api).default_conn_id,
                 poll_interval=self.poll_interval,
                 end_time=end_time,

@@ -26,7 +26,12 @@ from pydantic import ValidationError
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import PollSchedule
-from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, GenMediaNotFoundError
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaConnectionError,
+    GenMediaNotFoundError,
+    GenMediaValidationError,
+)
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
 from airflow_provider_genmedia.results import TERMINAL_STATUSES, GenerationResult, TaskStatus
 
@@ -237,9 +242,12 @@ def _planner(api: str, poll_interval: float | None, end_time: float | None) -> P
 class GenMediaTaskTrigger(BaseTrigger):
     """Poll a vendor task from the triggerer until it ends or ``end_time`` passes; yield one event.
 
+    The vendor's id lives in ``genmedia_task_id``: ``task_id`` belongs to `BaseTrigger`, and the triggerer sets
+    it to the Airflow task id when it binds the task instance.
+
     :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
-    :param task_id: The vendor's task id.
-    :param conn_id: The Airflow connection holding the base URL and the API key.
+    :param genmedia_task_id: The vendor's task id.
+    :param conn_id: The Airflow connection holding the base URL and the API key; None for the API's default.
     :param poll_interval: A fixed interval between polls in seconds; None for the API's adaptive schedule.
     :param end_time: Absolute deadline as a UTC epoch; None to wait as long as the vendor works.
     """
@@ -247,17 +255,16 @@ class GenMediaTaskTrigger(BaseTrigger):
     def __init__(
         self,
         api: str,
-        task_id: str,
-        conn_id: str,
+        genmedia_task_id: str,
+        conn_id: str | None,
         poll_interval: float | None = None,
         end_time: float | None = None,
     ) -> None:
         super().__init__()
-        get_api(api)  # fail before invalid trigger state is stored
         if poll_interval is not None and poll_interval <= 0:
             raise ValueError("poll_interval must be a positive number of seconds")
         self.api = api
-        self.task_id = task_id
+        self.genmedia_task_id = genmedia_task_id
         self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.end_time = end_time
@@ -268,7 +275,7 @@ class GenMediaTaskTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "api": self.api,
-                "task_id": self.task_id,
+                "genmedia_task_id": self.genmedia_task_id,
                 "conn_id": self.conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
@@ -277,14 +284,21 @@ class GenMediaTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll over one HTTP session until the task ends, the deadline passes or polling fails for good."""
-        watch = _TaskWatch(self.api, self.task_id, _planner(self.api, self.poll_interval, self.end_time), self.log)
-        async with hook_for_api(self.api, self.conn_id) as hook:
+        api, task_id = self.api, str(self.genmedia_task_id)
+        try:
+            planner = _planner(api, self.poll_interval, self.end_time)
+            hook = hook_for_api(api, self.conn_id)
+        except GenMediaValidationError as error:
+            yield TriggerEvent(_event(ERROR, api, task_id, f"cannot wait for {api} task {task_id}: {error}", None))
+            return
+        watch = _TaskWatch(api, task_id, planner, self.log)
+        async with hook:
             while True:
                 await asyncio.sleep(watch.next_delay)
                 event: dict[str, Any] | None
                 try:
                     async with asyncio.timeout(watch.planner.poll_budget()):
-                        result = await hook.aget_result(self.api, self.task_id)
+                        result = await hook.aget_result(api, task_id)
                 except TimeoutError:
                     event = watch.timeout_event()
                 except Exception as error:
@@ -300,7 +314,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.log.warning(
             "The %s API cannot cancel tasks: vendor task %s keeps running and is still billed.",
             self.api,
-            self.task_id,
+            self.genmedia_task_id,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -99,7 +100,7 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
     assert deferred.value.method_name == "execute_complete"
     _, kwargs = trigger.serialize()
     assert kwargs["api"] == "novita"
-    assert kwargs["task_id"] == "s-def"
+    assert kwargs["genmedia_task_id"] == "s-def"
     assert kwargs["conn_id"] == "novita_default"
     assert kwargs["poll_interval"] == FAST
     assert time.time() + 590 < kwargs["end_time"] <= time.time() + 600
@@ -127,6 +128,34 @@ def test_a_trigger_timeout_becomes_a_sensor_timeout(novita: HTTPServer) -> None:
 
     with pytest.raises(AirflowSensorTimeout, match="s-slow was still running at the deadline"):
         sensor("s-slow").execute_complete(context={}, event=payload)
+
+
+def test_a_deferrable_sensor_starts_in_the_triggerer_with_its_templated_arguments() -> None:
+    waiting = GenMediaTaskSensor(
+        task_id="wait",
+        api="jimeng",
+        genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id') }}",
+        deferrable=True,
+        timeout=120,
+    )
+    poking = GenMediaTaskSensor(task_id="poke", api="jimeng", genmedia_task_id="j-1", deferrable=False)
+
+    args = waiting.start_trigger_args
+    assert waiting.start_from_trigger is True
+    assert poking.start_from_trigger is False
+    assert args is not None
+    assert args.trigger_cls == "airflow_provider_genmedia.triggers.task.GenMediaTaskTrigger"
+    assert args.next_method == "execute_complete"
+    assert args.timeout == timedelta(seconds=120)
+    assert args.trigger_kwargs is not None
+    # The triggerer renders the sensor's template fields that the trigger has under the same names.
+    trigger = GenMediaTaskTrigger(**args.trigger_kwargs)
+    assert {field for field in GenMediaTaskSensor.template_fields if hasattr(trigger, field)} == {
+        "api",
+        "genmedia_task_id",
+        "conn_id",
+    }
+    assert trigger.genmedia_task_id == waiting.genmedia_task_id
 
 
 def test_the_vendor_task_id_is_templated() -> None:

@@ -7,6 +7,7 @@ import importlib
 import json
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ async def run_to_end(trigger: GenMediaTaskTrigger, limit: float = 15.0) -> list[
 
 def novita_trigger(task_id: str, **kwargs: float) -> GenMediaTaskTrigger:
     kwargs.setdefault("poll_interval", FAST)
-    return GenMediaTaskTrigger(api="novita", task_id=task_id, conn_id="novita_default", **kwargs)
+    return GenMediaTaskTrigger(api="novita", genmedia_task_id=task_id, conn_id="novita_default", **kwargs)
 
 
 # -- the trigger against a local vendor ---------------------------------------------------------------------
@@ -269,7 +270,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
     assert classpath == "airflow_provider_genmedia.triggers.task.GenMediaTaskTrigger"
     assert kwargs == {
         "api": "novita",
-        "task_id": "t-ser",
+        "genmedia_task_id": "t-ser",
         "conn_id": "novita_default",
         "poll_interval": 2.5,
         "end_time": 1_900_000_000.5,
@@ -280,11 +281,44 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
     assert API_KEY not in repr(trigger)
 
 
-def test_invalid_trigger_state_is_refused_before_it_is_stored() -> None:
-    with pytest.raises(ValueError, match="api"):
-        GenMediaTaskTrigger("midjourney", "t", "c")
+def test_an_invalid_poll_interval_is_refused_before_it_is_stored() -> None:
     with pytest.raises(ValueError, match="poll_interval"):
         GenMediaTaskTrigger("novita", "t", "c", poll_interval=0)
+
+
+async def test_an_unknown_api_ends_in_one_error_event_naming_it() -> None:
+    # A trigger started from a sensor is built from its unrendered arguments: the API is checked when it runs.
+    events = await run_to_end(GenMediaTaskTrigger("midjourney", "t-mj", "c", poll_interval=FAST))
+
+    assert [event.payload["status"] for event in events] == ["error"]
+    assert "midjourney" in events[0].payload["message"]
+
+
+@dataclass
+class _BoundTaskInstance:
+    """What the triggerer hands a trigger: a task instance with the Airflow task id (and no task here)."""
+
+    task_id: str
+    dag_id: str = "genmedia_img2img_pipeline"
+    map_index: int = -1
+
+
+async def test_a_trigger_bound_to_a_task_instance_still_polls_the_vendor_task(novita: HTTPServer) -> None:
+    route = novita_route(
+        novita, "0a27c341-vendor", Answer(novita_task("0a27c341-vendor", "TASK_STATUS_SUCCEED", images=1))
+    )
+    trigger = novita_trigger("0a27c341-vendor")
+    trigger.task_instance = _BoundTaskInstance(task_id="restyle")  # type: ignore[assignment]
+
+    events = await run_to_end(trigger)
+
+    assert trigger.task_id == "restyle"
+    assert trigger.genmedia_task_id == "0a27c341-vendor"
+    assert [request.args["task_id"] for request, _ in novita.log] == ["0a27c341-vendor"]
+    assert len(route.calls) == 1
+    assert [(event.payload["status"], event.payload["task_id"]) for event in events] == [
+        ("succeeded", "0a27c341-vendor")
+    ]
 
 
 async def test_on_kill_says_the_vendor_task_keeps_running(capsys: pytest.CaptureFixture) -> None:
