@@ -88,7 +88,18 @@ async def _submit(renderer: Renderer, request: web.Request) -> web.StreamRespons
     except GenMediaValidationError as error:
         return renderer.invalid(str(error))
     task = emulator.create_task(renderer.new_task_id(), renderer.api, request.path, payload, plan)
+    if emulator.fault("submit_cut"):
+        return _no_answer(request)
     return web.json_response(renderer.submitted(task))
+
+
+def _no_answer(request: web.Request) -> web.StreamResponse:
+    """Drop the connection before a single byte of the answer is sent (the job exists all the same)."""
+    if request.transport is not None:
+        request.transport.abort()
+    response = web.Response(status=499)
+    response.force_close()
+    return response
 
 
 def _signed_urls(request: web.Request, task: Task, ttl: int, now: float) -> dict[str, str]:

@@ -43,7 +43,8 @@ class FaultCounter:
 
 
 #: The fault rules, by the name used in the config, the stats and the CLI (``--rate-limit-every``, ...).
-FAULTS = ("rate_limit", "server_error", "drop_download", "task_failure", "task_expiry")
+#: ``submit_cut`` creates the job of a valid submit and then drops the connection without any answer.
+FAULTS = ("rate_limit", "server_error", "drop_download", "task_failure", "task_expiry", "submit_cut")
 
 
 class EmulatorConfig(BaseModel):
@@ -71,6 +72,7 @@ class EmulatorConfig(BaseModel):
     drop_download: FaultRule = FaultRule()
     task_failure: FaultRule = FaultRule()
     task_expiry: FaultRule = FaultRule()
+    submit_cut: FaultRule = FaultRule()
     #: Words that, found in a prompt (whole word, any case), make a task fail, expire, or score as NSFW.
     fail_marker: str = "fail"
     expire_marker: str = "expire"

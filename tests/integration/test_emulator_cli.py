@@ -93,3 +93,8 @@ def test_the_console_script_serves_the_apis(cli_server: str) -> None:
     result = requests.get(f"{cli_server}/v3/async/task-result", params=task, headers=headers, timeout=5).json()
     assert result["task"]["status"] == "TASK_STATUS_SUCCEED"
     assert requests.get(result["images"][0]["image_url"], timeout=5).content.startswith(b"\x89PNG")
+
+
+def test_the_submit_cut_fault_has_flags() -> None:
+    _, config = config_from_args(["--submit-cut-every", "3", "--submit-cut-next", "1", "--submit-cut-rate", "0.5"])
+    assert config.submit_cut == FaultRule(next=1, every=3, rate=0.5)

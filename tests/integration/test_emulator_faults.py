@@ -172,3 +172,37 @@ def test_faults_never_touch_the_control_routes(emulator: EmulatorControl) -> Non
     started = time.monotonic()
     assert emulator.stats()["faults"]["rate_limit"] == 0
     assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("path", ONE_PER_API)
+def test_a_cut_submit_creates_the_job_and_answers_nothing(emulator: EmulatorControl, path: str) -> None:
+    emulator.configure(submit_cut={"next": 1})
+    api, body = sample_body(path)
+
+    with pytest.raises(requests.exceptions.ConnectionError):
+        emulator.call("POST", path, json=body)
+    answered = emulator.submit(api, path, body)
+
+    stats = emulator.stats()
+    assert stats["submits"][api] == 2
+    assert stats["faults"]["submit_cut"] == 1
+    (cut,) = set(stats["tasks"]) - {answered}
+    assert emulator.result(api, cut).status is TaskStatus.SUCCEEDED  # the unanswered job is pollable and paid
+
+
+def test_a_cut_submit_is_still_validated_first(emulator: EmulatorControl) -> None:
+    emulator.configure(submit_cut={"every": 1})
+    response = emulator.call("POST", "/task/jimeng/text2video", json={"prompt": "x" * 151})
+
+    assert response.status_code == 400
+    stats = emulator.stats()
+    assert (stats["submits"]["jimeng"], stats["faults"]["submit_cut"]) == (0, 0)
+
+
+def test_rejected_submits_create_no_job_even_with_submit_cut_on(emulator: EmulatorControl) -> None:
+    emulator.configure(submit_cut={"every": 1}, server_error={"next": 3}, rate_limit={"next": 1})
+    statuses = [submit_status(emulator) for _ in range(4)]
+
+    assert statuses == [429, 500, 502, 503]
+    stats = emulator.stats()
+    assert (stats["submits"]["novita"], stats["faults"]["submit_cut"]) == (0, 0)
