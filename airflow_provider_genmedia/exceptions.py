@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Statuses of a gateway in front of the vendor that cannot tell whether the vendor received the request.
+GATEWAY_STATUSES = frozenset({502, 504})
+
 
 class GenMediaError(Exception):
     """Base class of every error of this provider."""
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """True when the request may have reached the vendor and taken effect although no answer proves it."""
+        return False
 
 
 class GenMediaValidationError(GenMediaError, ValueError):
@@ -24,6 +32,11 @@ class GenMediaConnectionError(GenMediaError):
         #: False when the request surely never reached the vendor (a failed connect).
         self.connected = connected
         super().__init__(message)
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A request sent and then left unanswered (read timeout, connection reset) may have taken effect."""
+        return self.connected
 
 
 class GenMediaAPIError(GenMediaError):
@@ -52,6 +65,21 @@ class GenMediaAPIError(GenMediaError):
         prefix = " ".join(part for part in parts if part)
         code = f" [{vendor_code}]" if vendor_code not in (None, "") else ""
         super().__init__(f"{prefix}{code}: {message}" if prefix else f"{message}{code}")
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A gateway's 502/504 without the vendor's own error body cannot say whether the vendor acted."""
+        return self.status_code in GATEWAY_STATUSES and self.vendor_code in (None, "")
+
+
+class GenMediaUncertainSubmitError(GenMediaError):
+    """A submit was sent, but no answer proved whether the vendor created (and bills) a job."""
+
+    def __init__(self, api: str, path: str, cause: str) -> None:
+        self.api = api
+        self.path = path
+        self.cause = cause
+        super().__init__(f"the {api} submit to {path} may have created a job: {cause}")
 
 
 class GenMediaAuthError(GenMediaAPIError):

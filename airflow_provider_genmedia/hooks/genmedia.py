@@ -45,6 +45,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaNotFoundError,
     GenMediaRateLimitError,
     GenMediaServerError,
+    GenMediaUncertainSubmitError,
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.results import GenerationResult
@@ -322,19 +323,24 @@ class GenMediaHook(BaseHook):
         task_api = self._api(api)
         payload = task_api.validate_submit(path, body)
         settings = self.settings()
-        for attempt in Retrying(**self._retry_kwargs(settings, submit=True)):
-            with attempt:
-                answer = self._send(task_api, "POST", path, payload)
-                task_id = self._task_id(task_api, answer)
+        try:
+            for attempt in Retrying(**self._retry_kwargs(settings, submit=True)):
+                with attempt:
+                    answer = self._send(task_api, "POST", path, payload)
+                    task_id = self._task_id(task_api, path, answer)
+        except GenMediaError as error:
+            if error.outcome_unknown:
+                raise GenMediaUncertainSubmitError(api, path, str(error)) from None
+            raise
         log.info("Submitted %s task %s (%s)", api, task_id, path)
         return task_id
 
-    def _task_id(self, api: TaskApi, answer: Any) -> str:
+    def _task_id(self, api: TaskApi, path: str, answer: Any) -> str:
         try:
             return api.parse_submit(answer)
         except ValueError as error:
-            # The job may exist: never retried, the caller must not resubmit blindly.
-            raise GenMediaAPIError(f"the submit answer could not be read: {error}", api=api.name) from None
+            # The vendor accepted the body, so the job may exist: never retried, never resubmitted blindly.
+            raise GenMediaUncertainSubmitError(api.name, path, f"the answer could not be read: {error}") from None
 
     def get_result(self, api: str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
         """Read the task's current state once, retrying transient failures; retries that would wait past

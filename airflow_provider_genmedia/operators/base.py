@@ -1,9 +1,12 @@
 """The submit machinery every generation operator shares: validate, pay once, wait, return the result.
 
-A vendor job costs money, so the vendor task id is written to ``task_state_store`` right after the submit.
-A later try of the same Airflow task (a retry, a worker that died, a deadline that passed) resumes that
-task instead of paying again: it waits for it while it runs, returns it once it succeeded, and submits a
-new job only when the stored one failed, was canceled or expired.
+A vendor job costs money. Before the submit is sent, the attempt (API, request fingerprint, time) is written to
+``task_state_store``; the vendor task id is added right after the answer. A later try of the same Airflow task
+(a retry, a worker that died, a deadline that passed) resumes that task instead of paying again: it waits for
+it while it runs, returns it once it succeeded, and submits a new job only when the stored one failed, was
+canceled or expired. An attempt without a task id was sent but never answered in a way that proves whether a
+job exists (no answer, a gateway's 502/504, a worker killed mid-request): the task then fails without retry
+and says what to check, unless ``on_uncertain_submit="resubmit"`` accepts paying twice.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from typing import Any, ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseOperator, Context, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import RequestModel
-from airflow_provider_genmedia.exceptions import GenMediaNotFoundError, GenMediaValidationError
+from airflow_provider_genmedia.exceptions import (
+    GenMediaNotFoundError,
+    GenMediaUncertainSubmitError,
+    GenMediaValidationError,
+)
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 from airflow_provider_genmedia.triggers.task import (
@@ -35,6 +42,7 @@ STATE_KEY = "genmedia_task"
 #: The XCom key holding the vendor task id, pushed as soon as the task exists.
 XCOM_TASK_ID = "genmedia_task_id"
 DEFAULT_TIMEOUT = timedelta(hours=3)
+ON_UNCERTAIN_SUBMIT = ("fail", "resubmit")
 
 
 def request_fingerprint(body: Mapping[str, Any]) -> str:
@@ -54,6 +62,9 @@ class GenMediaSubmitOperator(BaseOperator):
     :param poll_interval: A fixed interval between polls in seconds; None for the API's adaptive schedule.
     :param timeout: How long to wait for the vendor (seconds or a timedelta); the task then fails with a
         clear error, and a retry resumes the same vendor task.
+    :param on_uncertain_submit: What to do when a submit was sent but its answer never proved whether a job was
+        created (no answer, a gateway's 502/504): ``"fail"`` (default) fails the task without retry and names
+        what to check in the vendor's console; ``"resubmit"`` lets the next try submit again, which may pay twice.
     """
 
     api: ClassVar[str]
@@ -68,9 +79,13 @@ class GenMediaSubmitOperator(BaseOperator):
         wait_for_completion: bool = True,
         poll_interval: float | None = None,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
+        on_uncertain_submit: Literal["fail", "resubmit"] = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_uncertain_submit not in ON_UNCERTAIN_SUBMIT:
+            raise ValueError(f"on_uncertain_submit: expected one of {ON_UNCERTAIN_SUBMIT}, not {on_uncertain_submit!r}")
+        self.on_uncertain_submit = on_uncertain_submit
         self.conn_id = conn_id or get_api(self.api).default_conn_id
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
@@ -96,15 +111,7 @@ class GenMediaSubmitOperator(BaseOperator):
         try:
             task_id, result = self._resume(store, hook, fingerprint)
             if task_id is None:
-                task_id = hook.submit(self.api, path, body)
-                if store is not None:
-                    stored = {
-                        "api": self.api,
-                        "task_id": task_id,
-                        "fingerprint": fingerprint,
-                        "request": elide_blobs(body),
-                    }
-                    store.set(STATE_KEY, stored)
+                task_id = self._submit(store, hook, path, body, fingerprint)
             context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
             if not self.wait_for_completion:
                 return task_id
@@ -124,15 +131,61 @@ class GenMediaSubmitOperator(BaseOperator):
         finally:
             hook.close()
 
+    def _submit(self, store: Any, hook: GenMediaHook, path: str, body: Mapping[str, Any], fingerprint: str) -> str:
+        """Record the attempt, send the submit once, and record the vendor task id it returned."""
+        attempt = {
+            "api": self.api,
+            "task_id": None,
+            "fingerprint": fingerprint,
+            "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "request": elide_blobs(dict(body)),
+        }
+        if store is not None:
+            store.set(STATE_KEY, attempt)
+        try:
+            task_id = hook.submit(self.api, path, body)
+        except GenMediaUncertainSubmitError as error:
+            message = self._uncertain_message(attempt, str(error))
+            if self.on_uncertain_submit == "fail":
+                raise AirflowFailException(message) from None
+            raise AirflowException(
+                f"{message}. A retry submits again, as on_uncertain_submit='resubmit' asks"
+            ) from None
+        except Exception:
+            if store is not None:
+                store.delete(STATE_KEY)  # the vendor's answer proved that no job was made
+            raise
+        if store is not None:
+            store.set(STATE_KEY, {**attempt, "task_id": task_id})
+        return task_id
+
+    def _uncertain_message(self, attempt: Mapping[str, Any], cause: str) -> str:
+        return (
+            f"A {self.api} submit sent at {attempt.get('attempted_at')} may have created a billed job: {cause}. "
+            f"Look in the {self.api} console for a task created at that time before running this task again; "
+            "to submit anyway, knowing it may pay twice, set on_uncertain_submit='resubmit'"
+        )
+
     def _resume(self, store: Any, hook: GenMediaHook, fingerprint: str) -> tuple[str | None, GenerationResult | None]:
         """The stored vendor task and its state when it can still serve this request; (None, None) to submit."""
         stored = store.get(STATE_KEY) if store is not None else None
         if not isinstance(stored, dict) or stored.get("api") != self.api:
             return None, None
-        task_id = str(stored["task_id"])
         if stored.get("fingerprint") != fingerprint:
-            self.log.warning("The request changed since %s task %s was submitted: submitting anew", self.api, task_id)
+            self.log.warning("The request changed since the earlier %s submit: submitting anew", self.api)
             return None, None
+        if stored.get("task_id") is None:
+            cause = "an earlier try sent it and got no answer that says whether a job was created"
+            if self.on_uncertain_submit == "fail":
+                raise AirflowFailException(self._uncertain_message(stored, cause))
+            self.log.warning(
+                "An earlier %s submit at %s may have created a job; submitting again as on_uncertain_submit="
+                "'resubmit' asks (this may pay twice)",
+                self.api,
+                stored.get("attempted_at"),
+            )
+            return None, None
+        task_id = str(stored["task_id"])
         try:
             result = hook.get_result(self.api, task_id)
         except GenMediaNotFoundError:

@@ -19,6 +19,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaConnectionError,
     GenMediaRateLimitError,
     GenMediaServerError,
+    GenMediaUncertainSubmitError,
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for_api, parse_retry_after
@@ -182,9 +183,9 @@ def test_submit_that_timed_out_after_sending_is_not_resent(
     path = "/v3/async/txt2video"
     httpserver.expect_request(path, method="POST").respond_with_handler(slow)
     connect(monkeypatch, "novita_slow", "novita", httpserver.url_for("").rstrip("/"), timeout=0.5)
-    with pytest.raises(GenMediaConnectionError, match="timed out") as raised:
+    with pytest.raises(GenMediaUncertainSubmitError, match=r"may have created a job.*timed out") as raised:
         NovitaHook("novita_slow").submit("novita", path, TXT2VIDEO)
-    assert raised.value.connected is True
+    assert (raised.value.api, raised.value.path) == ("novita", path)
     release.set()
     deadline = time.monotonic() + 5
     while requests_to(httpserver, path) == 0 and time.monotonic() < deadline:
@@ -236,8 +237,31 @@ def test_gptge_submit_reads_each_envelope(httpserver: HTTPServer, monkeypatch: p
 
 def test_an_unreadable_submit_answer_is_not_retried(httpserver: HTTPServer, novita: NovitaHook) -> None:
     httpserver.expect_request("/v3/async/txt2video").respond_with_json({"ok": True})
-    with pytest.raises(GenMediaAPIError, match="could not be read"):
+    with pytest.raises(GenMediaUncertainSubmitError, match="could not be read"):
         novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+    assert requests_to(httpserver, "/v3/async/txt2video") == 1
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_error_page_on_submit_is_uncertain_and_not_resent(
+    httpserver: HTTPServer, novita: NovitaHook, status: int
+) -> None:
+    httpserver.expect_request("/v3/async/txt2video").respond_with_data("<html>Bad Gateway</html>", status=status)
+    with pytest.raises(GenMediaUncertainSubmitError, match=f"HTTP {status}"):
+        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+    assert requests_to(httpserver, "/v3/async/txt2video") == 1
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_the_vendors_own_error_body_on_submit_is_certain(
+    httpserver: HTTPServer, novita: NovitaHook, status: int
+) -> None:
+    httpserver.expect_request("/v3/async/txt2video").respond_with_json(
+        {"code": status, "reason": "CREATE_TASK_FAILED", "message": "boom", "metadata": {}}, status=status
+    )
+    with pytest.raises(GenMediaServerError) as raised:
+        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+    assert raised.value.outcome_unknown is False
     assert requests_to(httpserver, "/v3/async/txt2video") == 1
 
 
