@@ -13,12 +13,11 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.emulator.config import EmulatorConfig
 from airflow_provider_genmedia.emulator.media import CONTENT_TYPES, render
+from airflow_provider_genmedia.emulator.schemas.base import BodyError
 from airflow_provider_genmedia.emulator.state import Emulator, Task
 from airflow_provider_genmedia.emulator.vendors import GPTGE, NOVITA, RENDERERS, Gateway, Renderer, View
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.results import TaskStatus
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,7 +51,8 @@ def _guarded(gateway: Gateway, handler: Handler) -> Handler:
             return gateway.error(401, "INVALID_API_KEY", "Missing or invalid API key")
         if emulator.fault("rate_limit"):
             response = gateway.error(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded, please try again later")
-            response.headers["Retry-After"] = str(config.retry_after)
+            if getattr(config, gateway.retry_after_setting):
+                response.headers["Retry-After"] = str(config.retry_after)
             return response
         if emulator.fault("server_error"):
             status = emulator.server_error_status()
@@ -76,21 +76,21 @@ def _counted(api: str, handler: Handler) -> Handler:
 
 
 async def _submit(renderer: Renderer, request: web.Request) -> web.StreamResponse:
-    """Validate the body with the client's own request model, then create a paid task."""
+    """Check the body against the vendor's documented schema (the emulator's own), then create a paid task."""
     emulator = request.app[EMULATOR]
     try:
-        body = await request.json()
-    except ValueError:
-        return renderer.invalid("body: is not valid JSON")
+        renderer.schema(request.path)
+    except KeyError:
+        return renderer.gateway.error(404, "API_NOT_FOUND", f"no API at {request.path}")
     try:
-        payload = get_api(renderer.api).validate_submit(request.path, body)
-        plan = renderer.plan(request.path, payload, emulator.pick_seed)
-    except GenMediaValidationError as error:
-        return renderer.invalid(str(error))
-    task = emulator.create_task(renderer.new_task_id(), renderer.api, request.path, payload, plan)
+        body = renderer.check(request.path, await request.json())
+    except ValueError as error:  # not JSON at all, or a BodyError
+        return renderer.invalid(error if isinstance(error, BodyError) else BodyError("body: is not valid JSON"))
+    plan = renderer.plan(request.path, body, emulator.pick_seed)
+    task = emulator.create_task(renderer.new_task_id(), renderer.api, request.path, body, plan)
     if emulator.fault("submit_cut"):
         return _no_answer(request)
-    return web.json_response(renderer.submitted(task))
+    return web.json_response(renderer.submitted(task, emulator.config))
 
 
 def _no_answer(request: web.Request) -> web.StreamResponse:
@@ -103,11 +103,17 @@ def _no_answer(request: web.Request) -> web.StreamResponse:
 
 
 def _signed_urls(request: web.Request, task: Task, ttl: int, now: float) -> dict[str, str]:
-    """A freshly signed download link for each output file, valid ``ttl`` seconds."""
+    """The task's download links: signed once at its end and kept, or afresh at each poll (``url_signing``)."""
     emulator = request.app[EMULATOR]
+    once = emulator.config.url_signing == "once"
+    if once and task.links is not None:
+        return task.links
     base = (emulator.config.public_url or str(request.url.origin())).rstrip("/")
-    expires = math.ceil(now + ttl)
-    return {name: base + emulator.signer.sign(f"{FILES_ROUTE}/{task.id}/{name}", expires) for name in task.plan.files}
+    expires = math.ceil((task.finished_at if once else now) + ttl)
+    links = {name: base + emulator.signer.sign(f"{FILES_ROUTE}/{task.id}/{name}", expires) for name in task.plan.files}
+    if once:
+        task.links = links
+    return links
 
 
 async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.StreamResponse:
@@ -125,7 +131,7 @@ async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.St
     status = task.status(now)
     ttl = emulator.config.url_ttl or renderer.url_ttl
     urls = _signed_urls(request, task, ttl, now) if status is TaskStatus.SUCCEEDED else {}
-    return renderer.result(View(task, now, status, urls, ttl, emulator.config.fail_reason))
+    return renderer.result(View(task, now, status, urls, ttl, emulator.config))
 
 
 def _storage_error(status: int, code: str, message: str) -> web.Response:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from typing import get_args
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from airflow_provider_genmedia.emulator.app import create_app
-from airflow_provider_genmedia.emulator.config import FAULTS, EmulatorConfig
+from airflow_provider_genmedia.emulator.config import FAULTS, VARIANTS, EmulatorConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--expire-marker", default=defaults.expire_marker, help="prompt word that expires a task")
     parser.add_argument("--nsfw-marker", default=defaults.nsfw_marker, help="prompt word that scores as NSFW")
     parser.add_argument("--seed", dest="random_seed", type=int, help="seed of fault rates and picked seeds")
+    variants = parser.add_argument_group("vendor variants", "answers the vendors' own documents show")
+    for name in VARIANTS:
+        field = EmulatorConfig.model_fields[name]
+        flag = f"--{name.replace('_', '-')}"
+        if field.annotation is bool:
+            variants.add_argument(flag, action=argparse.BooleanOptionalAction, help=field.description)
+        else:
+            choices = get_args(field.annotation)
+            variants.add_argument(flag, choices=choices, help=f"{field.description} (default: {field.default})")
     for fault in FAULTS:
         flag = fault.replace("_", "-")
         group = parser.add_argument_group(f"{flag} fault")

@@ -47,6 +47,17 @@ class FaultCounter:
 FAULTS = ("rate_limit", "server_error", "drop_download", "task_failure", "task_expiry", "submit_cut")
 
 
+#: Settings that pick between answer shapes the vendors' own documents show (CLI flags of the same names).
+VARIANTS = (
+    "url_signing",
+    "novita_retry_after",
+    "gptge_retry_after",
+    "novita_submit_answer",
+    "image_url_ttl_type",
+    "avatar_result",
+)
+
+
 class EmulatorConfig(BaseModel):
     """Everything that shapes the emulator's answers; every field can be changed at run time."""
 
@@ -59,12 +70,28 @@ class EmulatorConfig(BaseModel):
     time_scale: float = Field(default=1.0, gt=0)
     #: Lifetime of signed output URLs in seconds; None keeps each vendor's own (1 h, Bailian 24 h).
     url_ttl: int | None = Field(default=None, ge=1)
+    url_signing: Literal["once", "per_poll"] = Field(
+        default="once",
+        description="once: links signed at the task's end, expiring url_ttl later, the same on every poll "
+        "(DashScope); per_poll: signed afresh at each poll",
+    )
     #: Base of output URLs; None uses the scheme and host the client called.
     public_url: str | None = None
     #: Seconds added before every API answer.
     latency: float = Field(default=0.0, ge=0)
-    #: The ``Retry-After`` of injected 429 answers, in seconds.
+    #: The ``Retry-After`` of injected 429 answers, in seconds, when the host sends one (next two settings).
     retry_after: int = Field(default=1, ge=0)
+    novita_retry_after: bool = Field(default=False, description="Retry-After on Novita's 429s (none documented)")
+    gptge_retry_after: bool = Field(default=False, description="Retry-After on gpt.ge's 429s (none documented)")
+    novita_submit_answer: Literal["flat", "legacy"] = Field(
+        default="flat", description='Novita submit answer: {"task_id"} or {"code": 0, "msg": "", "data": {"task_id"}}'
+    )
+    image_url_ttl_type: Literal["string", "integer"] = Field(
+        default="string", description='Novita image_url_ttl as "3600" or 3600'
+    )
+    avatar_result: Literal["flat", "wrapped"] = Field(
+        default="flat", description='avatar task result flat or wrapped in {"code": 0, "data": ...}'
+    )
     #: Statuses of injected server errors, used in turn (500 in the vendor's envelope, 502/503 as a proxy page).
     server_error_statuses: list[Literal[500, 502, 503]] = Field(default=[500, 502, 503], min_length=1)
     rate_limit: FaultRule = FaultRule()

@@ -52,6 +52,8 @@ class Task:
     duration: float
     polls: int = 0
     downloads: int = 0
+    #: The output links, signed once when a poll first sees the task succeeded (``url_signing`` ``once``).
+    links: dict[str, str] | None = None
     rendered: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property

@@ -109,8 +109,8 @@ def test_gif_when_the_video_type_asks_for_it(emulator: EmulatorControl) -> None:
     body = {
         "extra": {"response_video_type": "gif"},
         "model_name": "darkSushiMixMix_225D_64380.safetensors",
-        "width": 192,
-        "height": 128,
+        "width": 320,
+        "height": 256,
         "steps": 20,
         "prompts": [{"frames": 32, "prompt": "a sailing boat"}],
     }
@@ -119,15 +119,14 @@ def test_gif_when_the_video_type_asks_for_it(emulator: EmulatorControl) -> None:
 
     assert [(output.kind, output.format) for output in result.outputs] == [("video", "gif")]
     clip = Image.open(io.BytesIO(requests.get(result.outputs[0].url, timeout=10).content))
-    assert (clip.format, clip.size) == ("GIF", (192, 128))
+    assert (clip.format, clip.size) == ("GIF", (320, 256))
     assert getattr(clip, "n_frames", 1) > 1
 
 
 def test_submit_answers_have_each_vendors_shape(emulator: EmulatorControl) -> None:
     answers = {path: emulator.call("POST", path, json=body).json() for _, path, body in SAMPLE_SUBMITS}
 
-    assert set(answers["/v3/async/img2img"]) == {"code", "msg", "data"}  # the legacy envelope of the seed examples
-    assert answers["/v3/async/img2img"]["code"] == 0
+    assert set(answers["/v3/async/img2img"]) == {"task_id"}  # the documented schema; legacy is a variant
     assert set(answers["/v3/async/txt2img"]) == {"task_id"}
     jimeng = answers["/task/jimeng/text2video"]
     assert (jimeng["code"], jimeng["status"], jimeng["message"]) == (10000, 10000, "Success")
@@ -271,7 +270,7 @@ def test_a_wrong_or_missing_key_is_401(
         ),
         (
             "/avatar/generation",
-            {"avatar_url": "ftp://example.com/a.png", "audio_url": "https://x.io/a.mp3"},
+            {"avatar_url": "face.png", "audio_url": "https://x.io/a.mp3"},
             "avatar_url",
             400,
         ),
@@ -321,7 +320,7 @@ def test_a_task_is_only_found_on_its_own_poll_route(emulator: EmulatorControl) -
     assert emulator.call("GET", f"/v3/async/task-result?task_id={avatar_id}").status_code == 404
 
 
-def test_links_expire_and_repolling_signs_fresh_ones(emulator: EmulatorControl) -> None:
+def test_links_are_signed_once_and_expire_for_good(emulator: EmulatorControl) -> None:
     emulator.configure(url_ttl=1)
     _, task_id, result = run_sample(emulator, "/task/jimeng/text2video")
     first = result.outputs[0].url
@@ -333,8 +332,20 @@ def test_links_expire_and_repolling_signs_fresh_ones(emulator: EmulatorControl) 
     assert expired.status_code == 403
     assert "<Code>AccessDenied</Code>" in expired.text
     assert expired.headers["Content-Type"].startswith("application/xml")
+    emulator.configure(url_ttl=3600)  # a later setting does not re-sign a finished task's links
+    again = get_api("jimeng").parse_result(task_id, emulator.poll("jimeng", task_id).json()).outputs[0].url
+    assert again == first
+
+
+def test_per_poll_signing_gives_fresh_links(emulator: EmulatorControl) -> None:
+    emulator.configure(url_ttl=1, url_signing="per_poll")
+    _, task_id, result = run_sample(emulator, "/task/jimeng/text2video")
+    first = result.outputs[0].url
+    time.sleep(max(0.0, int(parse_qs(urlsplit(first).query)["Expires"][0]) - time.time()) + 0.05)
+
     fresh = get_api("jimeng").parse_result(task_id, emulator.poll("jimeng", task_id).json()).outputs[0].url
     assert fresh != first
+    assert requests.get(first, timeout=10).status_code == 403
     assert requests.get(fresh, timeout=10).status_code == 200
 
 

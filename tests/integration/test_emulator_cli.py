@@ -14,6 +14,7 @@ import requests
 
 from airflow_provider_genmedia.emulator.cli import config_from_args
 from airflow_provider_genmedia.emulator.config import FaultRule
+from tests.emulator_fixtures import sample_body
 
 STARTUP_LIMIT = 20.0
 
@@ -83,13 +84,15 @@ def cli_server() -> Iterator[str]:
 
 def test_the_console_script_serves_the_apis(cli_server: str) -> None:
     headers = {"Authorization": "Bearer cli-key"}
-    body = {"prompt": "a lighthouse", "width": 64, "height": 64}
+    _, body = sample_body("/v3/async/txt2img", "a lighthouse")
+    body["extra"]["response_image_type"] = "png"
+    route = f"{cli_server}/v3/async/txt2img"
 
-    assert requests.post(f"{cli_server}/v3/async/txt2img-lite", json=body, timeout=5).status_code == 401
-    assert (
-        requests.post(f"{cli_server}/v3/async/txt2img-lite", json=body, headers=headers, timeout=5).status_code == 429
-    )
-    task = requests.post(f"{cli_server}/v3/async/txt2img-lite", json=body, headers=headers, timeout=5).json()
+    assert requests.post(route, json=body, timeout=5).status_code == 401
+    limited = requests.post(route, json=body, headers=headers, timeout=5)
+    assert limited.status_code == 429
+    assert "Retry-After" not in limited.headers  # Novita documents no such header
+    task = requests.post(route, json=body, headers=headers, timeout=5).json()
     result = requests.get(f"{cli_server}/v3/async/task-result", params=task, headers=headers, timeout=5).json()
     assert result["task"]["status"] == "TASK_STATUS_SUCCEED"
     assert requests.get(result["images"][0]["image_url"], timeout=5).content.startswith(b"\x89PNG")
@@ -98,3 +101,39 @@ def test_the_console_script_serves_the_apis(cli_server: str) -> None:
 def test_the_submit_cut_fault_has_flags() -> None:
     _, config = config_from_args(["--submit-cut-every", "3", "--submit-cut-next", "1", "--submit-cut-rate", "0.5"])
     assert config.submit_cut == FaultRule(next=1, every=3, rate=0.5)
+
+
+def test_the_vendor_variants_have_flags() -> None:
+    _, defaults = config_from_args([])
+    _, config = config_from_args(
+        [
+            "--novita-submit-answer",
+            "legacy",
+            "--image-url-ttl-type",
+            "integer",
+            "--avatar-result",
+            "wrapped",
+            "--novita-retry-after",
+            "--no-gptge-retry-after",
+            "--url-signing",
+            "per_poll",
+        ]
+    )
+    assert (defaults.novita_submit_answer, defaults.image_url_ttl_type, defaults.avatar_result) == (
+        "flat",
+        "string",
+        "flat",
+    )
+    assert (defaults.novita_retry_after, defaults.gptge_retry_after, defaults.url_signing) == (False, False, "once")
+    assert (config.novita_submit_answer, config.image_url_ttl_type, config.avatar_result) == (
+        "legacy",
+        "integer",
+        "wrapped",
+    )
+    assert (config.novita_retry_after, config.gptge_retry_after, config.url_signing) == (True, False, "per_poll")
+
+
+def test_a_variant_outside_its_choices_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        config_from_args(["--avatar-result", "nested"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -20,24 +20,38 @@ def submit_status(emulator: EmulatorControl, path: str = NOVITA_TXT2IMG) -> int:
     return emulator.call("POST", path, json=sample_body(path)[1]).status_code
 
 
-@pytest.mark.parametrize(
-    ("path", "error_code"),
-    [(NOVITA_TXT2IMG, "RATE_LIMIT_EXCEEDED"), ("/task/jimeng/text2video", "rate_limit_exceeded")],
-)
-def test_rate_limit_next_answers_429_with_retry_after(emulator: EmulatorControl, path: str, error_code: str) -> None:
-    emulator.configure(rate_limit={"next": 2}, retry_after=3)
+RATE_LIMITED = [
+    (NOVITA_TXT2IMG, "RATE_LIMIT_EXCEEDED", "novita_retry_after"),
+    ("/task/jimeng/text2video", "rate_limit_exceeded", "gptge_retry_after"),
+]
+
+
+@pytest.mark.parametrize(("path", "error_code", "header_setting"), RATE_LIMITED)
+@pytest.mark.parametrize("with_header", [False, True], ids=["no-retry-after", "retry-after"])
+def test_rate_limit_next_answers_429(
+    emulator: EmulatorControl, path: str, error_code: str, header_setting: str, with_header: bool
+) -> None:
+    emulator.configure(rate_limit={"next": 2}, retry_after=3, **{header_setting: with_header})
     api, body = sample_body(path)
 
     limited = [emulator.call("POST", path, json=body) for _ in range(2)]
     passed = emulator.call("POST", path, json=body)
 
     assert [response.status_code for response in limited] == [429, 429]
-    assert all(response.headers["Retry-After"] == "3" for response in limited)
+    assert [response.headers.get("Retry-After") for response in limited] == ["3" if with_header else None] * 2
     assert get_api(api).parse_error(limited[0].json())[0] == error_code
     assert passed.status_code == 200
     stats = emulator.stats()
     assert stats["submits"][api] == 1
     assert stats["faults"]["rate_limit"] == 2
+
+
+@pytest.mark.parametrize("path", [NOVITA_TXT2IMG, "/avatar/generation"])
+def test_no_host_documents_retry_after_so_it_is_off_by_default(emulator: EmulatorControl, path: str) -> None:
+    emulator.configure(rate_limit={"next": 1})
+    response = emulator.call("POST", path, json=sample_body(path)[1])
+    assert response.status_code == 429
+    assert "Retry-After" not in response.headers
 
 
 def test_rate_limit_every_nth_request(emulator: EmulatorControl) -> None:
