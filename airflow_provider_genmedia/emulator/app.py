@@ -102,6 +102,11 @@ def _no_answer(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _no_api(request: web.Request) -> web.StreamResponse:
+    """Novita's 404 ``API_NOT_FOUND`` for any other route under ``/v3/``."""
+    return NOVITA.error(404, "API_NOT_FOUND", f"no API at {request.path}")
+
+
 def _signed_urls(request: web.Request, task: Task, ttl: int, now: float) -> dict[str, str]:
     """The task's download links: signed once at its end and kept, or afresh at each poll (``url_signing``)."""
     emulator = request.app[EMULATOR]
@@ -217,6 +222,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     for renderer in RENDERERS.values():
         for path in renderer.submit_routes:
             router.add_post(path, _counted(renderer.api, _guarded(renderer.gateway, partial(_submit, renderer))))
+    router.add_route("*", "/v3/{tail:.*}", _guarded(NOVITA, _no_api))
     router.add_get(f"{FILES_ROUTE}/{{task_id}}/{{name}}", _download)
     router.add_get("/_emulator/stats", _stats)
     router.add_get("/_emulator/config", _show_config)
