@@ -69,6 +69,23 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {"integration-name": "Generative Media", "python-modules": ["airflow_provider_genmedia.sensors.task"]}
         ],
+        "config": {
+            "genmedia": {
+                "description": "Settings of the genmedia provider.",
+                "options": {
+                    "defer_settle": {
+                        "description": "Seconds a GenMediaTaskTrigger holds its event after it started. Airflow "
+                        "3.3 fails a resumed task when the worker's late report of the deferral reaches the "
+                        "scheduler after the resumed try runs (apache/airflow#72716); that report comes up to "
+                        "[workers] min_heartbeat_interval after the deferral. Default: twice that interval.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "10",
+                        "default": None,
+                    }
+                },
+            }
+        },
         "connection-types": [
             _connection_type("novita", "NovitaHook", "Novita AI", NOVITA_BASE_URL),
             _connection_type("gptge", "GptGeHook", "gpt.ge", GPTGE_BASE_URL),

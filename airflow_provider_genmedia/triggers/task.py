@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import redact
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -50,6 +51,18 @@ MAX_CONSECUTIVE_FAILURES = 5
 NOT_FOUND_GRACE = 60.0
 #: The poll made at the deadline may take this long before the wait ends in ``timeout``.
 DEADLINE_GRACE = 1.0
+
+
+def defer_settle() -> float:
+    """Seconds a trigger holds its event after it started: ``[genmedia] defer_settle``.
+
+    Airflow 3.3 fails a resumed task when the worker's report of the deferral, sent up to ``[workers]
+    min_heartbeat_interval`` after it, reaches the scheduler once the resumed try is running
+    (https://github.com/apache/airflow/issues/72716). The default, twice that interval, keeps a task that the
+    vendor finished within seconds from failing; it costs nothing to a task that takes longer.
+    """
+    heartbeat = conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0)
+    return conf.getfloat("genmedia", "defer_settle", fallback=2 * heartbeat)
 
 TIMEOUT = "timeout"
 ERROR = "error"
@@ -292,6 +305,7 @@ class GenMediaTaskTrigger(BaseTrigger):
             yield TriggerEvent(_event(ERROR, api, task_id, f"cannot wait for {api} task {task_id}: {error}", None))
             return
         watch = _TaskWatch(api, task_id, planner, self.log)
+        settled_at = time.monotonic() + defer_settle()
         async with hook:
             while True:
                 await asyncio.sleep(watch.next_delay)
@@ -306,6 +320,7 @@ class GenMediaTaskTrigger(BaseTrigger):
                 else:
                     event = watch.record(result)
                 if event is not None:
+                    await asyncio.sleep(max(settled_at - time.monotonic(), 0.0))
                     yield TriggerEvent(event)
                     return
 

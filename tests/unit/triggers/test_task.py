@@ -498,3 +498,16 @@ def test_no_delay_runs_past_the_deadline() -> None:
     assert plan.expired
     assert plan.after_result(running()) == 0.0
     assert plan.poll_budget() == 1.0
+
+
+async def test_the_event_is_held_until_the_deferral_has_settled(
+    novita: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__DEFER_SETTLE", "1.5")
+    novita_route(novita, "t-fast", Answer(novita_task("t-fast", "TASK_STATUS_SUCCEED", images=1)))
+    started = time.monotonic()
+
+    events = await run_to_end(novita_trigger("t-fast"))
+
+    assert [event.payload["status"] for event in events] == ["succeeded"]
+    assert time.monotonic() - started >= 1.5
