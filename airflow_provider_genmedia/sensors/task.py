@@ -22,6 +22,11 @@ from airflow_provider_genmedia.triggers.task import (
 )
 
 
+def _pulls_every_map_index(template: Any) -> bool:
+    """True when a template pulls an XCom without ``map_indexes``, a query the 3.3.2 triggerer cannot answer."""
+    return isinstance(template, str) and "xcom_pull(" in template and "map_indexes" not in template
+
+
 class GenMediaTaskSensor(BaseSensorOperator):
     """Wait until an existing vendor task ends and return its `GenerationResult` json.
 
@@ -34,7 +39,10 @@ class GenMediaTaskSensor(BaseSensorOperator):
     :param conn_id: The Airflow connection; default: the API's default connection.
     :param deferrable: Wait in the triggerer with `GenMediaTaskTrigger` instead of poking on a worker. The
         task then starts in the triggerer itself (``start_from_trigger``), its templates rendered there, so
-        no worker slot is taken until the vendor task ends; a mapped sensor defers from a worker instead.
+        no worker slot is taken until the vendor task ends. It defers from a worker after one check instead
+        when it is mapped, or when ``genmedia_task_id`` pulls an XCom without ``map_indexes``: Airflow
+        3.3.2's triggerer cannot answer that query and the task would wait forever (write
+        ``ti.xcom_pull(task_ids="submit", key="genmedia_task_id", map_indexes=-1)`` to start from the trigger).
     :param poll_interval: A fixed interval between polls in seconds. Deferrable: None uses the API's
         adaptive schedule. Poking: it becomes ``poke_interval`` unless that is given.
     """
@@ -60,7 +68,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        if deferrable:
+        if deferrable and not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=f"{GenMediaTaskTrigger.__module__}.{GenMediaTaskTrigger.__qualname__}",

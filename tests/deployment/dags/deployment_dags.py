@@ -38,13 +38,17 @@ with DAG("deploy_img2img_mapped", schedule=None, start_date=START, catchup=False
 
 with DAG("deploy_sensor", schedule=None, start_date=START, catchup=False):
     submitted = JimengVideoOperator(task_id="submit", prompt="a paper boat on a pond", wait_for_completion=False)
-    submitted >> GenMediaTaskSensor(
-        task_id="wait",
-        api="jimeng",
-        genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id') }}",
-        deferrable=True,
-        poll_interval=FAST_POLLS,
-    )
+    submitted >> [
+        GenMediaTaskSensor(
+            task_id=task_id,
+            api="jimeng",
+            genmedia_task_id=f"{{{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id'{pull}) }}}}",
+            deferrable=True,
+            poll_interval=FAST_POLLS,
+        )
+        # Starts in the triggerer; the second pulls every map index, so it defers from a worker instead.
+        for task_id, pull in (("wait", ", map_indexes=-1"), ("wait_from_worker", ""))
+    ]
 
 with DAG("deploy_video_waits", schedule=None, start_date=START, catchup=False):
     JimengVideoOperator.partial(task_id="jimeng", deferrable=True, poll_interval=1.0).expand(

@@ -134,15 +134,23 @@ def test_a_deferrable_sensor_starts_in_the_triggerer_with_its_templated_argument
     waiting = GenMediaTaskSensor(
         task_id="wait",
         api="jimeng",
-        genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id') }}",
+        genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
         deferrable=True,
         timeout=120,
     )
     poking = GenMediaTaskSensor(task_id="poke", api="jimeng", genmedia_task_id="j-1", deferrable=False)
+    # Airflow 3.3.2's triggerer cannot answer a pull of every map index: that sensor defers from a worker.
+    pulling_all = GenMediaTaskSensor(
+        task_id="all",
+        api="jimeng",
+        genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id') }}",
+        deferrable=True,
+    )
 
     args = waiting.start_trigger_args
     assert waiting.start_from_trigger is True
     assert poking.start_from_trigger is False
+    assert pulling_all.start_from_trigger is False
     assert args is not None
     assert args.trigger_cls == "airflow_provider_genmedia.triggers.task.GenMediaTaskTrigger"
     assert args.next_method == "execute_complete"

@@ -1,0 +1,96 @@
+"""The example DAGs, a mapped batch and a sensor on a real deployment: every task succeeds on its first try.
+
+Also checks that the API key is nowhere in what the deployment wrote: task and trigger logs, the components'
+own output, and the metadata database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.deployment.stack import Deployment, wait_until
+
+EXAMPLES = ("genmedia_img2img_pipeline", "genmedia_contact_sheet", "genmedia_batch_video", "genmedia_avatar")
+MAPPED = "deploy_img2img_mapped"
+SENSOR = "deploy_sensor"
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The module's DAG runs, by DAG id, and what the sensor looked like while it waited."""
+
+    run_ids: dict[str, str]
+    waiting_sensor: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Run every example DAG, the 10-task mapped img2img DAG and the sensor DAG at once, to their ends."""
+    deployment.wait_for_dags(*EXAMPLES, MAPPED, SENSOR)
+    deployment.api("POST", "/pools", json={"name": "genmedia_video", "slots": 3, "include_deferred": True})
+    destination = tmp_path_factory.mktemp("published").as_uri()
+    deployment.unpause(*EXAMPLES, MAPPED, SENSOR)  # genmedia_batch_video is @daily: unpausing starts its run
+    run_ids = {
+        "genmedia_img2img_pipeline": deployment.trigger("genmedia_img2img_pipeline", {"destination": destination}),
+        "genmedia_avatar": deployment.trigger("genmedia_avatar", {"destination": destination}),
+        MAPPED: deployment.trigger(MAPPED),
+        SENSOR: deployment.trigger(SENSOR),
+    }
+    waiting_sensor = wait_until(
+        lambda: next((ti for ti in deployment.deferred(SENSOR, run_ids[SENSOR]) if ti["task_id"] == "wait"), None),
+        60,
+        "the sensor to wait in the triggerer",
+    )
+    for scheduled in ("genmedia_batch_video", "genmedia_contact_sheet"):  # started by the scheduler
+        run_ids[scheduled] = wait_until(
+            lambda dag_id=scheduled: next((run["dag_run_id"] for run in deployment.runs(dag_id)), None),
+            120,
+            f"a run of {scheduled}",
+        )
+    for dag_id, run_id in run_ids.items():
+        deployment.wait_for_run(dag_id, run_id, timeout=240)
+    return Runs(run_ids, waiting_sensor)
+
+
+def test_every_task_succeeds_on_its_first_try(deployment: Deployment, runs: Runs) -> None:
+    for dag_id, run_id in runs.run_ids.items():
+        states = deployment.states(dag_id, run_id)
+        assert states, dag_id
+        assert {task: state for task, state in states.items() if state != ("success", 1)} == {}, dag_id
+    assert len(deployment.states(MAPPED, runs.run_ids[MAPPED])) == 10
+
+
+def test_one_paid_job_per_generation_task(deployment: Deployment, runs: Runs) -> None:
+    # img2img pipeline 1 + mapped 10 (Novita); batch video 3 + 3 and the sensor DAG's submit 1 (gpt.ge).
+    stats = deployment.emulator.stats()
+    assert stats["submits"] == {"novita": 11, "jimeng": 4, "bailian": 3, "avatar": 1}
+    assert stats["submit_requests"] == stats["submits"]
+
+
+def test_trigger_logs_follow_each_vendor_task_by_its_own_id(deployment: Deployment, runs: Runs) -> None:
+    logs = deployment.trigger_logs(MAPPED)
+    tasks = deployment.emulator.stats()["tasks"]
+    vendor_tasks = [task_id for task_id, task in tasks.items() if task["api"] == "novita"]
+    mapped = [task_id for task_id in vendor_tasks if f"novita task {task_id} is " in logs]
+    assert len(mapped) == 10
+    assert all(f"novita task {task_id} is succeeded" in logs for task_id in mapped)
+    assert "task_id=restyle" not in logs and "HTTP 404" not in logs
+
+
+def test_a_deferrable_sensor_waits_without_ever_taking_a_worker_slot(deployment: Deployment, runs: Runs) -> None:
+    waiting = runs.waiting_sensor
+    assert (waiting["state"], waiting["try_number"]) == ("deferred", 1)
+    assert waiting["pid"] is None and not waiting["hostname"]  # the scheduler handed it straight to a triggerer
+    final = {ti["task_id"]: ti for ti in deployment.task_instances(SENSOR, runs.run_ids[SENSOR])}
+    assert (final["wait"]["state"], final["wait"]["try_number"]) == ("success", 1)
+    assert final["wait_from_worker"]["state"] == "success"
+
+
+def test_the_api_key_appears_nowhere(deployment: Deployment, runs: Runs) -> None:
+    key = deployment.emulator.api_key.encode()
+    files = [*deployment.log_files(), deployment.home / "airflow.db"]
+    assert any(path.name.endswith(".log") and ".trigger." in path.name for path in files)
+    assert [str(path) for path in files if key in path.read_bytes()] == []
