@@ -55,7 +55,7 @@ with DAG("deploy_video_waits", schedule=None, start_date=START, catchup=False):
         prompt=prompts(4, "a kite over the dunes")
     )
     BailianVideoOperator.partial(
-        task_id="wan", model="wan2.6-t2v", duration=5, deferrable=True, poll_interval=1.0
+        task_id="wan", model="wan2.6-t2v", size="1280*720", duration=5, deferrable=True, poll_interval=1.0
     ).expand(prompt=prompts(4, "a lighthouse at night"))
 
 with DAG("deploy_worker_wait", schedule=None, start_date=START, catchup=False):

@@ -1,0 +1,75 @@
+"""Deferred tasks survive a triggerer killed with SIGKILL, and run once each under two triggerers (HA)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.deployment.stack import Deployment, wait_until
+
+DAG_ID = "deploy_video_waits"
+TASKS = 8  # 4 Jimeng and 4 Bailian videos
+
+
+def start_waiting_batch(deployment: Deployment, video_seconds: float) -> str:
+    deployment.emulator.reset()
+    deployment.emulator.configure(video_seconds=video_seconds)
+    deployment.wait_for_dags(DAG_ID)
+    deployment.unpause(DAG_ID)
+    return deployment.trigger(DAG_ID)
+
+
+def assert_first_try_and_paid_once(deployment: Deployment, run_id: str) -> None:
+    states = deployment.states(DAG_ID, run_id)
+    assert len(states) == TASKS
+    assert {task: state for task, state in states.items() if state != ("success", 1)} == {}
+    stats = deployment.emulator.stats()
+    assert (stats["submits"]["jimeng"], stats["submits"]["bailian"]) == (4, 4)
+    assert stats["submit_requests"] == stats["submits"]
+
+
+def fired_events(deployment: Deployment) -> dict[str, int]:
+    """How many events each task instance's triggers fired, over every triggerer that ran one."""
+    folder = deployment.home / "logs" / f"dag_id={DAG_ID}"
+    counts: dict[str, int] = {}
+    for path in folder.rglob("*.log.trigger.*"):
+        task = re.sub(r"^.*task_id=([^/]+)/map_index=(\d+)/.*$", r"\1[\2]", str(path))
+        counts[task] = counts.get(task, 0) + path.read_text().count('"Trigger fired event"')
+    return counts
+
+
+def test_a_triggerer_killed_while_tasks_wait_loses_none_of_them(deployment: Deployment) -> None:
+    run_id = start_waiting_batch(deployment, video_seconds=25)
+    waiting = wait_until(lambda: len(deployment.deferred(DAG_ID, run_id)) >= 5 or None, 90, "5 deferred tasks")
+
+    deployment.kill_component("triggerer")  # SIGKILL to its whole process group
+    time.sleep(5)
+    deployment.start_component("triggerer")
+
+    assert deployment.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
+    assert waiting
+    assert_first_try_and_paid_once(deployment, run_id)
+
+
+def test_two_triggerers_fire_exactly_one_event_per_task(deployment: Deployment) -> None:
+    deployment.start_component("triggerer", instance="triggerer-2")
+    wait_until(
+        lambda: (
+            len({job["hostname"] for job in _alive_triggerers(deployment)}) >= 1
+            and len(_alive_triggerers(deployment)) >= 2
+        ),
+        60,
+        "two live triggerers",
+    )
+    for path in (deployment.home / "logs" / f"dag_id={DAG_ID}").rglob("*.log.trigger.*"):
+        path.unlink()  # count only this run's events
+    run_id = start_waiting_batch(deployment, video_seconds=6)
+
+    assert deployment.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
+    assert_first_try_and_paid_once(deployment, run_id)
+    assert sorted(fired_events(deployment).values()) == [1] * TASKS
+
+
+def _alive_triggerers(deployment: Deployment) -> list[dict[str, object]]:
+    jobs = deployment.api("GET", "/jobs", params={"job_type": "TriggererJob", "is_alive": True, "limit": 10})
+    return list(jobs["jobs"])
