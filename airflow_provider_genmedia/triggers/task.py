@@ -64,6 +64,7 @@ def defer_settle() -> float:
     heartbeat = conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0)
     return conf.getfloat("genmedia", "defer_settle", fallback=2 * heartbeat)
 
+
 TIMEOUT = "timeout"
 ERROR = "error"
 EVENT_STATUSES = frozenset({status.value for status in TERMINAL_STATUSES} | {TIMEOUT, ERROR})
