@@ -21,6 +21,12 @@ _CONNECTION_FIELDS: dict[str, Any] = {
         "surely did not reach the vendor.",
         "schema": {"type": ["integer", "null"], "default": 4, "minimum": 0, "maximum": 20},
     },
+    "max_polls_per_second": {
+        "label": "Max polls per second",
+        "description": "Task-result polls per second that all waits on this connection in one triggerer (or "
+        "worker task) share; empty for no limit. A 429 pauses every wait on the connection.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
 }
 
 

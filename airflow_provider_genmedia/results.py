@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,14 @@ class TaskStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.EXPIRED})
+
+
+class TaskProgress(NamedTuple):
+    """What one poll says of a task still under way: cheap to read, no outputs."""
+
+    status: TaskStatus
+    progress: float | None = None
+    eta_seconds: float | None = None
 
 
 class NsfwVerdict(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from airflow_provider_genmedia.apis.base import HttpUrlStr, PollSchedule, RequestModel, TaskApi, integer, mapping
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
 
 SUBMIT_PATH = "/avatar/generation"
 DONE_STATUS = 200
@@ -99,6 +99,17 @@ class AvatarApi(TaskApi):
         if not task_id:
             raise ValueError("the submit answer holds no task id")
         return str(task_id)
+
+    def parse_progress(self, body: Any) -> TaskProgress | None:
+        """A ``web_work_status`` neither 200 (done) nor below 0 (failed), in an answer without an error code."""
+        if "web_work_status" not in mapping(body):
+            code, _ = self.parse_error(body)
+            if integer(code) not in (None, 0, DONE_STATUS):
+                return None
+        state = integer(avatar_task(body).get("web_work_status"))
+        if state == DONE_STATUS or (state is not None and state < 0):
+            return None
+        return TaskProgress(TaskStatus.RUNNING)
 
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
         """200 done (with ``work_video_path``), below 0 failed, anything else running."""

@@ -24,7 +24,7 @@ from airflow_provider_genmedia.apis.base import (
 )
 from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
 from airflow_provider_genmedia.exceptions import GenMediaAPIError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
 
 ROUTE_PREFIX = "/task/bailian"
 TEXT2VIDEO_PATH = f"{ROUTE_PREFIX}/text2video"
@@ -182,6 +182,14 @@ class BailianApi(GptGeVideoApi):
         if not task_id:
             raise self._error(data)
         return str(task_id)
+
+    def parse_progress(self, body: Any) -> TaskProgress | None:
+        """An ``output.task_status`` that is not final (``PENDING``, ``RUNNING`` and the like)."""
+        state = str(mapping(mapping(body).get("output")).get("task_status") or "")
+        status = _STATUSES.get(state, TaskStatus.RUNNING)
+        if not state or state == "SUCCEEDED" or status.is_terminal:
+            return None
+        return TaskProgress(status)
 
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
         """``output.task_status``; ``UNKNOWN`` is expired; FAILED carries ``output.code``/``message``."""

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.results import GenerationResult, elide_blobs
+from airflow_provider_genmedia.results import GenerationResult, TaskProgress, elide_blobs
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -144,6 +144,11 @@ class TaskApi(ABC):
     @abstractmethod
     def parse_submit(self, body: Any) -> str:
         """The task id in a submit answer."""
+
+    @abstractmethod
+    def parse_progress(self, body: Any) -> TaskProgress | None:
+        """The status, progress and eta of a task-result answer about a task still under way, read without
+        building a result; None for any other answer (ended, or an error), which `parse_result` reads."""
 
     @abstractmethod
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:

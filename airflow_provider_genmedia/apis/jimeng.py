@@ -25,7 +25,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaRateLimitError,
     GenMediaServerError,
 )
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
 
 SUCCESS_CODE = 10000
 #: Codes that say "try again later" when polling: QPS and concurrency limits, internal errors.
@@ -111,6 +111,16 @@ class JimengApi(GptGeVideoApi):
             return None
         reason = f"{code} {data.get('message') or ''}".strip()
         return self.result(task_id, data, status=TaskStatus.FAILED, reason=reason)
+
+    def parse_progress(self, body: Any) -> TaskProgress | None:
+        """A ``code`` 10000 answer whose ``data.status`` is neither ``done`` nor an expiry."""
+        data = mapping(body)
+        if integer(data.get("code")) != SUCCESS_CODE:
+            return None
+        state = str(mapping(data.get("data")).get("status") or "")
+        if state in ("done", "not_found", "expired"):
+            return None
+        return TaskProgress(TaskStatus.QUEUED if state == "in_queue" else TaskStatus.RUNNING)
 
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
         """``code`` first; then ``data.status``; ``done`` is success only with a video URL."""

@@ -28,7 +28,7 @@ from airflow_provider_genmedia.apis.base import (
     seconds,
 )
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskProgress, TaskStatus
 
 #: img2img input limits: "a maximum resolution of 16 megapixels and a maximum file size of 10 Mb".
 MAX_IMAGE_PIXELS = 16 * 1024 * 1024
@@ -307,6 +307,14 @@ class NovitaApi(TaskApi):
         if not task_id:
             raise ValueError("the submit answer holds no task_id")
         return str(task_id)
+
+    def parse_progress(self, body: Any) -> TaskProgress | None:
+        """``task.status`` queued or processing, with ``progress_percent`` and ``eta``."""
+        task = mapping(mapping(body).get("task"))
+        status = _STATUSES.get(str(task.get("status")), TaskStatus.RUNNING)
+        if status.is_terminal:
+            return None
+        return TaskProgress(status, percent(task.get("progress_percent")), seconds(task.get("eta")))
 
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
         """Map ``task.status`` and read images, videos and audios with their TTL and NSFW verdicts."""

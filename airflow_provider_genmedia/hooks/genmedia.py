@@ -1,8 +1,10 @@
-"""Hooks that speak the vendor APIs over HTTP: sync (requests) on workers, async (aiohttp) in triggers.
+"""Hooks that speak the vendor APIs over HTTP: sync (requests) on workers, async (aiohttp) in waits.
 
-Both paths share one retry policy: exponential backoff with jitter on 429, 5xx, timeouts and connection
-errors, ``Retry-After`` honoured (seconds or HTTP date, capped). A submit POST is retried only when the job
-was surely not created (the connection never opened, 429, 503), so a job is never paid for twice.
+``submit``, ``get_result`` and ``aget_result`` retry with exponential backoff and jitter on 429, 5xx, timeouts
+and connection errors, ``Retry-After`` honoured (seconds or HTTP date, capped). A submit POST is retried only
+when the job was surely not created (the connection never opened, 429, 503), so a job is never paid for twice.
+``apoll`` reads a task once without retrying, for waits whose own schedule polls again; every async call of a
+process shares one session per event loop and connection (`airflow_provider_genmedia.hooks.sessions`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -48,12 +49,13 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
 )
-from airflow_provider_genmedia.results import GenerationResult
+from airflow_provider_genmedia.hooks import sessions
+from airflow_provider_genmedia.hooks.sessions import CONNECT_TIMEOUT, ConnectionSettings, SharedSession
+from airflow_provider_genmedia.results import GenerationResult, TaskProgress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
-CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 4
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -147,20 +149,10 @@ def _never_sent(error: BaseException) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """What a hook reads from its Airflow connection."""
-
-    base_url: str
-    api_key: str
-    timeout: float
-    max_retries: int
-
-
 class GenMediaHook(BaseHook):
     """Shared HTTP machinery of the vendor hooks: auth, retries, typed errors, sync and async sessions.
 
-    Use ``async with hook:`` in async code so that the one aiohttp session of the hook is closed.
+    Use ``async with hook:`` in async code, so that the hook gives back its use of the shared aiohttp session.
     """
 
     conn_name_attr = "conn_id"
@@ -179,7 +171,7 @@ class GenMediaHook(BaseHook):
         self._max_retries = max_retries
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
-        self._async_session: aiohttp.ClientSession | None = None
+        self._lease: SharedSession | None = None
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -203,6 +195,7 @@ class GenMediaHook(BaseHook):
             api_key=conn.password,
             timeout=float(timeout),
             max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
+            max_polls_per_second=_positive_or_none("max_polls_per_second", extra("max_polls_per_second")),
         )
 
     def settings(self) -> ConnectionSettings:
@@ -250,10 +243,10 @@ class GenMediaHook(BaseHook):
         key = self._settings.api_key if self._settings else None
         return text.replace(key, "***") if key else text
 
-    def _read_answer(self, api: TaskApi, status: int, headers: Mapping[str, str], text: str) -> Any:
+    def _read_answer(self, api: TaskApi, status: int, headers: Mapping[str, str], content: bytes) -> Any:
         """The JSON body of a 2xx answer; otherwise the typed error for the status and vendor body."""
         try:
-            body = json.loads(text) if text else None
+            body = json.loads(content) if content else None
         except ValueError:
             body = None
         if 200 <= status < 300:
@@ -261,8 +254,9 @@ class GenMediaHook(BaseHook):
                 raise GenMediaAPIError("the answer is not JSON", status_code=status, api=api.name)
             return body
         code, message = api.parse_error(body)
+        snippet = content[:300].decode(errors="replace") if body is None else ""
         error = _error_class(status)(
-            self._scrub(str(message or (text[:300] if body is None else "") or f"HTTP {status}")),
+            self._scrub(str(message or snippet or f"HTTP {status}")),
             status_code=status,
             vendor_code=code,
             api=api.name,
@@ -316,7 +310,7 @@ class GenMediaHook(BaseHook):
             )
         except requests.RequestException as error:
             raise self._transport_error(error, method, path) from None
-        return self._read_answer(api, response.status_code, response.headers, response.text)
+        return self._read_answer(api, response.status_code, response.headers, response.content)
 
     def submit(self, api: str, path: str, body: RequestModel | Mapping[str, Any]) -> str:
         """Validate ``body`` for ``path``, POST it once, and return the vendor's task id."""
@@ -367,7 +361,7 @@ class GenMediaHook(BaseHook):
             self._session.close()
             self._session = None
 
-    # -- async (triggers) ----------------------------------------------------------------------------------
+    # -- async (waits): one session per event loop and connection ---------------------------------------
 
     async def __aenter__(self) -> GenMediaHook:
         return self
@@ -376,36 +370,62 @@ class GenMediaHook(BaseHook):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the async HTTP session."""
-        if self._async_session is not None:
-            await self._async_session.close()
-            self._async_session = None
+        """Give back this hook's use of the shared async session; its last user closes it."""
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await sessions.release(self._session_key(), lease)
 
-    async def _asend(self, api: TaskApi, method: str, path: str) -> Any:
-        settings = await self.asettings()
-        if self._async_session is None:
-            timeout = aiohttp.ClientTimeout(total=settings.timeout, connect=CONNECT_TIMEOUT)
-            self._async_session = aiohttp.ClientSession(timeout=timeout)
+    def _session_key(self) -> tuple[Any, ...]:
+        return (self.conn_type, self.conn_id, self._timeout, self._max_retries)
+
+    async def _shared(self) -> SharedSession:
+        if self._lease is None:
+            lease = await sessions.acquire(self._session_key(), self._open_shared)
+            if self._lease is None:
+                self._lease, self._settings = lease, lease.settings
+            else:  # a concurrent call of this same hook took its use first
+                await sessions.release(self._session_key(), lease)
+        return self._lease
+
+    async def _open_shared(self) -> SharedSession:
+        settings = self._settings or await self.asettings()
+        return SharedSession.open(settings, self._headers(settings))
+
+    async def _aread(self, api: TaskApi, task_id: str, *, cheap: bool) -> TaskProgress | GenerationResult:
+        """One GET of the task: its progress while it runs when ``cheap``, else (or once it ended) its result."""
+        shared = await self._shared()
+        path = api.result_path(task_id)
+        await shared.gate.wait()
         try:
-            async with self._async_session.request(
-                method, f"{settings.base_url}{path}", headers=self._headers(settings)
-            ) as response:
-                text = await response.text()
+            async with shared.session.get(f"{shared.settings.base_url}{path}", headers=shared.headers) as response:
+                content = await response.read()
         except (TimeoutError, aiohttp.ClientError) as error:
-            raise self._transport_error(error, method, path) from None
-        return self._read_answer(api, response.status, response.headers, text)
+            raise self._transport_error(error, "GET", path) from None
+        try:
+            body = self._read_answer(api, response.status, response.headers, content)
+            progress = api.parse_progress(body) if cheap else None
+            answer = progress if progress is not None else api.parse_result(task_id, body)
+        except GenMediaRateLimitError as error:
+            shared.gate.pause(error.retry_after)
+            raise
+        except GenMediaAPIError as error:
+            return self._verdict_or_raise(api, task_id, error)
+        shared.gate.passed()
+        return answer
+
+    async def apoll(self, api: str, task_id: str) -> TaskProgress | GenerationResult:
+        """Read the task once, without retrying (the caller's schedule polls again): a running task's
+        `TaskProgress`, or its `GenerationResult` once the vendor answered anything else."""
+        return await self._aread(self._api(api), task_id, cheap=True)
 
     async def aget_result(self, api: str, task_id: str) -> GenerationResult:
-        """`get_result` for async code, over the hook's one aiohttp session."""
+        """`get_result` for async code, over the shared session."""
         task_api = self._api(api)
-        settings = await self.asettings()
-        try:
-            async for attempt in AsyncRetrying(**self._retry_kwargs(settings, submit=False)):
-                with attempt:
-                    answer = await self._asend(task_api, "GET", task_api.result_path(task_id))
-                    result = task_api.parse_result(task_id, answer)
-        except GenMediaAPIError as error:
-            return self._verdict_or_raise(task_api, task_id, error)
+        settings = (await self._shared()).settings
+        async for attempt in AsyncRetrying(**self._retry_kwargs(settings, submit=False)):
+            with attempt:
+                result = await self._aread(task_api, task_id, cheap=False)
+        assert isinstance(result, GenerationResult)
         return result
 
     # -- UI ------------------------------------------------------------------------------------------------
@@ -444,6 +464,18 @@ class GptGeHook(GenMediaHook):
     hook_name = "gpt.ge"
     default_base_url = GPTGE_BASE_URL
     api_names = ("jimeng", "bailian", "avatar")
+
+
+def _positive_or_none(field: str, value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise GenMediaValidationError(field, f"must be a positive number, not {value!r}")
+    return number
 
 
 def hook_for_api(api: str, conn_id: str | None = None) -> GenMediaHook:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -14,6 +15,7 @@ from airflow.triggers.base import StartTriggerArgs
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError
 from airflow_provider_genmedia.hooks.genmedia import hook_for_api
+from airflow_provider_genmedia.results import GenerationResult, TaskProgress
 from airflow_provider_genmedia.triggers.task import (
     TIMEOUT,
     GenMediaTaskTrigger,
@@ -31,7 +33,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
     """Wait until an existing vendor task ends and return its `GenerationResult` json.
 
     A failed, canceled or expired task fails the sensor without retries (`AirflowFailException`); a poll that
-    fails for a transient reason (connection, 429, 5xx, after the hook's own retries) is just poked again.
+    fails for a transient reason (connection, 429, 5xx) is just poked again.
 
     :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
     :param genmedia_task_id: The vendor's task id (``task_id`` stays the Airflow task's id, as for every
@@ -83,20 +85,25 @@ class GenMediaTaskSensor(BaseSensorOperator):
             )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """Read the task once: done with its result json once it succeeded; raise if it ended otherwise."""
+        """Read the task once, as one poll of the trigger: done with its result json once it succeeded; raise if
+        it ended otherwise. The poke interval is the retry layer: a transient failure is just poked again."""
         hook = hook_for_api(self.api, self.conn_id)
+        hook.settings()
+
+        async def poll() -> TaskProgress | GenerationResult:
+            async with hook:
+                return await hook.apoll(self.api, self.genmedia_task_id)
+
         try:
-            result = hook.get_result(self.api, self.genmedia_task_id)
+            answer = asyncio.run(poll())
         except (GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError) as error:
             self.log.warning("Polling %s task %s failed (%s): poking again", self.api, self.genmedia_task_id, error)
             return False
-        finally:
-            hook.close()
-        if not result.status.is_terminal:
-            self.log.info("%s task %s is %s", self.api, self.genmedia_task_id, result.status.value)
+        if not isinstance(answer, GenerationResult) or not answer.status.is_terminal:
+            self.log.info("%s task %s is %s", self.api, self.genmedia_task_id, answer.status.value)
             return False
         return PokeReturnValue(
-            is_done=True, xcom_value=result_from_event(completion_event(result)).model_dump(mode="json")
+            is_done=True, xcom_value=result_from_event(completion_event(answer)).model_dump(mode="json")
         )
 
     def execute(self, context: Context) -> Any:

@@ -5,8 +5,8 @@ Every wait ends in one event payload (DESIGN section 7)::
     {"status": "succeeded" | "failed" | "canceled" | "expired" | "timeout" | "error",
      "api": str, "task_id": str, "message": str, "result": GenerationResult json | None}
 
-`GenMediaTaskTrigger` yields it from the triggerer; `wait_for_task` builds the same payload on the worker;
-`result_from_event` turns it into a `GenerationResult` or the matching Airflow exception for both paths.
+`watch_task` polls until it has that payload; `GenMediaTaskTrigger` runs it in the triggerer and `wait_for_task`
+on the worker; `result_from_event` turns it into a `GenerationResult` or the matching Airflow exception.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
-from airflow_provider_genmedia.results import TERMINAL_STATUSES, GenerationResult, TaskStatus
+from airflow_provider_genmedia.results import TERMINAL_STATUSES, GenerationResult, TaskProgress, TaskStatus
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -94,7 +94,7 @@ class PollPlanner:
         self.poll_interval = poll_interval
         self.end_time = end_time
         self._clock = clock
-        self._random = rng or random.Random()
+        self._uniform = (rng or random).uniform
         self.started_at = clock()
         self._interval = schedule.minimum
         self._progress_seen: tuple[float, float] | None = None
@@ -122,7 +122,7 @@ class PollPlanner:
         """The wait before the first poll."""
         return self._jittered(self.poll_interval or self.schedule.first)
 
-    def after_result(self, result: GenerationResult) -> float:
+    def after_result(self, result: TaskProgress | GenerationResult) -> float:
         """The wait after a poll that answered ``result`` (a task still queued or running)."""
         if self.poll_interval:
             return self._jittered(self.poll_interval)
@@ -140,7 +140,7 @@ class PollPlanner:
             return self._jittered(self.poll_interval)
         return self._grown()
 
-    def _work_left(self, result: GenerationResult) -> float | None:
+    def _work_left(self, result: TaskProgress | GenerationResult) -> float | None:
         """Seconds of work the vendor has left: its eta, or the remaining progress at the rate seen so far."""
         now = self._clock()
         previous = self._progress_seen
@@ -159,7 +159,7 @@ class PollPlanner:
         return self._jittered(self._interval)
 
     def _jittered(self, delay: float) -> float:
-        return self._capped(delay * self._random.uniform(1 - JITTER, 1 + JITTER))
+        return self._capped(delay * self._uniform(1 - JITTER, 1 + JITTER))
 
     def _capped(self, delay: float) -> float:
         remaining = self.remaining()
@@ -194,24 +194,32 @@ class _TaskWatch:
         self.task_id = task_id
         self.planner = planner
         self.log = logger
-        self.last: GenerationResult | None = None
+        self.last: TaskProgress | GenerationResult | None = None
         self.failures = 0
         self.next_delay = planner.first_delay()
+        self._logged: tuple[TaskStatus, int | None] | None = None
 
-    def record(self, result: GenerationResult) -> dict[str, Any] | None:
+    def record(self, answer: TaskProgress | GenerationResult) -> dict[str, Any] | None:
         """Take a poll's answer; return the final event payload, or None to poll again after `next_delay`."""
         self.failures = 0
-        if self.last is None or (result.status, result.progress) != (self.last.status, self.last.progress):
-            progress = "" if result.progress is None else f", {result.progress:.0f} %"
-            eta = "" if result.eta_seconds is None else f", eta {result.eta_seconds:.0f} s"
-            self.log.info("%s task %s is %s%s%s", self.api, self.task_id, result.status.value, progress, eta)
-        self.last = result
-        if result.status.is_terminal:
-            return completion_event(result)
+        self._log_news(answer)
+        self.last = answer
+        if isinstance(answer, GenerationResult) and answer.status.is_terminal:
+            return completion_event(answer)
         if self.planner.expired:
             return self.timeout_event()
-        self.next_delay = self.planner.after_result(result)
+        self.next_delay = self.planner.after_result(answer)
         return None
+
+    def _log_news(self, answer: TaskProgress | GenerationResult) -> None:
+        """Log a new status, or progress that crossed a quarter; not every poll."""
+        quarter = None if answer.progress is None else int(answer.progress // 25)
+        if self._logged == (answer.status, quarter):
+            return
+        self._logged = (answer.status, quarter)
+        progress = "" if answer.progress is None else f", {answer.progress:.0f} %"
+        eta = "" if answer.eta_seconds is None else f", eta {answer.eta_seconds:.0f} s"
+        self.log.info("%s task %s is %s%s%s", self.api, self.task_id, answer.status.value, progress, eta)
 
     def record_error(self, error: Exception) -> dict[str, Any] | None:
         """Take a failed poll; return the final event payload, or None to poll again after `next_delay`."""
@@ -236,10 +244,16 @@ class _TaskWatch:
         state = self.last.status.value if self.last else "unanswered"
         deadline = datetime.fromtimestamp(self.planner.end_time or time.time(), UTC).isoformat(timespec="seconds")
         message = f"{self.api} task {self.task_id} was still running at the deadline {deadline} (last status: {state})"
-        return _event(TIMEOUT, self.api, self.task_id, message, self.last)
+        return _event(TIMEOUT, self.api, self.task_id, message, self._last_result())
 
     def _error_event(self, message: str) -> dict[str, Any]:
-        return _event(ERROR, self.api, self.task_id, message, self.last)
+        return _event(ERROR, self.api, self.task_id, message, self._last_result())
+
+    def _last_result(self) -> GenerationResult | None:
+        if self.last is None or isinstance(self.last, GenerationResult):
+            return self.last
+        status, progress, eta = self.last
+        return GenerationResult(api=self.api, task_id=self.task_id, status=status, progress=progress, eta_seconds=eta)
 
     def _is_transient(self, error: Exception) -> bool:
         if isinstance(error, GenMediaConnectionError):
@@ -253,11 +267,46 @@ def _planner(api: str, poll_interval: float | None, end_time: float | None) -> P
     return PollPlanner(get_api(api).poll_schedule, poll_interval=poll_interval, end_time=end_time)
 
 
+async def watch_task(
+    hook: GenMediaHook,
+    api: str,
+    task_id: str,
+    planner: PollPlanner,
+    logger: logging.Logger | Logger,
+    *,
+    settle: float = 0.0,
+) -> dict[str, Any]:
+    """Poll a vendor task once per planned delay until the wait ends; return its one event payload.
+
+    Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer.
+    The payload is held until ``settle`` seconds after the watch began (see `defer_settle`).
+    """
+    watch = _TaskWatch(api, task_id, planner, logger)
+    settled_at = time.monotonic() + settle
+    async with hook:
+        while True:
+            await asyncio.sleep(watch.next_delay)
+            event: dict[str, Any] | None
+            try:
+                async with asyncio.timeout(planner.poll_budget()):
+                    answer = await hook.apoll(api, task_id)
+            except TimeoutError:
+                event = watch.timeout_event()
+            except Exception as error:
+                event = watch.record_error(error)
+            else:
+                event = watch.record(answer)
+            if event is not None:
+                await asyncio.sleep(max(settled_at - time.monotonic(), 0.0))
+                return event
+
+
 class GenMediaTaskTrigger(BaseTrigger):
     """Poll a vendor task from the triggerer until it ends or ``end_time`` passes; yield one event.
 
     The vendor's id lives in ``genmedia_task_id``: ``task_id`` belongs to `BaseTrigger`, and the triggerer sets
-    it to the Airflow task id when it binds the task instance.
+    it to the Airflow task id when it binds the task instance. Every trigger of a triggerer process that uses
+    the same connection shares one HTTP session and one poll rate (connection extra ``max_polls_per_second``).
 
     :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
     :param genmedia_task_id: The vendor's task id.
@@ -297,7 +346,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll over one HTTP session until the task ends, the deadline passes or polling fails for good."""
+        """Poll over the process's shared session until the task ends, the deadline passes or polling fails."""
         api, task_id = self.api, str(self.genmedia_task_id)
         try:
             planner = _planner(api, self.poll_interval, self.end_time)
@@ -305,25 +354,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         except GenMediaValidationError as error:
             yield TriggerEvent(_event(ERROR, api, task_id, f"cannot wait for {api} task {task_id}: {error}", None))
             return
-        watch = _TaskWatch(api, task_id, planner, self.log)
-        settled_at = time.monotonic() + defer_settle()
-        async with hook:
-            while True:
-                await asyncio.sleep(watch.next_delay)
-                event: dict[str, Any] | None
-                try:
-                    async with asyncio.timeout(watch.planner.poll_budget()):
-                        result = await hook.aget_result(api, task_id)
-                except TimeoutError:
-                    event = watch.timeout_event()
-                except Exception as error:
-                    event = watch.record_error(error)
-                else:
-                    event = watch.record(result)
-                if event is not None:
-                    await asyncio.sleep(max(settled_at - time.monotonic(), 0.0))
-                    yield TriggerEvent(event)
-                    return
+        yield TriggerEvent(await watch_task(hook, api, task_id, planner, self.log, settle=defer_settle()))
 
     async def on_kill(self) -> None:
         """No vendor API can cancel a task yet: say so, since the task keeps running and is still billed."""
@@ -342,22 +373,11 @@ def wait_for_task(
     poll_interval: float | None = None,
     end_time: float | None = None,
 ) -> GenerationResult:
-    """Poll on the worker with the trigger's schedule; return the succeeded result or raise like `result_from_event`.
-
-    The hook gives up retries that would wait past ``end_time``; a request already under way is bounded by the
-    hook's request timeout.
-    """
-    watch = _TaskWatch(api, task_id, _planner(api, poll_interval, end_time), log)
-    while True:
-        time.sleep(watch.next_delay)
-        try:
-            result = hook.get_result(api, task_id, deadline=end_time)
-        except Exception as error:
-            event = watch.record_error(error)
-        else:
-            event = watch.record(result)
-        if event is not None:
-            return result_from_event(event)
+    """Wait on the worker with the trigger's own `watch_task`; return the succeeded result or raise like
+    `result_from_event`. The connection is read here with the worker's own lookup, once."""
+    hook.settings()
+    planner = _planner(api, poll_interval, end_time)
+    return result_from_event(asyncio.run(watch_task(hook, api, task_id, planner, log)))
 
 
 def result_from_event(event: dict[str, Any] | None) -> GenerationResult:

@@ -23,6 +23,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for_api, parse_retry_after
+from airflow_provider_genmedia.hooks.sessions import open_sessions
 from airflow_provider_genmedia.results import TaskStatus
 
 KEY = "sk_test_0123456789abcdef"
@@ -268,17 +269,17 @@ def test_the_vendors_own_error_body_on_submit_is_certain(
 # -- async path ---------------------------------------------------------------------------------------------
 
 
-async def test_async_path_retries_over_one_session(httpserver: HTTPServer, novita: NovitaHook) -> None:
+async def test_async_path_retries_over_one_shared_session(httpserver: HTTPServer, novita: NovitaHook) -> None:
     httpserver.expect_ordered_request(RESULT_PATH).respond_with_data("", status=429, headers={"Retry-After": "1"})
     httpserver.expect_ordered_request(RESULT_PATH).respond_with_data("", status=502)
     httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
     httpserver.expect_ordered_request(RESULT_PATH).respond_with_json(SUCCEEDED)
     async with novita:
         first = await novita.aget_result("novita", "t1")
-        session = novita._async_session
+        assert open_sessions() == 1
         second = await novita.aget_result("novita", "t1")
-        assert novita._async_session is session
-    assert session is not None and session.closed
+        assert open_sessions() == 1
+    assert open_sessions() == 0
     assert first.status is second.status is TaskStatus.SUCCEEDED
     assert requests_to(httpserver, RESULT_PATH) == 4
 

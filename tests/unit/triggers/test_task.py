@@ -84,12 +84,15 @@ async def test_success_after_progress_yields_one_event_with_the_outputs(novita: 
     assert result.seed == 158881667
 
 
-async def test_progress_changes_are_logged_without_the_key(novita: HTTPServer, capsys: pytest.CaptureFixture) -> None:
+async def test_new_statuses_and_quarters_of_progress_are_logged_without_the_key(
+    novita: HTTPServer, capsys: pytest.CaptureFixture
+) -> None:
     novita_route(
         novita,
         "t-log",
         Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=10)),
         Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=10)),
+        Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=20)),
         Answer(novita_task("t-log", "TASK_STATUS_PROCESSING", progress=60)),
         Answer(novita_task("t-log", "TASK_STATUS_SUCCEED", images=1)),
     )
@@ -99,6 +102,7 @@ async def test_progress_changes_are_logged_without_the_key(novita: HTTPServer, c
     output = capsys.readouterr()
     logged = output.out + output.err
     assert logged.count("novita task t-log is running, 10 %") == 1
+    assert "is running, 20 %" not in logged  # still the first quarter
     assert "novita task t-log is running, 60 %" in logged
     assert "novita task t-log is succeeded" in logged
     assert API_KEY not in logged
