@@ -23,19 +23,16 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import RequestModel
+from airflow_provider_genmedia.events import TaskEvent, result_from_event
 from airflow_provider_genmedia.exceptions import (
     GenMediaNotFoundError,
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
+from airflow_provider_genmedia.polling import wait_for_task
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
-from airflow_provider_genmedia.triggers.task import (
-    GenMediaTaskTrigger,
-    completion_event,
-    result_from_event,
-    wait_for_task,
-)
+from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
 #: The ``task_state_store`` key that remembers the vendor task of this Airflow task (all tries share it).
 STATE_KEY = "genmedia_task"
@@ -118,7 +115,7 @@ class GenMediaSubmitOperator(BaseOperator):
             if result is None:
                 result = hook.get_result(self.api, task_id)
             if result.status.is_terminal:
-                return self._complete(result_from_event(completion_event(result)), body)
+                return self._complete(TaskEvent.completed(result).outcome(), body)
             end_time = time.time() + self.timeout
             if self.deferrable:
                 self.log.info("Waiting for %s task %s in the triggerer", self.api, task_id)

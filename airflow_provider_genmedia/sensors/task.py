@@ -13,15 +13,11 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError
 from airflow_provider_genmedia.hooks.genmedia import hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress
-from airflow_provider_genmedia.triggers.task import (
-    TIMEOUT,
-    GenMediaTaskTrigger,
-    completion_event,
-    result_from_event,
-)
+from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
 
 def _pulls_every_map_index(template: Any) -> bool:
@@ -102,9 +98,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
         if not isinstance(answer, GenerationResult) or not answer.status.is_terminal:
             self.log.info("%s task %s is %s", self.api, self.genmedia_task_id, answer.status.value)
             return False
-        return PokeReturnValue(
-            is_done=True, xcom_value=result_from_event(completion_event(answer)).model_dump(mode="json")
-        )
+        return PokeReturnValue(is_done=True, xcom_value=TaskEvent.completed(answer).outcome().model_dump(mode="json"))
 
     def execute(self, context: Context) -> Any:
         """Poke on the worker, or check once and defer to the triggerer until the task ends."""
@@ -128,6 +122,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger's event: the result json, or the failure the event describes."""
-        if event is not None and event.get("status") == TIMEOUT:
-            raise AirflowSensorTimeout(event.get("message", "the vendor task was still running at the deadline"))
-        return result_from_event(event).model_dump(mode="json")
+        ended = TaskEvent.from_payload(event)
+        if ended.status == TIMEOUT:
+            raise AirflowSensorTimeout(ended.message)
+        return ended.outcome().model_dump(mode="json")

@@ -12,10 +12,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from PIL import Image
 
 from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator, BailianVideoOperator, JimengVideoOperator
-from airflow_provider_genmedia.triggers.task import completion_event
 
 IMAGE_URL = "https://example.com/first-frame.png"
 AVATAR_URL = "https://example.com/face.png"
@@ -220,7 +220,7 @@ AVATAR_DONE: dict[str, Any] = {
 def test_avatar_result_picks_the_video_asked_for(no_watermark: bool, expected: str, wrapped: bool) -> None:
     """On a fresh operator, as ``execute_complete`` runs after a deferral: the choice rests on the argument."""
     body = {"code": 0, "data": AVATAR_DONE} if wrapped else AVATAR_DONE
-    event = completion_event(get_api("avatar").parse_result(AVATAR_DONE["id"], body))
+    event = TaskEvent.completed(get_api("avatar").parse_result(AVATAR_DONE["id"], body)).to_payload()
     operator = AvatarVideoOperator(task_id="t", avatar_url=AVATAR_URL, audio_url=AUDIO_URL, no_watermark=no_watermark)
     result = operator.execute_complete({}, event)
     assert [(output["url"], output["kind"], output["format"]) for output in result["outputs"]] == [
@@ -230,7 +230,7 @@ def test_avatar_result_picks_the_video_asked_for(no_watermark: bool, expected: s
 
 def test_avatar_result_without_a_clean_video_keeps_the_one_given() -> None:
     body = {key: value for key, value in AVATAR_DONE.items() if key != "no_wm_work_video_path"}
-    event = completion_event(get_api("avatar").parse_result(AVATAR_DONE["id"], body))
+    event = TaskEvent.completed(get_api("avatar").parse_result(AVATAR_DONE["id"], body)).to_payload()
     operator = AvatarVideoOperator(task_id="t", avatar_url=AVATAR_URL, audio_url=AUDIO_URL, no_watermark=True)
     assert operator.execute_complete({}, event)["outputs"][0]["url"] == AVATAR_DONE["work_video_path"]
 
@@ -275,4 +275,4 @@ def test_vendor_verdicts_fail_without_retry(
     api = get_api(operator.api)
     result = api.task_failure("b-1", body) or api.parse_result("b-1", body)
     with pytest.raises(AirflowFailException, match=reason):
-        operator.execute_complete({}, completion_event(result))
+        operator.execute_complete({}, TaskEvent.completed(result).to_payload())

@@ -1,14 +1,12 @@
-"""GenMediaTaskTrigger, wait_for_task and result_from_event against a real local HTTP server; PollPlanner maths."""
+"""GenMediaTaskTrigger against a real local HTTP server: one event per wait, bound or not to a task instance."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 import json
-import random
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -16,18 +14,10 @@ from airflow.sdk.serde import serialize
 from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
 
-from airflow_provider_genmedia.apis.base import PollSchedule
-from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError
-from airflow_provider_genmedia.hooks.genmedia import NovitaHook
-from airflow_provider_genmedia.results import GenerationResult, TaskStatus
-from airflow_provider_genmedia.triggers.task import (
-    MAX_CONSECUTIVE_FAILURES,
-    GenMediaTaskTrigger,
-    PollPlanner,
-    completion_event,
-    result_from_event,
-    wait_for_task,
-)
+from airflow_provider_genmedia.events import result_from_event
+from airflow_provider_genmedia.polling import MAX_CONSECUTIVE_FAILURES
+from airflow_provider_genmedia.results import TaskStatus
+from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 from tests.unit.triggers.vendor import (
     API_KEY,
     Answer,
@@ -330,178 +320,6 @@ async def test_on_kill_says_the_vendor_task_keeps_running(capsys: pytest.Capture
 
     output = capsys.readouterr()
     assert "vendor task t-kill keeps running and is still billed" in output.out + output.err
-
-
-# -- the worker-side poller ---------------------------------------------------------------------------------
-
-
-def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
-    novita_route(
-        novita,
-        "t-sync",
-        Answer(novita_task("t-sync", "TASK_STATUS_PROCESSING", progress=50)),
-        Answer(novita_task("t-sync", "TASK_STATUS_SUCCEED", images=1)),
-    )
-    novita_route(novita, "t-sync-bad", Answer(novita_task("t-sync-bad", "TASK_STATUS_FAILED", reason="bad model")))
-    novita_route(novita, "t-sync-slow", Answer(novita_task("t-sync-slow", "TASK_STATUS_QUEUED")))
-    hook = NovitaHook()
-    try:
-        result = wait_for_task(hook, "novita", "t-sync", poll_interval=FAST)
-        with pytest.raises(AirflowFailException, match="t-sync-bad failed: bad model"):
-            wait_for_task(hook, "novita", "t-sync-bad", poll_interval=FAST)
-        with pytest.raises(AirflowException, match="t-sync-slow was still running at the deadline"):
-            wait_for_task(hook, "novita", "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)
-    finally:
-        hook.close()
-
-    assert result.status is TaskStatus.SUCCEEDED
-    assert len(result.outputs) == 1
-
-
-def test_wait_for_task_does_not_wait_out_a_retry_after_past_its_deadline(novita: HTTPServer) -> None:
-    limited = Answer({"reason": "RATE_LIMIT_EXCEEDED"}, status=429, headers={"Retry-After": "100"})
-    novita_route(novita, "t-limited", limited)
-    hook = NovitaHook()
-    started = time.monotonic()
-    try:
-        with pytest.raises(AirflowException, match="t-limited was still running at the deadline"):
-            wait_for_task(hook, "novita", "t-limited", poll_interval=FAST, end_time=time.time() + 1)
-    finally:
-        hook.close()
-    assert time.monotonic() - started < 5
-
-
-# -- the event contract -------------------------------------------------------------------------------------
-
-
-def _result(status: TaskStatus, **fields: Any) -> GenerationResult:
-    return GenerationResult(api="novita", task_id="t-ev", status=status, **fields)
-
-
-@pytest.mark.parametrize(
-    ("event", "match"),
-    [
-        (None, "missing"),
-        ({"status": "succeeded", "api": "novita", "task_id": "t-ev"}, "lacks"),
-        ({"status": "success", "api": "novita", "task_id": "t-ev", "message": "", "result": None}, "'success'"),
-        ({"status": "succeeded", "api": "novita", "task_id": "t-ev", "message": "", "result": None}, "no valid"),
-        (completion_event(_result(TaskStatus.SUCCEEDED)) | {"status": "error", "message": "boom"}, "boom"),
-    ],
-)
-def test_result_from_event_fails_loudly(event: dict | None, match: str) -> None:
-    with pytest.raises(AirflowException, match=match) as raised:
-        result_from_event(event)
-    assert not isinstance(raised.value, AirflowFailException)
-
-
-@pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.EXPIRED])
-def test_result_from_event_fails_without_retry_on_a_finished_task(status: TaskStatus) -> None:
-    event = completion_event(_result(status, reason="quota exhausted"))
-
-    with pytest.raises(AirflowFailException, match=f"novita task t-ev {status.value}: quota exhausted"):
-        result_from_event(event)
-
-
-def test_result_from_event_rereads_the_result_from_the_event() -> None:
-    result = _result(TaskStatus.SUCCEEDED, progress=100.0, seed=7)
-
-    assert result_from_event(json.loads(json.dumps(completion_event(result)))) == result
-
-
-# -- the planner maths --------------------------------------------------------------------------------------
-
-SCHEDULE = PollSchedule(first=2.0, minimum=1.0, maximum=10.0)
-
-
-class MidRandom(random.Random):
-    """Jitter pinned to its middle, so delays are exact."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return (a + b) / 2
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def planner(**kwargs: object) -> PollPlanner:
-    kwargs.setdefault("rng", MidRandom())
-    return PollPlanner(SCHEDULE, **kwargs)  # type: ignore[arg-type]
-
-
-def running(**fields: Any) -> GenerationResult:
-    return _result(TaskStatus.RUNNING, **fields)
-
-
-def test_first_poll_follows_the_schedule_or_the_fixed_interval() -> None:
-    assert planner().first_delay() == 2.0
-    assert planner(poll_interval=0.5).first_delay() == 0.5
-
-
-def test_eta_sets_half_the_remaining_time_within_the_bounds() -> None:
-    plan = planner()
-
-    assert plan.after_result(running(eta_seconds=8)) == 4.0
-    assert plan.after_result(running(eta_seconds=600)) == SCHEDULE.maximum
-    assert plan.after_result(running(eta_seconds=0.5)) == SCHEDULE.minimum
-
-
-def test_progress_rate_estimates_the_remaining_time() -> None:
-    clock = FakeClock()
-    plan = planner(clock=clock)
-
-    plan.after_result(running(progress=10))
-    clock.now += 2
-    # 20 points in 2 s: 70 points left take 7 s, so poll again in 3.5 s.
-    assert plan.after_result(running(progress=30)) == 3.5
-
-
-def test_without_news_the_interval_grows_to_the_cap() -> None:
-    plan = planner()
-
-    delays = [plan.after_result(running()) for _ in range(8)]
-
-    assert delays[:3] == [1.5, 2.25, 3.375]
-    assert delays == sorted(delays)
-    assert delays[-1] == SCHEDULE.maximum
-
-
-def test_a_fixed_interval_ignores_the_eta() -> None:
-    assert planner(poll_interval=0.5).after_result(running(eta_seconds=60)) == 0.5
-
-
-def test_jitter_stays_within_twenty_percent() -> None:
-    plan = PollPlanner(SCHEDULE, poll_interval=10.0, rng=random.Random(4))
-
-    delays = [plan.after_result(running()) for _ in range(500)]
-
-    assert all(8.0 <= delay <= 12.0 for delay in delays)
-    assert max(delays) - min(delays) > 3.0
-
-
-def test_retry_after_is_waited_out_exactly() -> None:
-    error = GenMediaRateLimitError("slow down", status_code=429, retry_after=7.0)
-
-    assert planner().after_error(error) == 7.0
-    assert planner().after_error(GenMediaConnectionError("refused", connected=False)) == 1.5
-
-
-def test_no_delay_runs_past_the_deadline() -> None:
-    clock = FakeClock()
-    plan = planner(clock=clock, end_time=clock.now + 0.3)
-
-    assert plan.first_delay() == pytest.approx(0.3)
-    assert plan.after_result(running(eta_seconds=60)) == pytest.approx(0.3)
-    assert plan.after_error(GenMediaRateLimitError("slow down", retry_after=30.0)) == pytest.approx(0.3)
-    assert not plan.expired
-    clock.now += 0.3
-    assert plan.expired
-    assert plan.after_result(running()) == 0.0
-    assert plan.poll_budget() == 1.0
 
 
 async def test_the_event_is_held_until_the_deferral_has_settled(

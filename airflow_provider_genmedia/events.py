@@ -1,0 +1,88 @@
+"""The one event that ends every wait for a vendor task, in the triggerer or on the worker.
+
+Its JSON payload, carried by a `TriggerEvent` through the metadata database, is::
+
+    {"status": "succeeded" | "failed" | "canceled" | "expired" | "timeout" | "error",
+     "api": str, "task_id": str, "message": str, "result": GenerationResult json | None}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from airflow_provider_genmedia.results import GenerationResult, TaskStatus
+
+TIMEOUT = "timeout"
+ERROR = "error"
+EventStatus = Literal["succeeded", "failed", "canceled", "expired", "timeout", "error"]
+
+
+class TaskEvent(BaseModel):
+    """How a wait ended: a final vendor status, ``timeout`` (the deadline passed) or ``error`` (polling failed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: EventStatus
+    api: str
+    task_id: str
+    message: str
+    result: GenerationResult | None
+
+    @classmethod
+    def completed(cls, result: GenerationResult) -> TaskEvent:
+        """The event of a task the vendor has finished (succeeded, failed, canceled or expired)."""
+        if result.status is TaskStatus.SUCCEEDED:
+            message = f"{result.api} task {result.task_id} succeeded with {len(result.outputs)} output(s)"
+        else:
+            reason = result.reason or "the vendor gave no reason"
+            message = f"{result.api} task {result.task_id} {result.status.value}: {reason}"
+        status: EventStatus = result.status.value  # type: ignore[assignment]
+        return cls(status=status, api=result.api, task_id=result.task_id, message=message, result=result)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The plain JSON a `TriggerEvent` carries."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_payload(cls, payload: object) -> TaskEvent:
+        """Read a payload that crossed the triggerer/worker boundary; anything malformed raises
+        `AirflowException`, since it must never pass for success."""
+        if not isinstance(payload, dict):
+            raise AirflowException(f"The trigger event is missing or not an object: {payload!r}")
+        missing = [key for key in cls.model_fields if key not in payload]
+        if missing:
+            raise AirflowException(f"The trigger event lacks {missing}: {payload!r}")
+        if payload["status"] not in get_args(EventStatus):
+            raise AirflowException(f"Unexpected trigger event status {payload['status']!r} for {payload['task_id']}")
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as error:
+            raise AirflowException(
+                f"The trigger event of task {payload['task_id']} holds no valid result: {error}"
+            ) from error
+
+    def outcome(self) -> GenerationResult:
+        """The succeeded task's result, or the exception for how the wait ended.
+
+        ``failed``/``canceled``/``expired`` raise `AirflowFailException` (a retry cannot help); ``timeout`` and
+        ``error`` raise `AirflowException`, so that a retry resumes the same vendor task.
+        """
+        if self.status == TaskStatus.SUCCEEDED.value:
+            if self.result is None:
+                raise AirflowException(f"The trigger event of task {self.task_id} holds no valid result")
+            if self.result.status is not TaskStatus.SUCCEEDED:
+                raise AirflowException(f"The trigger event of task {self.task_id} says succeeded, its result does not")
+            return self.result
+        if self.status == TIMEOUT:
+            raise AirflowException(f"{self.message}; a retry of this Airflow task can resume the same vendor task")
+        if self.status == ERROR:
+            raise AirflowException(self.message)
+        raise AirflowFailException(self.message)
+
+
+def result_from_event(payload: dict[str, Any] | None) -> GenerationResult:
+    """The succeeded task's result in a trigger event's payload, or the exception for how the wait ended."""
+    return TaskEvent.from_payload(payload).outcome()

@@ -1,0 +1,264 @@
+"""Polling a vendor task: when to poll next (`PollPlanner`), when a wait ends (`TaskWatch`), and the loop that
+runs both (`watch_task`), shared by the trigger in the triggerer and `wait_for_task` on the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from airflow.sdk.log import redact
+
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.apis.base import PollSchedule
+from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
+from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, GenMediaNotFoundError
+from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+log = logging.getLogger(__name__)
+
+#: Without news from the vendor, each interval is this much longer than the one before.
+GROWTH = 1.5
+#: Every planned delay is moved by up to this fraction either way, so that many tasks do not poll in step.
+JITTER = 0.2
+#: This many failed polls in a row end the wait with an ``error`` event.
+MAX_CONSECUTIVE_FAILURES = 5
+#: Vendors may not know a task yet right after submit: a 404 this soon after the wait began is retried.
+NOT_FOUND_GRACE = 60.0
+#: The poll made at the deadline may take this long before the wait ends in ``timeout``.
+DEADLINE_GRACE = 1.0
+
+
+class PollPlanner:
+    """When to poll a vendor task next: the one place that holds the polling schedule.
+
+    A fixed ``poll_interval`` wins. Otherwise the first poll waits ``schedule.first``; later ones wait about
+    half the work the vendor has left (its eta, or an estimate from the progress rate) clamped to
+    ``[minimum, maximum]``, or 1.5 times the previous interval when the vendor tells nothing. Delays are
+    jittered by ±20 %, a ``Retry-After`` is waited out as asked, and no delay runs past ``end_time``
+    (a UTC epoch, read against the wall clock so that it survives a triggerer restart).
+    """
+
+    def __init__(
+        self,
+        schedule: PollSchedule,
+        *,
+        poll_interval: float | None = None,
+        end_time: float | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.schedule = schedule
+        self.poll_interval = poll_interval
+        self.end_time = end_time
+        self._clock = clock
+        self._uniform = (rng or random).uniform
+        self.started_at = clock()
+        self._interval = schedule.minimum
+        self._progress_seen: tuple[float, float] | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the planner was made."""
+        return self._clock() - self.started_at
+
+    def remaining(self) -> float | None:
+        """Seconds left until the deadline (never negative); None without a deadline."""
+        return None if self.end_time is None else max(self.end_time - self._clock(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        return self.end_time is not None and self._clock() >= self.end_time
+
+    def poll_budget(self) -> float | None:
+        """How long one poll may take before the deadline cuts it off; None without a deadline."""
+        remaining = self.remaining()
+        return None if remaining is None else remaining + DEADLINE_GRACE
+
+    def first_delay(self) -> float:
+        """The wait before the first poll."""
+        return self._jittered(self.poll_interval or self.schedule.first)
+
+    def after_result(self, result: TaskProgress | GenerationResult) -> float:
+        """The wait after a poll that answered ``result`` (a task still queued or running)."""
+        if self.poll_interval:
+            return self._jittered(self.poll_interval)
+        work_left = self._work_left(result)
+        if work_left is None:
+            return self._grown()
+        self._interval = min(max(work_left / 2, self.schedule.minimum), self.schedule.maximum)
+        return self._jittered(self._interval)
+
+    def after_error(self, error: Exception) -> float:
+        """The wait after a failed poll: the vendor's ``Retry-After`` if it sent one, else the next interval."""
+        if isinstance(error, GenMediaAPIError) and error.retry_after is not None:
+            return self._capped(error.retry_after)
+        if self.poll_interval:
+            return self._jittered(self.poll_interval)
+        return self._grown()
+
+    def _work_left(self, result: TaskProgress | GenerationResult) -> float | None:
+        """Seconds of work the vendor has left: its eta, or the remaining progress at the rate seen so far."""
+        now = self._clock()
+        previous = self._progress_seen
+        progress = result.progress
+        if progress is not None and (previous is None or progress != previous[1]):
+            self._progress_seen = (now, progress)
+        if result.eta_seconds:
+            return result.eta_seconds
+        if previous is None or progress is None or not previous[1] < progress < 100 or now <= previous[0]:
+            return None
+        rate = (progress - previous[1]) / (now - previous[0])
+        return (100 - progress) / rate
+
+    def _grown(self) -> float:
+        self._interval = min(self._interval * GROWTH, self.schedule.maximum)
+        return self._jittered(self._interval)
+
+    def _jittered(self, delay: float) -> float:
+        return self._capped(delay * self._uniform(1 - JITTER, 1 + JITTER))
+
+    def _capped(self, delay: float) -> float:
+        remaining = self.remaining()
+        return max(delay if remaining is None else min(delay, remaining), 0.0)
+
+
+class TaskWatch:
+    """One wait for one task: the planner, the last answer, the run of failures; decides when the wait ends."""
+
+    def __init__(self, api: str, task_id: str, planner: PollPlanner, logger: logging.Logger | Logger) -> None:
+        self.api = api
+        self.task_id = task_id
+        self.planner = planner
+        self.log = logger
+        self.last: TaskProgress | GenerationResult | None = None
+        self.failures = 0
+        self.next_delay = planner.first_delay()
+        self._logged: tuple[TaskStatus, int | None] | None = None
+
+    def record(self, answer: TaskProgress | GenerationResult) -> TaskEvent | None:
+        """Take a poll's answer; return the final event payload, or None to poll again after `next_delay`."""
+        self.failures = 0
+        self._log_news(answer)
+        self.last = answer
+        if isinstance(answer, GenerationResult) and answer.status.is_terminal:
+            return TaskEvent.completed(answer)
+        if self.planner.expired:
+            return self.timeout_event()
+        self.next_delay = self.planner.after_result(answer)
+        return None
+
+    def _log_news(self, answer: TaskProgress | GenerationResult) -> None:
+        """Log a new status, or progress that crossed a quarter; not every poll."""
+        quarter = None if answer.progress is None else int(answer.progress // 25)
+        if self._logged == (answer.status, quarter):
+            return
+        self._logged = (answer.status, quarter)
+        progress = "" if answer.progress is None else f", {answer.progress:.0f} %"
+        eta = "" if answer.eta_seconds is None else f", eta {answer.eta_seconds:.0f} s"
+        self.log.info("%s task %s is %s%s%s", self.api, self.task_id, answer.status.value, progress, eta)
+
+    def record_error(self, error: Exception) -> TaskEvent | None:
+        """Take a failed poll; return the final event payload, or None to poll again after `next_delay`."""
+        detail = str(redact(str(error)))
+        if not self._is_transient(error):
+            return self._error_event(f"polling {self.api} task {self.task_id} failed: {detail}")
+        self.failures += 1
+        if self.failures >= MAX_CONSECUTIVE_FAILURES:
+            return self._error_event(
+                f"polling {self.api} task {self.task_id} failed {self.failures} times in a row; last error: {detail}"
+            )
+        if self.planner.expired:
+            return self.timeout_event()
+        self.next_delay = self.planner.after_error(error)
+        self.log.warning(
+            "Polling %s task %s failed (%s); polling again in %.1f s", self.api, self.task_id, detail, self.next_delay
+        )
+        return None
+
+    def timeout_event(self) -> TaskEvent:
+        """The payload of a wait whose deadline passed while the vendor was still working."""
+        state = self.last.status.value if self.last else "unanswered"
+        deadline = datetime.fromtimestamp(self.planner.end_time or time.time(), UTC).isoformat(timespec="seconds")
+        message = f"{self.api} task {self.task_id} was still running at the deadline {deadline} (last status: {state})"
+        return TaskEvent(
+            status=TIMEOUT, api=self.api, task_id=self.task_id, message=message, result=self._last_result()
+        )
+
+    def _error_event(self, message: str) -> TaskEvent:
+        return TaskEvent(status=ERROR, api=self.api, task_id=self.task_id, message=message, result=self._last_result())
+
+    def _last_result(self) -> GenerationResult | None:
+        if self.last is None or isinstance(self.last, GenerationResult):
+            return self.last
+        status, progress, eta = self.last
+        return GenerationResult(api=self.api, task_id=self.task_id, status=status, progress=progress, eta_seconds=eta)
+
+    def _is_transient(self, error: Exception) -> bool:
+        if isinstance(error, GenMediaConnectionError):
+            return True
+        if isinstance(error, GenMediaNotFoundError):
+            return self.planner.elapsed < NOT_FOUND_GRACE
+        return isinstance(error, GenMediaAPIError) and error.retryable
+
+
+def planner_for(api: str, poll_interval: float | None, end_time: float | None) -> PollPlanner:
+    return PollPlanner(get_api(api).poll_schedule, poll_interval=poll_interval, end_time=end_time)
+
+
+async def watch_task(
+    hook: GenMediaHook,
+    api: str,
+    task_id: str,
+    planner: PollPlanner,
+    logger: logging.Logger | Logger,
+    *,
+    settle: float = 0.0,
+) -> TaskEvent:
+    """Poll a vendor task once per planned delay until the wait ends; return its one event.
+
+    Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer.
+    The payload is held until ``settle`` seconds after the watch began (see `defer_settle`).
+    """
+    watch = TaskWatch(api, task_id, planner, logger)
+    settled_at = time.monotonic() + settle
+    async with hook:
+        while True:
+            await asyncio.sleep(watch.next_delay)
+            event: TaskEvent | None
+            try:
+                async with asyncio.timeout(planner.poll_budget()):
+                    answer = await hook.apoll(api, task_id)
+            except TimeoutError:
+                event = watch.timeout_event()
+            except Exception as error:
+                event = watch.record_error(error)
+            else:
+                event = watch.record(answer)
+            if event is not None:
+                await asyncio.sleep(max(settled_at - time.monotonic(), 0.0))
+                return event
+
+
+def wait_for_task(
+    hook: GenMediaHook,
+    api: str,
+    task_id: str,
+    *,
+    poll_interval: float | None = None,
+    end_time: float | None = None,
+) -> GenerationResult:
+    """Wait on the worker with the trigger's own `watch_task`; return the succeeded result or raise as
+    `TaskEvent.outcome` does. The connection is read here with the worker's own lookup, once."""
+    hook.settings()
+    planner = planner_for(api, poll_interval, end_time)
+    return asyncio.run(watch_task(hook, api, task_id, planner, log)).outcome()

@@ -1,0 +1,54 @@
+"""The event that ends every wait: built from results, read back across the triggerer/worker boundary."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_genmedia.events import TaskEvent, result_from_event
+from airflow_provider_genmedia.results import GenerationResult, TaskStatus
+
+# -- the event contract -------------------------------------------------------------------------------------
+
+
+def _result(status: TaskStatus, **fields: Any) -> GenerationResult:
+    return GenerationResult(api="novita", task_id="t-ev", status=status, **fields)
+
+
+SUCCEEDED = TaskEvent.completed(_result(TaskStatus.SUCCEEDED))
+
+
+@pytest.mark.parametrize(
+    ("event", "match"),
+    [
+        (None, "missing"),
+        ({"status": "succeeded", "api": "novita", "task_id": "t-ev"}, "lacks"),
+        ({"status": "success", "api": "novita", "task_id": "t-ev", "message": "", "result": None}, "'success'"),
+        ({"status": "succeeded", "api": "novita", "task_id": "t-ev", "message": "", "result": None}, "no valid"),
+        (
+            TaskEvent.completed(_result(TaskStatus.SUCCEEDED)).to_payload() | {"status": "error", "message": "boom"},
+            "boom",
+        ),
+    ],
+)
+def test_result_from_event_fails_loudly(event: dict | None, match: str) -> None:
+    with pytest.raises(AirflowException, match=match) as raised:
+        result_from_event(event)
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+@pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.EXPIRED])
+def test_result_from_event_fails_without_retry_on_a_finished_task(status: TaskStatus) -> None:
+    event = TaskEvent.completed(_result(status, reason="quota exhausted")).to_payload()
+
+    with pytest.raises(AirflowFailException, match=f"novita task t-ev {status.value}: quota exhausted"):
+        result_from_event(event)
+
+
+def test_result_from_event_rereads_the_result_from_the_event() -> None:
+    result = _result(TaskStatus.SUCCEEDED, progress=100.0, seed=7)
+
+    assert result_from_event(json.loads(json.dumps(TaskEvent.completed(result).to_payload()))) == result
