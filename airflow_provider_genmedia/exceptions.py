@@ -6,10 +6,27 @@ from typing import Any
 
 #: Statuses of a gateway in front of the vendor that cannot tell whether the vendor received the request.
 GATEWAY_STATUSES = frozenset({502, 504})
+#: Statuses at which a submit surely created no job.
+REFUSED_STATUSES = frozenset({429, 503})
 
 
 class GenMediaError(Exception):
-    """Base class of every error of this provider."""
+    """Base class of every error of this provider.
+
+    Three properties carry the one rule every caller follows: `transient` (the same request may succeed later:
+    retry it, or poll again), `resendable` (a submit that failed so surely created no job: it may be sent again)
+    and `outcome_unknown` (the request may have taken effect although no answer proves it).
+    """
+
+    @property
+    def transient(self) -> bool:
+        """True when the same request may succeed later."""
+        return False
+
+    @property
+    def resendable(self) -> bool:
+        """True when a submit that failed so surely created no job, so that sending it again cannot pay twice."""
+        return False
 
     @property
     def outcome_unknown(self) -> bool:
@@ -34,6 +51,16 @@ class GenMediaConnectionError(GenMediaError):
         super().__init__(message)
 
     @property
+    def transient(self) -> bool:
+        """A network failure may pass."""
+        return True
+
+    @property
+    def resendable(self) -> bool:
+        """Only a request that never reached the vendor (a failed connect) may be sent again."""
+        return not self.connected
+
+    @property
     def outcome_unknown(self) -> bool:
         """A request sent and then left unanswered (read timeout, connection reset) may have taken effect."""
         return self.connected
@@ -41,8 +68,6 @@ class GenMediaConnectionError(GenMediaError):
 
 class GenMediaAPIError(GenMediaError):
     """The vendor answered with an error: HTTP status, the vendor's own code and its message."""
-
-    retryable = False
 
     def __init__(
         self,
@@ -65,6 +90,16 @@ class GenMediaAPIError(GenMediaError):
         prefix = " ".join(part for part in parts if part)
         code = f" [{vendor_code}]" if vendor_code not in (None, "") else ""
         super().__init__(f"{prefix}{code}: {message}" if prefix else f"{message}{code}")
+
+    @property
+    def transient(self) -> bool:
+        """A request timeout (408) may pass; other statuses say so in their own class."""
+        return self.status_code == 408
+
+    @property
+    def resendable(self) -> bool:
+        """Refused at the door (429, 503): the vendor created nothing."""
+        return self.status_code in REFUSED_STATUSES
 
     @property
     def outcome_unknown(self) -> bool:
@@ -93,10 +128,21 @@ class GenMediaNotFoundError(GenMediaAPIError):
 class GenMediaRateLimitError(GenMediaAPIError):
     """The vendor asked us to slow down (429, or a rate-limit code in the body)."""
 
-    retryable = True
+    @property
+    def transient(self) -> bool:
+        """Slowing down helps."""
+        return True
+
+    @property
+    def resendable(self) -> bool:
+        """A rate-limited request was refused, whatever its status."""
+        return True
 
 
 class GenMediaServerError(GenMediaAPIError):
     """The vendor failed internally (5xx, or an internal-error code in the body)."""
 
-    retryable = True
+    @property
+    def transient(self) -> bool:
+        """The vendor may recover."""
+        return True

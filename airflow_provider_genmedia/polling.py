@@ -16,7 +16,7 @@ from airflow.sdk.log import redact
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import PollSchedule
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
-from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, GenMediaNotFoundError
+from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
 
@@ -204,11 +204,9 @@ class TaskWatch:
         return GenerationResult(api=self.api, task_id=self.task_id, status=status, progress=progress, eta_seconds=eta)
 
     def _is_transient(self, error: Exception) -> bool:
-        if isinstance(error, GenMediaConnectionError):
-            return True
         if isinstance(error, GenMediaNotFoundError):
             return self.planner.elapsed < NOT_FOUND_GRACE
-        return isinstance(error, GenMediaAPIError) and error.retryable
+        return isinstance(error, GenMediaError) and error.transient
 
 
 def planner_for(api: str, poll_interval: float | None, end_time: float | None) -> PollPlanner:

@@ -61,8 +61,6 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 #: A ``Retry-After`` longer than this is not waited out inside one call; the error is raised instead.
 MAX_RETRY_AFTER = 120.0
-#: Statuses at which a submit surely created no job.
-SUBMIT_RETRY_STATUSES = frozenset({429, 503})
 CONNECTION_TEST_TASK_ID = "airflow-connection-test"
 
 
@@ -102,21 +100,17 @@ def _retry_wait(state: RetryCallState) -> float:
     return _backoff(state.attempt_number)
 
 
+def _waits_too_long(error: BaseException) -> bool:
+    retry_after = getattr(error, "retry_after", None)
+    return retry_after is not None and retry_after > MAX_RETRY_AFTER
+
+
 def _retryable_read(error: BaseException) -> bool:
-    if isinstance(error, GenMediaConnectionError):
-        return True
-    if isinstance(error, GenMediaAPIError):
-        too_long = error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER
-        return not too_long and (error.retryable or error.status_code == 408)
-    return False
+    return isinstance(error, GenMediaError) and error.transient and not _waits_too_long(error)
 
 
 def _retryable_submit(error: BaseException) -> bool:
-    if isinstance(error, GenMediaConnectionError):
-        return not error.connected
-    if isinstance(error, GenMediaAPIError) and _retryable_read(error):
-        return isinstance(error, GenMediaRateLimitError) or error.status_code in SUBMIT_RETRY_STATUSES
-    return False
+    return isinstance(error, GenMediaError) and error.resendable and not _waits_too_long(error)
 
 
 def _error_class(status: int) -> type[GenMediaAPIError]:

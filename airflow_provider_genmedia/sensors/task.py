@@ -14,7 +14,7 @@ from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
-from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError
+from airflow_provider_genmedia.exceptions import GenMediaError
 from airflow_provider_genmedia.hooks.genmedia import hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
@@ -92,7 +92,9 @@ class GenMediaTaskSensor(BaseSensorOperator):
 
         try:
             answer = asyncio.run(poll())
-        except (GenMediaConnectionError, GenMediaRateLimitError, GenMediaServerError) as error:
+        except GenMediaError as error:
+            if not error.transient:
+                raise
             self.log.warning("Polling %s task %s failed (%s): poking again", self.api, self.genmedia_task_id, error)
             return False
         if not isinstance(answer, GenerationResult) or not answer.status.is_terminal:

@@ -76,7 +76,7 @@ def test_code_is_read_before_data() -> None:
 def test_limit_and_internal_codes_are_transient_errors(code: int, error: type[Exception]) -> None:
     with pytest.raises(error) as raised:
         API.parse_result(TASK_ID, envelope(code=code, message="Please Try Later"))
-    assert raised.value.retryable  # type: ignore[attr-defined]
+    assert raised.value.transient  # type: ignore[attr-defined]
     assert API.task_failure(TASK_ID, envelope(code=code)) is None
 
 

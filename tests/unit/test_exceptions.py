@@ -1,0 +1,39 @@
+"""The one rule every caller follows: whether an error may pass, and whether a submit may be sent again."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaAuthError,
+    GenMediaConnectionError,
+    GenMediaError,
+    GenMediaNotFoundError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
+    GenMediaValidationError,
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient", "resendable", "outcome_unknown"),
+    [
+        (GenMediaConnectionError("connect failed", connected=False), True, True, False),
+        (GenMediaConnectionError("read timed out", connected=True), True, False, True),
+        (GenMediaRateLimitError("slow down", status_code=429), True, True, False),
+        (GenMediaRateLimitError("slow down", vendor_code=50429), True, True, False),
+        (GenMediaServerError("unavailable", status_code=503), True, True, False),
+        (GenMediaServerError("boom", status_code=500, vendor_code="INTERNAL"), True, False, False),
+        (GenMediaServerError("bad gateway", status_code=502), True, False, True),
+        (GenMediaAPIError("request timeout", status_code=408), True, False, False),
+        (GenMediaAPIError("bad request", status_code=400), False, False, False),
+        (GenMediaAuthError("bad key", status_code=401), False, False, False),
+        (GenMediaNotFoundError("no such task", status_code=404), False, False, False),
+        (GenMediaValidationError("prompt", "is empty"), False, False, False),
+    ],
+)
+def test_each_error_says_whether_it_may_pass_and_whether_a_submit_may_be_resent(
+    error: GenMediaError, transient: bool, resendable: bool, outcome_unknown: bool
+) -> None:
+    assert (error.transient, error.resendable, error.outcome_unknown) == (transient, resendable, outcome_unknown)
