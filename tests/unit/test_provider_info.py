@@ -36,7 +36,7 @@ def test_providers_manager_registers_hooks_fields_and_behaviours() -> None:
     manager = ProvidersManager()
     behaviour = manager.field_behaviours["gptge"]
     assert set(behaviour["hidden_fields"]) == {"port", "schema", "login"}
-    assert behaviour["relabeling"]["password"] == "API Key"
+    assert behaviour["relabeling"]["password"].startswith("API Key")
     widgets = manager.connection_form_widgets
     assert widgets["extra__novita__timeout"].field["schema"]["type"] == ["number", "null"]
     assert widgets["extra__gptge__max_retries"].field["value"] == 4
@@ -54,3 +54,14 @@ def test_airflow_cli_lists_the_provider_and_both_connection_types() -> None:
     types = {entry["connection_type"]: entry["class"] for entry in airflow_json("providers", "hooks")}
     assert types["novita"] == "airflow_provider_genmedia.hooks.genmedia.NovitaHook"
     assert types["gptge"] == "airflow_provider_genmedia.hooks.genmedia.GptGeHook"
+
+
+def test_the_gptge_form_says_which_apis_it_serves() -> None:
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    declared = {entry["connection-type"]: entry for entry in get_provider_info()["connection-types"]}
+    behaviour = declared["gptge"]["ui-field-behaviour"]
+    for text in (behaviour["relabeling"]["password"], behaviour["placeholders"]["description"]):
+        assert all(api in text for api in ("Jimeng", "Bailian", "Wan", "avatar")), text
+    # The UI names the type by the hook class once it was imported, by the provider info before: both agree.
+    assert ProvidersManagerTaskRuntime().hooks["gptge"].hook_name == declared["gptge"]["hook-name"] == "gpt.ge"
