@@ -36,23 +36,43 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
     """
 
     api: ClassVar[str] = "novita"
+    #: Every setting sent to Novita, so that Rendered Templates shows what was asked (media bytes elided).
     template_fields: Sequence[str] = (
         "image",
         "prompt",
         "negative_prompt",
         "model_name",
+        "width",
+        "height",
+        "image_num",
+        "steps",
+        "guidance_scale",
+        "sampler_name",
         "seed",
+        "strength",
+        "clip_skip",
+        "sd_vae",
         "loras",
         "embeddings",
+        "controlnet",
+        "ip_adapters",
+        "response_image_type",
+        "enable_nsfw_detection",
+        "nsfw_detection_level",
         "webhook",
         "custom_storage",
+        "enterprise_plan",
+        "fit_image",
         "conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "loras": "json",
         "embeddings": "json",
+        "controlnet": "json",
+        "ip_adapters": "json",
         "webhook": "json",
         "custom_storage": "json",
+        "enterprise_plan": "json",
     }
 
     def __init__(
@@ -113,7 +133,7 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
         self.fit_image = fit_image
 
     def _input_image(self) -> bytes:
-        data = read_image(self.image, field="image")
+        data = read_image(self.setting("image"), field="image")
         image_size(data, field="image")
         if self.fit_image:
             data = fit_image(data, max_pixels=MAX_IMAGE_PIXELS, max_bytes=MAX_IMAGE_BYTES)
@@ -152,8 +172,8 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
             "sd_vae": self.sd_vae,
             "loras": self.loras,
             "embeddings": self.embeddings,
-            "controlnet": self.controlnet,
-            "ip_adapters": self.ip_adapters,
+            "controlnet": self.setting("controlnet"),
+            "ip_adapters": self.setting("ip_adapters"),
         }
         body: dict[str, Any] = {"request": {key: value for key, value in request.items() if value is not None}}
         given_extra = {key: value for key, value in extra.items() if value is not None}
@@ -179,4 +199,5 @@ class NovitaTaskOperator(GenMediaSubmitOperator):
 
     def build_request(self) -> tuple[str, RequestModel | Mapping[str, Any]]:
         """``/v3/async/<endpoint>`` and the body as given."""
-        return f"{ASYNC_PREFIX}{self.endpoint.strip('/').removeprefix(ASYNC_PREFIX.strip('/')).strip('/')}", self.body
+        endpoint = self.endpoint.strip("/").removeprefix(ASYNC_PREFIX.strip("/")).strip("/")
+        return f"{ASYNC_PREFIX}{endpoint}", self.setting("body")
