@@ -25,7 +25,7 @@ _CONNECTION_FIELDS: dict[str, Any] = {
 
 
 def _connection_type(conn_type: str, hook: str, name: str, base_url: str, serves: str | None = None) -> dict[str, Any]:
-    """One connection type; ``serves`` names the APIs it covers in the form's key label and description."""
+    """One connection type; ``serves`` names the APIs it covers in the label of the form's key field."""
     behaviour: dict[str, Any] = {
         "hidden-fields": ["port", "schema", "login"],
         "relabeling": {"password": "API Key", "host": "Base URL"},
@@ -34,7 +34,6 @@ def _connection_type(conn_type: str, hook: str, name: str, base_url: str, serves
     if serves:
         behaviour["relabeling"]["password"] = f"API Key ({serves})"
         behaviour["placeholders"]["password"] = f"your {name} token"
-        behaviour["placeholders"]["description"] = f"One {name} connection serves the {serves} APIs"
     return {
         "connection-type": conn_type,
         "hook-class-name": f"airflow_provider_genmedia.hooks.genmedia.{hook}",

@@ -60,8 +60,20 @@ def test_the_gptge_form_says_which_apis_it_serves() -> None:
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     declared = {entry["connection-type"]: entry for entry in get_provider_info()["connection-types"]}
-    behaviour = declared["gptge"]["ui-field-behaviour"]
-    for text in (behaviour["relabeling"]["password"], behaviour["placeholders"]["description"]):
-        assert all(api in text for api in ("Jimeng", "Bailian", "Wan", "avatar")), text
+    label = declared["gptge"]["ui-field-behaviour"]["relabeling"]["password"]
+    assert all(api in label for api in ("Jimeng", "Bailian", "Wan", "avatar")), label
     # The UI names the type by the hook class once it was imported, by the provider info before: both agree.
     assert ProvidersManagerTaskRuntime().hooks["gptge"].hook_name == declared["gptge"]["hook-name"] == "gpt.ge"
+
+
+def test_the_providers_page_links_to_the_projects_documentation() -> None:
+    import tomllib
+
+    from airflow.providers_manager import ProvidersManager
+
+    from tests.conftest import REPO
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Documentation"]
+    provider = ProvidersManager().providers["airflow-provider-genmedia"]
+    assert provider.data["documentation-url"] == declared
+    assert declared.startswith("https://") and "airflow.apache.org" not in declared
