@@ -33,6 +33,33 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
     ``image``, which replaces ``image_base64`` and takes a local path, an http(s) URL, an ``ObjectStoragePath``,
     bytes or base64. ``width``/``height`` default to the input's size fitted to 128..2048. An input over 16
     megapixels or 10 MB is refused before anything is sent, unless ``fit_image=True`` scales it down.
+
+    :param image: The input image (``request.image_base64``): a path, http(s) URL, ``ObjectStoragePath``, bytes or
+        base64; Rendered Templates shows bytes and base64 as a placeholder.
+    :param prompt: What to draw, 1..1024 characters (``request.prompt``).
+    :param model_name: The checkpoint's ``sd_name`` (``request.model_name``).
+    :param negative_prompt: What to avoid (``request.negative_prompt``).
+    :param width: Output width, 128..2048; default: the input's, fitted (``request.width``).
+    :param height: Output height, 128..2048; default: the input's, fitted (``request.height``).
+    :param image_num: Images to make, 1..8 (``request.image_num``).
+    :param steps: Denoising steps, 1..100 (``request.steps``).
+    :param guidance_scale: Prompt adherence, 1..30 (``request.guidance_scale``).
+    :param sampler_name: One of Novita's samplers, e.g. ``Euler a`` (``request.sampler_name``).
+    :param seed: -1 or more; None lets the vendor pick (``request.seed``).
+    :param strength: 0..1, how far to move from the input; 1 ignores it (``request.strength``).
+    :param clip_skip: 1..12 (``request.clip_skip``).
+    :param sd_vae: A VAE's ``sd_name`` (``request.sd_vae``).
+    :param loras: Up to 5 ``{"model_name", "strength"}`` (``request.loras``).
+    :param embeddings: Up to 5 ``{"model_name"}`` (``request.embeddings``).
+    :param controlnet: ``{"units": [...]}`` (``request.controlnet``).
+    :param ip_adapters: At most one ``{"model_name", "image_base64", "strength"}`` (``request.ip_adapters``).
+    :param response_image_type: ``png``, ``webp`` or ``jpeg`` (``extra.response_image_type``).
+    :param enable_nsfw_detection: Score each image for NSFW, at extra cost (``extra.enable_nsfw_detection``).
+    :param nsfw_detection_level: 0, 1 or 2 (``extra.nsfw_detection_level``).
+    :param webhook: ``{"url", "test_mode"}`` for Novita to call when done (``extra.webhook``).
+    :param custom_storage: ``{"aws_s3": {...}}`` to store outputs in your bucket (``extra.custom_storage``).
+    :param enterprise_plan: ``{"enabled": bool}``, Dedicated Endpoints only (``extra.enterprise_plan``).
+    :param fit_image: Scale an input over 16 MP or 10 MB down instead of refusing it.
     """
 
     api: ClassVar[str] = "novita"
@@ -186,6 +213,10 @@ class NovitaTaskOperator(GenMediaSubmitOperator):
     """Submit any Novita ``/v3/async/<endpoint>`` body (txt2img, txt2video, wan-t2v, kling, ...) and wait for it.
 
     txt2img and img2img bodies are validated field by field; other endpoints are sent as given.
+
+    :param endpoint: The part after ``/v3/async/``, e.g. ``txt2img`` or ``wan-t2v``; must be a documented endpoint.
+    :param body: The request body as the endpoint documents it; base64 inside shows as a placeholder in Rendered
+        Templates.
     """
 
     api: ClassVar[str] = "novita"
