@@ -10,7 +10,7 @@ QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || tru
 
 DAG ?= genmedia_img2img_pipeline
 
-.PHONY: install test lint unit demo constraints clean
+.PHONY: install test lint unit demo up constraints clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ lint: install
 ## The main job end to end on the local emulator: `make demo`, or `make demo DAG=genmedia_batch_video`.
 demo: install
 	$(BIN)/python scripts/demo.py --dag $(DAG)
+
+## A local Airflow on 127.0.0.1 (api-server with the UI, scheduler, dag-processor, triggerer) with the example DAGs
+## on the emulator; prints the URL, Ctrl-C stops it all. `make up PORT=8090` for another port than 8080.
+up: install
+	$(BIN)/python scripts/up.py $(if $(PORT),--port $(PORT))
 
 ## Only the fast tests (no real Airflow runs).
 unit: install

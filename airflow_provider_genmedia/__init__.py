@@ -30,16 +30,21 @@ _CONNECTION_FIELDS: dict[str, Any] = {
 }
 
 
-def _connection_type(conn_type: str, hook: str, name: str, base_url: str) -> dict[str, Any]:
+def _connection_type(conn_type: str, hook: str, name: str, base_url: str, serves: str | None = None) -> dict[str, Any]:
+    """One connection type; ``serves`` names the APIs it covers in the label of the form's key field."""
+    behaviour: dict[str, Any] = {
+        "hidden-fields": ["port", "schema", "login"],
+        "relabeling": {"password": "API Key", "host": "Base URL"},
+        "placeholders": {"host": base_url, "password": "the vendor's API key"},
+    }
+    if serves:
+        behaviour["relabeling"]["password"] = f"API Key ({serves})"
+        behaviour["placeholders"]["password"] = f"your {name} token"
     return {
         "connection-type": conn_type,
         "hook-class-name": f"airflow_provider_genmedia.hooks.genmedia.{hook}",
         "hook-name": name,
-        "ui-field-behaviour": {
-            "hidden-fields": ["port", "schema", "login"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {"host": base_url, "password": "the vendor's API key"},
-        },
+        "ui-field-behaviour": behaviour,
         "conn-fields": _CONNECTION_FIELDS,
     }
 
@@ -94,6 +99,8 @@ def get_provider_info() -> dict[str, Any]:
         },
         "connection-types": [
             _connection_type("novita", "NovitaHook", "Novita AI", NOVITA_BASE_URL),
-            _connection_type("gptge", "GptGeHook", "gpt.ge", GPTGE_BASE_URL),
+            _connection_type(
+                "gptge", "GptGeHook", "gpt.ge", GPTGE_BASE_URL, "Jimeng, Ali Bailian (Wan), digital-human avatar"
+            ),
         ],
     }

@@ -28,6 +28,29 @@ def _download(url: str, field: str) -> bytes:
     return buffer.getvalue()
 
 
+def _is_local_file(text: str) -> bool:
+    """True for the path of an existing file; False for anything else, a string too long to be a path included."""
+    try:
+        return len(text) < _MAX_PATH_CHARS and Path(text).expanduser().is_file()
+    except OSError:  # e.g. a base64 string taken for a path: "File name too long"
+        return False
+
+
+def shown_image(value: Any) -> Any:
+    """An image argument as Rendered Templates shows it: a path, URL or URI as given; bytes and base64 (plain or
+    data URI) as a short placeholder, never the data."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes elided>"
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text or is_http_url(text) or _is_local_file(text):
+        return value
+    if "://" in text[:32] or (len(text) < 64 and ("/" in text or "." in text)):
+        return value  # an object-store URI, or a path that read_image will refuse by name
+    return f"<base64: {len(value)} chars elided>"
+
+
 def read_image(value: Any, *, field: str = "image") -> bytes:
     """The bytes of an image given as bytes, a local path, an ``ObjectStoragePath`` or ``scheme://`` URI, an
     http(s) URL, a data URI or plain base64. Ambiguous strings are refused, never guessed as base64."""
@@ -46,7 +69,7 @@ def read_image(value: Any, *, field: str = "image") -> bytes:
                 return decode_base64(text)
             if "://" in text[:32]:
                 return bytes(ObjectStoragePath(text).read_bytes())
-            if len(text) < _MAX_PATH_CHARS and Path(text).expanduser().is_file():
+            if _is_local_file(text):
                 return Path(text).expanduser().read_bytes()
             if len(text) < 64 and ("/" in text or "." in text):
                 raise GenMediaValidationError(field, f"{text!r} is not an existing file")

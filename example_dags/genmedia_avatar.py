@@ -23,6 +23,8 @@ POLL_INTERVAL = float(os.environ.get("GENMEDIA_POLL_INTERVAL", "0")) or None
 
 with DAG(
     dag_id="genmedia_avatar",
+    description="A talking-avatar video from a portrait and a voice recording, published without watermark",
+    doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -32,6 +32,8 @@ DAILY_VIDEOS = Asset("genmedia_daily_videos")
 
 with DAG(
     dag_id="genmedia_batch_video",
+    description="Daily batch: one Jimeng and one Wan (Ali Bailian) video per prompt, in a pool, all published",
+    doc_md=__doc__,
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

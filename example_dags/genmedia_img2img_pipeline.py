@@ -38,6 +38,8 @@ CAPTION_HEIGHT = 64
 
 with DAG(
     dag_id="genmedia_img2img_pipeline",
+    description="Restyle a product shot with Novita img2img, drop NSFW outputs and publish the rest",
+    doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -79,6 +81,14 @@ with DAG(
     )
 
 
+CONTACT_SHEET_DOC = """Draw a contact sheet of every batch of restyled product shots.
+
+Runs each time `genmedia_img2img_pipeline` publishes (it is scheduled on the `genmedia_restyled_product_shots`
+Asset): reads the manifest named in the Asset event and writes `<api>_<task>.contact_sheet.png` beside the
+published images, one thumbnail per image captioned with the prompt, the seed and the NSFW score.
+"""
+
+
 def _newest_manifest(destination: str) -> ObjectStoragePath:
     manifests = [path for path in ObjectStoragePath(destination).iterdir() if path.name.endswith(".manifest.json")]
     if not manifests:
@@ -114,6 +124,8 @@ def draw_contact_sheet(manifest: dict[str, Any]) -> bytes:
 
 with DAG(
     dag_id="genmedia_contact_sheet",
+    description="A contact sheet of each batch genmedia_img2img_pipeline publishes (scheduled on its Asset)",
+    doc_md=CONTACT_SHEET_DOC,
     schedule=[RESTYLED_PRODUCT_SHOTS],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

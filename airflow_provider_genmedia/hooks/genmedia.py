@@ -425,19 +425,83 @@ class GenMediaHook(BaseHook):
     # -- UI ------------------------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Ask for a task that does not exist: any answer but 401/403 proves the URL and the key."""
+        """Ask once for a task that does not exist: any answer but 401/403 proves the URL and the key.
+
+        Messages name the service of the connection type and its URL; a network failure reads
+        ``<service>: cannot reach <url>: connection refused`` rather than the HTTP library's own text.
+        """
+        service = self.hook_name
         try:
-            self.get_result(self.api_names[0], CONNECTION_TEST_TASK_ID)
+            settings = self.settings()
+        except GenMediaError as error:
+            return False, f"{service}: {error}"
+        api = get_api(self.api_names[0])
+        try:
+            response = self._get_session().get(
+                f"{settings.base_url}{api.result_path(CONNECTION_TEST_TASK_ID)}",
+                headers=self._headers(settings),
+                timeout=(CONNECT_TIMEOUT, settings.timeout),
+            )
+        except requests.RequestException as error:
+            return False, f"{service}: cannot reach {settings.base_url}: {network_failure(error, settings.timeout)}"
+        finally:
+            self.close()
+        try:
+            self._read_answer(api, response.status_code, response.headers, response.content)
         except GenMediaAuthError as error:
-            return False, f"The API key was refused: {error}"
+            return False, f"{service} at {settings.base_url} refused the API key: {_answer_text(error)}"
         except GenMediaNotFoundError:
             pass
         except GenMediaAPIError as error:
             if error.status_code is None or error.status_code >= 500:
-                return False, str(error)
-        except GenMediaError as error:
-            return False, str(error)
-        return True, f"Connected to {self.settings().base_url}; the API key was accepted."
+                return False, f"{service} at {settings.base_url} failed: {_answer_text(error)}"
+        return True, f"Connected to {service} at {settings.base_url}; the API key was accepted."
+
+
+def _answer_text(error: GenMediaAPIError) -> str:
+    """``HTTP 401 [INVALID_API_KEY]: message``: the vendor's answer without naming one API of the service."""
+    code = f" [{error.vendor_code}]" if error.vendor_code not in (None, "") else ""
+    return f"HTTP {error.status_code}{code}: {error.message}"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it wraps (``args[0]``, urllib3's ``reason``, causes and contexts)."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        nested = [current.args[0] if current.args else None, getattr(current, "reason", None)]
+        nested += [current.__cause__, current.__context__]
+        pending += [item for item in nested if isinstance(item, BaseException)]
+    return found
+
+
+def network_failure(error: BaseException, read_timeout: float) -> str:
+    """What went wrong on the network, in a few words: ``connection refused``, ``host name not found``,
+    ``no answer within 60 s``, ``TLS failed: ...``; the operating system's words otherwise."""
+    # Imported here to keep this helper self-contained next to `test_connection`, its one user.
+    import socket
+    import ssl
+
+    from urllib3.exceptions import NameResolutionError
+
+    causes = _causes(error)
+    if any(isinstance(cause, socket.gaierror | NameResolutionError) for cause in causes):
+        return "host name not found"
+    tls = next((cause for cause in causes if isinstance(cause, ssl.SSLError)), None)
+    if tls is not None:
+        return f"TLS failed: {getattr(tls, 'reason', None) or tls}"
+    if any(isinstance(cause, requests.ConnectTimeout) for cause in causes):
+        return f"no connection within {CONNECT_TIMEOUT:g} s"
+    if any(isinstance(cause, requests.Timeout | TimeoutError) for cause in causes):
+        return f"no answer within {read_timeout:g} s"
+    os_error = next((cause for cause in reversed(causes) if isinstance(cause, OSError) and cause.strerror), None)
+    if os_error is not None and os_error.strerror:
+        return os_error.strerror[0].lower() + os_error.strerror[1:]
+    return type(causes[-1]).__name__
 
 
 class NovitaHook(GenMediaHook):

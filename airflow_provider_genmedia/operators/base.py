@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +30,8 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
+from airflow_provider_genmedia.inputs import shown_image
+from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.polling import wait_for_task
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
@@ -40,6 +42,14 @@ STATE_KEY = "genmedia_task"
 XCOM_TASK_ID = "genmedia_task_id"
 DEFAULT_TIMEOUT = timedelta(hours=3)
 ON_UNCERTAIN_SUBMIT = ("fail", "resubmit")
+
+
+def shown_value(value: Any) -> Any:
+    """``value`` as Rendered Templates shows it: raw bytes and base64 blobs (plain or data URI, at any depth)
+    replaced by a short placeholder; anything else as it is."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes elided>"
+    return elide_blobs(value)
 
 
 def request_fingerprint(body: Mapping[str, Any]) -> str:
@@ -67,6 +77,9 @@ class GenMediaSubmitOperator(BaseOperator):
     api: ClassVar[str]
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#f3e5f5"
+    operator_extra_links = (FirstOutputLink(),)
+    #: Arguments that take an image (a path, URL, URI, bytes or base64): shown as a reference or a placeholder.
+    media_fields: ClassVar[tuple[str, ...]] = ("image",)
 
     def __init__(
         self,
@@ -88,6 +101,29 @@ class GenMediaSubmitOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        #: Rendered values that hold media bytes, kept here while their template fields show placeholders.
+        self._inputs: dict[str, Any] = {}
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
+        """Render as Airflow does (mapped tasks included), then keep media bytes out of Rendered Templates."""
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is self:
+            self._hide_media()
+
+    def _hide_media(self) -> None:
+        """Move every template field value that holds bytes or base64 to `_inputs`, leaving a placeholder."""
+        for field in self.template_fields:
+            value = getattr(self, field, None)
+            shown = shown_image(value) if field in self.media_fields else shown_value(value)
+            if shown != value:
+                self._inputs[field] = value
+                setattr(self, field, shown)
+
+    def setting(self, field: str) -> Any:
+        """The rendered value of an argument, media bytes included (what `build_request` sends)."""
+        return self._inputs.get(field, getattr(self, field))
 
     def build_request(self) -> tuple[str, RequestModel | Mapping[str, Any]]:
         """The submit route and body, from the operator's (rendered) arguments; raise on bad input."""

@@ -33,26 +33,73 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
     ``image``, which replaces ``image_base64`` and takes a local path, an http(s) URL, an ``ObjectStoragePath``,
     bytes or base64. ``width``/``height`` default to the input's size fitted to 128..2048. An input over 16
     megapixels or 10 MB is refused before anything is sent, unless ``fit_image=True`` scales it down.
+
+    :param image: The input image (``request.image_base64``): a path, http(s) URL, ``ObjectStoragePath``, bytes or
+        base64; Rendered Templates shows bytes and base64 as a placeholder.
+    :param prompt: What to draw, 1..1024 characters (``request.prompt``).
+    :param model_name: The checkpoint's ``sd_name`` (``request.model_name``).
+    :param negative_prompt: What to avoid (``request.negative_prompt``).
+    :param width: Output width, 128..2048; default: the input's, fitted (``request.width``).
+    :param height: Output height, 128..2048; default: the input's, fitted (``request.height``).
+    :param image_num: Images to make, 1..8 (``request.image_num``).
+    :param steps: Denoising steps, 1..100 (``request.steps``).
+    :param guidance_scale: Prompt adherence, 1..30 (``request.guidance_scale``).
+    :param sampler_name: One of Novita's samplers, e.g. ``Euler a`` (``request.sampler_name``).
+    :param seed: -1 or more; None lets the vendor pick (``request.seed``).
+    :param strength: 0..1, how far to move from the input; 1 ignores it (``request.strength``).
+    :param clip_skip: 1..12 (``request.clip_skip``).
+    :param sd_vae: A VAE's ``sd_name`` (``request.sd_vae``).
+    :param loras: Up to 5 ``{"model_name", "strength"}`` (``request.loras``).
+    :param embeddings: Up to 5 ``{"model_name"}`` (``request.embeddings``).
+    :param controlnet: ``{"units": [...]}`` (``request.controlnet``).
+    :param ip_adapters: At most one ``{"model_name", "image_base64", "strength"}`` (``request.ip_adapters``).
+    :param response_image_type: ``png``, ``webp`` or ``jpeg`` (``extra.response_image_type``).
+    :param enable_nsfw_detection: Score each image for NSFW, at extra cost (``extra.enable_nsfw_detection``).
+    :param nsfw_detection_level: 0, 1 or 2 (``extra.nsfw_detection_level``).
+    :param webhook: ``{"url", "test_mode"}`` for Novita to call when done (``extra.webhook``).
+    :param custom_storage: ``{"aws_s3": {...}}`` to store outputs in your bucket (``extra.custom_storage``).
+    :param enterprise_plan: ``{"enabled": bool}``, Dedicated Endpoints only (``extra.enterprise_plan``).
+    :param fit_image: Scale an input over 16 MP or 10 MB down instead of refusing it.
     """
 
     api: ClassVar[str] = "novita"
+    #: Every setting sent to Novita, so that Rendered Templates shows what was asked (media bytes elided).
     template_fields: Sequence[str] = (
         "image",
         "prompt",
         "negative_prompt",
         "model_name",
+        "width",
+        "height",
+        "image_num",
+        "steps",
+        "guidance_scale",
+        "sampler_name",
         "seed",
+        "strength",
+        "clip_skip",
+        "sd_vae",
         "loras",
         "embeddings",
+        "controlnet",
+        "ip_adapters",
+        "response_image_type",
+        "enable_nsfw_detection",
+        "nsfw_detection_level",
         "webhook",
         "custom_storage",
+        "enterprise_plan",
+        "fit_image",
         "conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "loras": "json",
         "embeddings": "json",
+        "controlnet": "json",
+        "ip_adapters": "json",
         "webhook": "json",
         "custom_storage": "json",
+        "enterprise_plan": "json",
     }
 
     def __init__(
@@ -113,7 +160,7 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
         self.fit_image = fit_image
 
     def _input_image(self) -> bytes:
-        data = read_image(self.image, field="image")
+        data = read_image(self.setting("image"), field="image")
         image_size(data, field="image")
         if self.fit_image:
             data = fit_image(data, max_pixels=MAX_IMAGE_PIXELS, max_bytes=MAX_IMAGE_BYTES)
@@ -152,8 +199,8 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
             "sd_vae": self.sd_vae,
             "loras": self.loras,
             "embeddings": self.embeddings,
-            "controlnet": self.controlnet,
-            "ip_adapters": self.ip_adapters,
+            "controlnet": self.setting("controlnet"),
+            "ip_adapters": self.setting("ip_adapters"),
         }
         body: dict[str, Any] = {"request": {key: value for key, value in request.items() if value is not None}}
         given_extra = {key: value for key, value in extra.items() if value is not None}
@@ -166,6 +213,10 @@ class NovitaTaskOperator(GenMediaSubmitOperator):
     """Submit any Novita ``/v3/async/<endpoint>`` body (txt2img, txt2video, wan-t2v, kling, ...) and wait for it.
 
     txt2img and img2img bodies are validated field by field; other endpoints are sent as given.
+
+    :param endpoint: The part after ``/v3/async/``, e.g. ``txt2img`` or ``wan-t2v``; must be a documented endpoint.
+    :param body: The request body as the endpoint documents it; base64 inside shows as a placeholder in Rendered
+        Templates.
     """
 
     api: ClassVar[str] = "novita"
@@ -179,4 +230,5 @@ class NovitaTaskOperator(GenMediaSubmitOperator):
 
     def build_request(self) -> tuple[str, RequestModel | Mapping[str, Any]]:
         """``/v3/async/<endpoint>`` and the body as given."""
-        return f"{ASYNC_PREFIX}{self.endpoint.strip('/').removeprefix(ASYNC_PREFIX.strip('/')).strip('/')}", self.body
+        endpoint = self.endpoint.strip("/").removeprefix(ASYNC_PREFIX.strip("/")).strip("/")
+        return f"{ASYNC_PREFIX}{endpoint}", self.setting("body")

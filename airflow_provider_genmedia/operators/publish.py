@@ -46,6 +46,13 @@ from airflow_provider_genmedia.downloads import (
 )
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
+from airflow_provider_genmedia.links import (
+    PUBLISHED_LINKS_KEY,
+    S3_SCHEMES,
+    PublishedFilesLink,
+    PublishedManifestLink,
+    published_links,
+)
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -65,7 +72,7 @@ def _extension(output: MediaOutput) -> str:
     return _EXTENSIONS.get(fmt.lower(), fmt.lower())
 
 
-def _request_field(request: Mapping[str, Any] | None, *names: str) -> Any:
+def request_field(request: Mapping[str, Any] | None, *names: str) -> Any:
     """The first of ``names`` in a submitted body, looked up flat and in Novita's ``request`` or Bailian's ``input``."""
     if not request:
         return None
@@ -335,8 +342,8 @@ class MediaPublisher:
         return {
             "api": result.api,
             "task_id": result.task_id,
-            "prompt": _request_field(result.request, "prompt"),
-            "model": _request_field(result.request, "model_name", "model"),
+            "prompt": request_field(result.request, "prompt"),
+            "model": request_field(result.request, "model_name", "model"),
             "seed": result.seed,
             "files": [{key: value for key, value in file.items() if key != "written"} for file in files],
             "rejected": [
@@ -348,6 +355,7 @@ class MediaPublisher:
                 for item in data.get("rejected") or []
                 if isinstance(item, Mapping)
             ],
+            **({"approved_by_review": data["approved"]} if data.get("approved") else {}),
             "generator": f"airflow-provider-genmedia {__version__}",
         }
 
@@ -362,6 +370,9 @@ class PublishMediaOperator(BaseOperator):
     "bytes", "kind", "format", ...}]}``.
 
     :param result: The `GenerationResult` json, usually the XCom of a generation or filter task (templated).
+    :param reviews: The answers of a `MediaReviewOperator` mapped over the outputs the filter set aside (templated):
+        the outputs approved there are published with the safe ones, the others stay out. Given, the task's
+        trigger rule defaults to ``none_failed_min_one_success``, so that it runs when nothing needed a review.
     :param destination: The folder to publish into, an ``ObjectStoragePath`` URI such as
         ``file:///data/media`` or ``s3://bucket/media`` (templated).
     :param conn_id: The object-storage connection (e.g. an ``aws`` connection for ``s3://``).
@@ -377,20 +388,23 @@ class PublishMediaOperator(BaseOperator):
 
     template_fields: Sequence[str] = (
         "result",
+        "reviews",
         "destination",
         "conn_id",
         "vendor_conn_id",
         "file_name",
         "manifest_name",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"result": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"result": "json", "reviews": "json"}
     ui_color = "#e8f5e9"
+    operator_extra_links = (PublishedFilesLink(), PublishedManifestLink())
 
     def __init__(
         self,
         *,
         result: Any,
         destination: str,
+        reviews: Any = None,
         conn_id: str | None = None,
         vendor_conn_id: str | None = None,
         file_name: str = DEFAULT_FILE_NAME,
@@ -409,8 +423,11 @@ class PublishMediaOperator(BaseOperator):
             _check_name_template(field, template)
         if "outlets" not in kwargs and "{{" not in destination:
             kwargs["outlets"] = [Asset(uri=destination)]
+        if reviews is not None:
+            kwargs.setdefault("trigger_rule", "none_failed_min_one_success")
         super().__init__(**kwargs)
         self.result = result
+        self.reviews = reviews
         self.destination = destination
         self.conn_id = conn_id
         self.vendor_conn_id = vendor_conn_id
@@ -434,9 +451,13 @@ class PublishMediaOperator(BaseOperator):
             vendor_conn_id=self.vendor_conn_id,
         )
         try:
-            published = publisher.publish(self.result)
+            published = publisher.publish(self._reviewed_result())
         except (GenMediaValidationError, MediaTooLargeError) as error:
             raise AirflowFailException(f"Nothing more was published: {error}") from error
+        console = self._console()
+        links = published_links(published, **console) if console is not None else {"files": None, "manifest": None}
+        if (ti := context.get("ti")) is not None:
+            ti.xcom_push(key=PUBLISHED_LINKS_KEY, value=links)
         files = published["files"]
         written = sum(1 for file in files if file["written"])
         self.log.info(
@@ -454,6 +475,35 @@ class PublishMediaOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
         return published
+
+    def _reviewed_result(self) -> Any:
+        """The result to publish: with the outputs approved in review added back when ``reviews`` is given."""
+        if self.reviews is None or self.result is None:
+            return self.result
+        from airflow_provider_genmedia.operators.review import apply_reviews
+
+        reviews = [review for review in self.reviews if review]
+        try:
+            result = apply_reviews(self.result, reviews)
+        except GenMediaValidationError as error:
+            raise AirflowFailException(str(error)) from error
+        approved = len(result.get("approved") or [])
+        self.log.info("Reviews: %d output(s) approved, %d rejected", approved, len(reviews) - approved)
+        return result
+
+    def _console(self) -> dict[str, str | None] | None:
+        """The region and custom endpoint of an ``s3://`` destination's connection, for the console links; None when
+        they cannot be known."""
+        if urlsplit(self.destination).scheme not in S3_SCHEMES:
+            return {"region": None, "endpoint_url": None}
+        try:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            config = S3Hook(aws_conn_id=self.conn_id).conn_config
+            return {"region": config.region_name, "endpoint_url": config.get_service_endpoint_url(service_name="s3")}
+        except Exception as error:  # a link is a convenience: never fail a publish over it
+            self.log.warning("No console links for %s: %s", self.destination, error)
+            return None
 
 
 def _check_destination(destination: str) -> None:

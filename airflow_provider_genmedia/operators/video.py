@@ -72,12 +72,13 @@ class JimengVideoOperator(GenMediaSubmitOperator):
     def build_request(self) -> tuple[str, dict[str, Any]]:
         """The text2video body, or the image2video body with the image as a URL or as base64."""
         body: dict[str, Any] = {"prompt": self.prompt, "seed": self.seed, "aspect_ratio": self.aspect_ratio}
-        if self.image is None:
+        image = self.setting("image")
+        if image is None:
             return jimeng.TEXT2VIDEO_PATH, body
-        if is_http_url(self.image):
-            body["image_urls"] = [str(self.image).strip()]
+        if is_http_url(image):
+            body["image_urls"] = [str(image).strip()]
         else:
-            body["binary_data_base64"] = [encode_image(self.image).data]
+            body["binary_data_base64"] = [encode_image(image).data]
         return jimeng.IMAGE2VIDEO_PATH, body
 
 
@@ -107,6 +108,7 @@ class BailianVideoOperator(GenMediaSubmitOperator):
     """
 
     api: ClassVar[str] = "bailian"
+    #: Every setting sent to Bailian, so that Rendered Templates shows what was asked (media bytes elided).
     template_fields: Sequence[str] = (
         "model",
         "prompt",
@@ -114,7 +116,14 @@ class BailianVideoOperator(GenMediaSubmitOperator):
         "image",
         "audio_url",
         "template",
+        "size",
+        "resolution",
+        "duration",
+        "prompt_extend",
+        "shot_type",
         "seed",
+        "audio",
+        "watermark",
         "conn_id",
     )
 
@@ -156,15 +165,16 @@ class BailianVideoOperator(GenMediaSubmitOperator):
     def _img_url(self) -> str | None:
         """``input.img_url``; an image given to a text-to-video model, or missing for an image one, is refused
         here, naming ``image`` and before any image is read."""
+        image = self.setting("image")
         spec = bailian.MODELS.get(self.model)
-        if spec is not None and spec.image2video != (self.image is not None):
+        if spec is not None and spec.image2video != (image is not None):
             wanted = "needs an image" if spec.image2video else "is a text-to-video model and takes no image"
             raise GenMediaValidationError(IMAGE_FIELD, f"{self.model} {wanted}")
-        if self.image is None:
+        if image is None:
             return None
-        if is_http_url(self.image):
-            return str(self.image).strip()
-        return encode_image(self.image).data_uri
+        if is_http_url(image):
+            return str(image).strip()
+        return encode_image(image).data_uri
 
     def build_request(self) -> tuple[str, dict[str, Any]]:
         """``{"model", "input", "parameters"}``, sent to the image2video route when an image is given."""
@@ -208,7 +218,14 @@ class AvatarVideoOperator(GenMediaSubmitOperator):
     """
 
     api: ClassVar[str] = "avatar"
-    template_fields: Sequence[str] = ("avatar_url", "audio_url", "create_voice", "use_voice", "conn_id")
+    template_fields: Sequence[str] = (
+        "avatar_url",
+        "audio_url",
+        "create_voice",
+        "use_voice",
+        "no_watermark",
+        "conn_id",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"create_voice": "json", "use_voice": "json"}
 
     def __init__(

@@ -131,7 +131,11 @@ class EmulatorProcess:
 
 @dataclass
 class Deployment:
-    """A real Airflow deployment on loopback in ``root``; DAG files are copied from ``dag_sources``."""
+    """A real Airflow deployment on loopback in ``root``; DAG files are copied from ``dag_sources``.
+
+    ``env_connections=False`` leaves the vendor connections out of the environment, for a caller that stores them
+    in the metadata database instead (where the UI lists them), as ``make up`` does.
+    """
 
     root: Path
     dag_sources: Iterable[Path]
@@ -139,6 +143,7 @@ class Deployment:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    env_connections: bool = True
 
     def __post_init__(self) -> None:
         self.home = self.root / "airflow-home"
@@ -186,11 +191,17 @@ class Deployment:
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
             GENMEDIA_POLL_INTERVAL="1",
         )
-        for conn_id, conn_type in (("NOVITA_DEFAULT", "novita"), ("GPTGE_DEFAULT", "gptge")):
-            connection = {"conn_type": conn_type, "host": self.emulator.url, "password": self.emulator.api_key}
-            env[f"AIRFLOW_CONN_{conn_id}"] = json.dumps(connection)
+        for conn_id, connection in self.vendor_connections().items() if self.env_connections else ():
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
         env.update(self.extra_env)
         return env
+
+    def vendor_connections(self) -> dict[str, dict[str, str]]:
+        """The default vendor connections, by id, aimed at the emulator."""
+        return {
+            conn_id: {"conn_type": conn_type, "host": self.emulator.url, "password": self.emulator.api_key}
+            for conn_id, conn_type in (("novita_default", "novita"), ("gptge_default", "gptge"))
+        }
 
     def _secret(self, name: str, make: Callable[[], str]) -> str:
         path = self.root / f".{name}"

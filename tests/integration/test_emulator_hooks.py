@@ -91,7 +91,9 @@ def test_a_wrong_key_is_an_auth_error(emulator_connections: EmulatorControl, mon
         hook.submit(api, "/task/jimeng/text2video", body)
     assert error.value.status_code == 401
     assert "not-the-key" not in str(error.value)
-    assert hook.test_connection()[0] is False
+    ok, message = hook.test_connection()
+    assert not ok and message.startswith(f"gpt.ge at {emulator_connections.url} refused the API key: HTTP 401")
+    assert "jimeng" not in message.lower() and "not-the-key" not in message
     assert emulator_connections.stats()["submits"]["jimeng"] == 0
 
 

@@ -31,7 +31,11 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
         "genmedia_contact_sheet",
         "genmedia_batch_video",
         "genmedia_avatar",
+        "genmedia_human_review",
     }
+    for dag in dag_bag.dags.values():
+        assert dag.description and len(dag.description) <= 120, dag.dag_id
+        assert dag.doc_md and len(dag.doc_md.splitlines()) >= 3, dag.dag_id
 
 
 def run_demo(dag_id: str, output: Path) -> str:

@@ -79,3 +79,48 @@ def test_a_retry_resumes_the_same_vendor_task(
     stats = emulator_connections.stats()
     assert stats["submits"]["novita"] == 1
     assert list(stats["tasks"]) == [result["task_id"]]
+
+
+def rendered_fields(dag_run: Any, task_id: str, map_index: int = -1) -> dict[str, Any]:
+    """What the UI's Rendered Templates shows for one task instance (read from the metadata database)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalar(
+            select(RenderedTaskInstanceFields).where(
+                RenderedTaskInstanceFields.dag_id == dag_run.dag_id,
+                RenderedTaskInstanceFields.run_id == dag_run.run_id,
+                RenderedTaskInstanceFields.task_id == task_id,
+                RenderedTaskInstanceFields.map_index == map_index,
+            )
+        )
+        assert row is not None, task_id
+        return dict(row.rendered_fields)
+
+
+def test_rendered_templates_show_every_setting_and_never_the_image_bytes(
+    emulator_connections: EmulatorControl, xcom: Callable[..., Any]
+) -> None:
+    dag_run = dags.rendered_dag.test(run_conf={"image": ""})
+    assert {task: state for task, (state, _) in task_states(dag_run).items()} == {
+        "load_image": "success",
+        "from_xcom": "success",
+        "mapped": "success",
+    }
+    for task_id, map_index, size in (("from_xcom", -1, (256, 136)), ("mapped", 0, (192, 128))):
+        fields = rendered_fields(dag_run, task_id, map_index)
+        assert fields["image"].startswith("<base64: ") and fields["image"].endswith(" chars elided>")
+        shown = {name: fields[name] for name in ("steps", "strength", "guidance_scale", "image_num", "seed")}
+        assert shown == {"steps": 12, "strength": 0.35, "guidance_scale": 6.5, "image_num": 1, "seed": 1234}
+        assert (fields["sampler_name"], fields["prompt"]) == ("Euler a", "a watercolor fox")
+        assert fields["enable_nsfw_detection"] is True and fields["response_image_type"] == "png"
+        result = xcom(dag_run, task_id, map_index=map_index)
+        # The real image went to the vendor: the emulator answers with images of the input's size.
+        with Image.open(io.BytesIO(requests.get(result["outputs"][0]["url"], timeout=10).content)) as image:
+            assert image.size == size
+        # Airflow resolved the extra link on the worker and stored it in XCom: the first output, still valid.
+        link = xcom(dag_run, task_id, key="_link_FirstOutputLink", map_index=map_index)
+        assert link == result["outputs"][0]["url"] and requests.get(link, timeout=10).status_code == 200
+    assert emulator_connections.stats()["submits"]["novita"] == 2

@@ -10,7 +10,7 @@ from PIL import Image
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.inputs import fit_image, image_size, read_image
+from airflow_provider_genmedia.inputs import fit_image, image_size, read_image, shown_image
 
 
 def png(width: int = 40, height: int = 30, mode: str = "RGB") -> bytes:
@@ -83,3 +83,18 @@ def test_fit_image_keeps_transparency() -> None:
     fitted = fit_image(png(200, 200, "RGBA"), max_pixels=2_500, max_bytes=10**6)
     with Image.open(io.BytesIO(fitted)) as image:
         assert (image.format, image.mode) == ("PNG", "RGBA")
+
+
+def test_rendered_templates_show_image_references_and_elide_image_data(tmp_path: Path) -> None:
+    path = tmp_path / "shot.png"
+    Image.new("RGB", (8, 8)).save(path)
+    data = path.read_bytes()
+    encoded = base64.b64encode(data).decode()
+    for reference in (str(path), "https://example.com/shot.png", "s3://bucket/shot.png", "missing/shot.png", None):
+        assert shown_image(reference) == reference
+    assert shown_image(data) == f"<{len(data)} bytes elided>"
+    assert shown_image(encoded) == f"<base64: {len(encoded)} chars elided>"
+    assert shown_image(f"data:image/png;base64,{encoded}").startswith("<base64: ")
+    long_base64 = base64.b64encode(b"\x00" * 3000).decode()  # once read as a path: "File name too long"
+    assert shown_image(long_base64).startswith("<base64: ")
+    assert read_image(long_base64) == b"\x00" * 3000

@@ -36,7 +36,7 @@ def test_providers_manager_registers_hooks_fields_and_behaviours() -> None:
     manager = ProvidersManager()
     behaviour = manager.field_behaviours["gptge"]
     assert set(behaviour["hidden_fields"]) == {"port", "schema", "login"}
-    assert behaviour["relabeling"]["password"] == "API Key"
+    assert behaviour["relabeling"]["password"].startswith("API Key")
     widgets = manager.connection_form_widgets
     assert widgets["extra__novita__timeout"].field["schema"]["type"] == ["number", "null"]
     assert widgets["extra__gptge__max_retries"].field["value"] == 4
@@ -54,3 +54,26 @@ def test_airflow_cli_lists_the_provider_and_both_connection_types() -> None:
     types = {entry["connection_type"]: entry["class"] for entry in airflow_json("providers", "hooks")}
     assert types["novita"] == "airflow_provider_genmedia.hooks.genmedia.NovitaHook"
     assert types["gptge"] == "airflow_provider_genmedia.hooks.genmedia.GptGeHook"
+
+
+def test_the_gptge_form_says_which_apis_it_serves() -> None:
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    declared = {entry["connection-type"]: entry for entry in get_provider_info()["connection-types"]}
+    label = declared["gptge"]["ui-field-behaviour"]["relabeling"]["password"]
+    assert all(api in label for api in ("Jimeng", "Bailian", "Wan", "avatar")), label
+    # The UI names the type by the hook class once it was imported, by the provider info before: both agree.
+    assert ProvidersManagerTaskRuntime().hooks["gptge"].hook_name == declared["gptge"]["hook-name"] == "gpt.ge"
+
+
+def test_the_providers_page_links_to_the_projects_documentation() -> None:
+    import tomllib
+
+    from airflow.providers_manager import ProvidersManager
+
+    from tests.conftest import REPO
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Documentation"]
+    provider = ProvidersManager().providers["airflow-provider-genmedia"]
+    assert provider.data["documentation-url"] == declared
+    assert declared.startswith("https://") and "airflow.apache.org" not in declared

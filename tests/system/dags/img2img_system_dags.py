@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator
 from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
@@ -51,3 +51,29 @@ with DAG("genmedia_system_sensor", schedule=None, params=PARAMS) as sensor_dag:
         for mode, deferrable in (("deferred", True), ("poking", False))
     ]
     submitted >> waits
+
+
+def png_base64(width: int = 256, height: int = 136) -> str:
+    """A small PNG as base64: an input image given as bytes, as an upstream task may hand it over."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 60, 200)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+with DAG("genmedia_system_rendered", schedule=None, params=PARAMS) as rendered_dag:
+
+    @task
+    def load_image() -> str:
+        """The input image as base64, through XCom."""
+        return png_base64()
+
+    settings: dict[str, Any] = {**IMG2IMG, "image_num": 1, "steps": 12, "strength": 0.35, "guidance_scale": 6.5}
+    NovitaImg2ImgOperator(task_id="from_xcom", **{**settings, "image": load_image()})
+    NovitaImg2ImgOperator.partial(task_id="mapped", **{k: v for k, v in settings.items() if k != "image"}).expand(
+        image=[png_base64(192, 128)]
+    )

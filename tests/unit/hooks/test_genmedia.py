@@ -330,6 +330,49 @@ def test_test_connection(httpserver: HTTPServer, novita: NovitaHook, monkeypatch
     assert not ok and "refused" in message and KEY not in message
 
 
+def test_test_connection_names_the_service_and_sends_one_request(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    httpserver.expect_request("/task/airflow-connection-test").respond_with_json(
+        {"code": 401, "message": "invalid token"}, status=401
+    )
+    connect(monkeypatch, "gptge_test", "gptge", httpserver.url_for("").rstrip("/"))
+    ok, message = GptGeHook("gptge_test").test_connection()
+    assert not ok
+    assert message.startswith(f"gpt.ge at {httpserver.url_for('').rstrip('/')} refused the API key: HTTP 401")
+    assert "jimeng" not in message.lower() and KEY not in message
+    assert requests_to(httpserver, "/task/airflow-connection-test") == 1  # the Test button does not retry
+
+
+def test_test_connection_reports_a_vendor_outage(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    httpserver.expect_request(RESULT_PATH).respond_with_data("<html>bad gateway</html>", status=502)
+    ok, message = novita.test_connection()
+    assert not ok and message.startswith("Novita AI at http://") and "failed: HTTP 502" in message
+
+
+def test_test_connection_network_errors_are_short(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    release = threading.Event()
+    httpserver.expect_request(RESULT_PATH).respond_with_handler(lambda request: release.wait(10) and Response())
+    cases = {
+        "refused": (f"http://127.0.0.1:{port}", f"Novita AI: cannot reach http://127.0.0.1:{port}: connection refused"),
+        "dns": (
+            "http://genmedia-test.invalid",
+            "Novita AI: cannot reach http://genmedia-test.invalid: host name not found",
+        ),
+        "slow": (httpserver.url_for("").rstrip("/"), "no answer within 0.5 s"),
+        "tls": (httpserver.url_for("").rstrip("/").replace("http://", "https://"), ": TLS failed: "),
+    }
+    try:
+        for name, (host, expected) in cases.items():
+            connect(monkeypatch, f"novita_{name}", "novita", host, timeout=0.5)
+            ok, message = NovitaHook(f"novita_{name}").test_connection()
+            assert not ok and expected in message, message
+            assert "Max retries" not in message and "HTTPConnectionPool" not in message and len(message) < 160
+    finally:
+        release.set()
+
+
 def test_parse_retry_after() -> None:
     assert parse_retry_after({"Retry-After": "3"}) == 3
     assert parse_retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5

@@ -1,0 +1,124 @@
+"""A local Airflow with the example DAGs on the local emulator: ``make up`` (or ``make up PORT=8090``).
+
+Starts ``genmedia-emulator`` and Airflow's api-server (with the UI), scheduler, dag-processor and triggerer as
+separate processes on 127.0.0.1, in a fresh AIRFLOW_HOME under ``.tmp/up`` (SQLite, LocalExecutor). The example DAGs
+are read from ``example_dags/`` in place, so edits show up in the UI. The ``novita_default`` and ``gptge_default``
+connections (aimed at the emulator) and the ``genmedia_video`` pool are created in the metadata database, where the
+UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every process it started, by PID.
+
+It is the deployment harness of ``tests/deployment`` (`Deployment`, `EmulatorProcess`), run for a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.deployment.stack import Deployment, EmulatorProcess, free_port  # noqa: E402
+
+DEFAULT_PORT = 8080
+#: The emulator's default key: it guards nothing but the emulator, and the README names it.
+EMULATOR_KEY = "emulator-key"
+VIDEO_POOL = {"name": "genmedia_video", "slots": 2, "description": "gpt.ge video jobs", "include_deferred": True}
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def banner(stack: Deployment, emulator: EmulatorProcess) -> str:
+    """What a person needs to use the local Airflow."""
+    pids = ", ".join(f"{name} {process.pid}" for name, process in stack.processes.items())
+    return "\n".join(
+        [
+            "",
+            f"Airflow is up: {stack.url}",
+            "  No login: every visitor is an admin (SIMPLE_AUTH_MANAGER_ALL_ADMINS; it listens on 127.0.0.1 only).",
+            f"  DAGs: {REPO / 'example_dags'} (paused at first: unpause one to run it).",
+            f"  Connections novita_default and gptge_default -> the emulator at {emulator.url} (key {EMULATOR_KEY}).",
+            "  Pool genmedia_video: 2 slots, deferred tasks counted.",
+            f"  Test a connection: curl -X POST {stack.url}/api/v2/connections/test -H 'Content-Type: "
+            'application/json\' -d \'{"connection_id": "gptge_default", "conn_type": "gptge"}\'',
+            f"  AIRFLOW_HOME: {stack.home}; component logs: {stack.logs}",
+            f"  Processes: emulator {emulator.process.pid if emulator.process else '?'}, {pids}",
+            "Press Ctrl-C to stop them all.",
+            "",
+        ]
+    )
+
+
+def main() -> int:
+    """Start the local Airflow, wait until Ctrl-C or a component dies, then stop everything it started."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="api-server port (default 8080, or a free one)")
+    parser.add_argument("--root", default=str(REPO / ".tmp" / "up"), help="folder for AIRFLOW_HOME and logs")
+    options = parser.parse_args()
+
+    port = options.port if port_is_free(options.port) else free_port()
+    if port != options.port:
+        print(f"Port {options.port} is taken: using {port}", flush=True)
+    root = Path(options.root).resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started as a background job
+
+    emulator = EmulatorProcess(log=root / "emulator.log", api_key=EMULATOR_KEY)
+    stack = Deployment(
+        root=root,
+        dag_sources=[],
+        emulator=emulator,
+        port=port,
+        env_connections=False,
+        extra_env={
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        },
+    )
+    try:
+        print(f"Starting the emulator and Airflow on 127.0.0.1 (about 30 s; logs in {root})", flush=True)
+        emulator.start()
+        stack.start()
+        for conn_id, connection in stack.vendor_connections().items():
+            stack.api("POST", "/connections", json={"connection_id": conn_id, **connection})
+        stack.api("POST", "/pools", json=VIDEO_POOL)
+        print(banner(stack, emulator), flush=True)
+        while True:
+            dead = [name for name, process in stack.processes.items() if process.poll() is not None]
+            if emulator.process is not None and emulator.process.poll() is not None:
+                dead.append("emulator")
+            if dead:
+                print(f"Stopped unexpectedly: {', '.join(dead)} (see {stack.logs} and {emulator.log})", flush=True)
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nStopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        stack.stop()
+        emulator.stop()
+        print("Stopped every process started here.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
