@@ -35,8 +35,11 @@ def s3_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its buckets per process, not per server: start from none, and leave none behind.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     s3_client(endpoint).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     yield endpoint
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     server.stop()
 
 

@@ -36,6 +36,8 @@ def s3_server() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its buckets per process, not per server: start from none, whatever ran before in this process.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     connection = {
         "conn_type": "aws",
         "login": "testing",
