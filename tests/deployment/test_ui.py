@@ -3,44 +3,61 @@
 One run of ``genmedia_human_review`` whose two images the emulator scores NSFW proves the human review (a reviewer
 approves one and rejects one; only the approved one is published, to S3) and the extra links of every kind: the
 first output while its signed link is valid, the published folder and manifest in the S3 console. The connection
-tests are the ones the Admin > Connections page asks the api-server for. S3 is moto in server mode, reached through
-``AWS_ENDPOINT_URL_S3`` so that the ``aws_default`` connection looks like AWS's own (a connection with its own
-``endpoint_url`` gets no console link, since the AWS console cannot show that store).
+tests are the ones the Admin > Connections page asks the api-server for. S3 is moto's server in its own process (its
+state apart from the moto of other tests), reached through ``AWS_ENDPOINT_URL_S3`` so that the ``aws_default``
+connection looks like AWS's own (a connection with its own ``endpoint_url`` gets no console link, since the AWS
+console cannot show that store).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from tests.deployment.conftest import dag_sources
-from tests.deployment.stack import Deployment, EmulatorProcess, free_port, wait_until
+from tests.deployment.stack import BIN, Deployment, EmulatorProcess, _stop_group, free_port, wait_until
 
 DAG_ID = "genmedia_human_review"
-BUCKET, PREFIX, REGION = "genmedia-published", "reviewed", "eu-west-1"
+BUCKET, PREFIX, REGION = "genmedia-reviewed", "reviewed", "eu-west-1"
 S3_CONSOLE = "https://s3.console.aws.amazon.com/s3"
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A local S3 (moto) with the destination bucket."""
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local S3 (moto's server, in its own process) with the destination bucket."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     endpoint = f"http://127.0.0.1:{port}"
-    # moto keeps its buckets per process, not per server: start from none, and leave none behind.
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    s3_client(endpoint).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    yield endpoint
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    server.stop()
+    try:
+        wait_until(lambda: answers(endpoint), 30, "the local S3")
+        s3_client(endpoint).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield endpoint
+    finally:
+        _stop_group(server)
+
+
+def answers(url: str) -> bool:
+    """True once ``url`` answers HTTP."""
+    try:
+        requests.get(url, timeout=2)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def s3_client(endpoint: str) -> Any:
@@ -84,6 +101,34 @@ class Review:
     answers: dict[int, dict[str, Any]]
 
 
+def scheduler_saw_parked(deployment: Deployment, run_id: str) -> bool:
+    """True once the scheduler logged the end of the worker process of both review requests, parked as
+    ``awaiting_input``."""
+    log = (deployment.logs / "scheduler.log").read_text(errors="replace")
+    finished = [line for line in log.splitlines() if "TaskInstance Finished" in line and f"run_id={run_id}," in line]
+    return all(
+        any(
+            f"task_id=review, run_id={run_id}, map_index={index}," in line and "state=awaiting_input" in line
+            for line in finished
+        )
+        for index in (0, 1)
+    )
+
+
+def failure_report(deployment: Deployment, run_id: str) -> str:
+    """The run's task states and the end of each failed task's logs, to tell why a run failed."""
+    states = deployment.states(DAG_ID, run_id)
+    failed = {task for (task, _), (state, _) in states.items() if state not in ("success", "skipped")}
+    folder = deployment.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    logs = [path for task in sorted(failed) for path in sorted(folder.glob(f"task_id={task}/**/*.log*"))]
+    return f"{states}\n" + "\n".join(f"--- {path}\n{tail(path)}" for path in logs)
+
+
+def tail(path: Path, chars: int = 4000) -> str:
+    """The end of a text file."""
+    return path.read_text(errors="replace")[-chars:]
+
+
 def hitl_path(run_id: str, map_index: int) -> str:
     """The REST path of one review request."""
     return f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/{map_index}/hitlDetails"
@@ -107,12 +152,16 @@ def review(deployment: Deployment) -> Review:
         return all(states.get(("review", index), ("",))[0] == "awaiting_input" for index in (0, 1))
 
     wait_until(both_waiting, 120, "both review requests to wait for an answer", interval=1.0)
+    # A person answers seconds later; an answer before the scheduler has taken in the exit of the process that
+    # parked the task makes Airflow 3.3.2 fail the task ("state changed externally"), so wait for that first.
+    wait_until(lambda: scheduler_saw_parked(deployment, run_id), 60, "the scheduler to see both requests parked")
     request = deployment.api("GET", hitl_path(run_id, 0))
     answers = {
         index: deployment.api("PATCH", hitl_path(run_id, index), json={"chosen_options": [choice]})
         for index, choice in ((0, "Approve"), (1, "Reject"))
     }
-    assert deployment.wait_for_run(DAG_ID, run_id, timeout=120) == "success"
+    state = deployment.wait_for_run(DAG_ID, run_id, timeout=120)
+    assert state == "success", failure_report(deployment, run_id)
     print(json.dumps({"review_request": request, "answers": answers}, indent=2, sort_keys=True))
     return Review(run_id, request, answers)
 
