@@ -256,7 +256,6 @@ def wait_for_task(
     end_time: float | None = None,
 ) -> GenerationResult:
     """Wait on the worker with the trigger's own `watch_task`; return the succeeded result or raise as
-    `TaskEvent.outcome` does. The connection is read here with the worker's own lookup, once."""
-    hook.settings()
+    `TaskEvent.outcome` does. It runs on the hook's own event loop (`GenMediaHook.run_sync`)."""
     planner = planner_for(api, poll_interval, end_time)
-    return asyncio.run(watch_task(hook, api, task_id, planner, log)).outcome()
+    return hook.run_sync(watch_task(hook, api, task_id, planner, log)).outcome()

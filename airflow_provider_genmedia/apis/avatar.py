@@ -6,6 +6,8 @@ read. ``web_work_status`` 200 is done, below 0 failed, anything else still runni
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -15,6 +17,8 @@ from pydantic import Field, model_validator
 from airflow_provider_genmedia.apis.base import HttpUrlStr, PollSchedule, RequestModel, TaskApi, integer, mapping
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
+
+log = logging.getLogger(__name__)
 
 SUBMIT_PATH = "/avatar/generation"
 DONE_STATUS = 200
@@ -70,6 +74,7 @@ class AvatarApi(TaskApi):
     default_conn_id: ClassVar[str] = "gptge_default"
     # Talking-avatar renders take minutes and grow with the audio's length; no progress is reported.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=10.0, maximum=60.0)
+    request_class = AvatarRequest
 
     def request_model(self, path: str) -> type[RequestModel] | None:
         """The one submit route takes an `AvatarRequest`."""
@@ -80,6 +85,17 @@ class AvatarApi(TaskApi):
     def submit_path(self, request: RequestModel) -> str:
         """``/avatar/generation``."""
         return SUBMIT_PATH
+
+    def complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> GenerationResult:
+        """The video without watermark (``no_wm_work_video_path``) when the request asked ``no_watermark``, else
+        the plain one (``work_video_path``); the video the task gave when it has not the one asked for."""
+        completed = super().complete(result, request)
+        chosen = "no_wm_work_video_path" if request and request.get("no_watermark") else "work_video_path"
+        url = avatar_task(result.raw).get(chosen)
+        if not url or not result.outputs:
+            log.warning("avatar task %s has no %s: returning the video it gave", result.task_id, chosen)
+            return completed
+        return completed.model_copy(update={"outputs": [result.outputs[0].model_copy(update={"url": url})]})
 
     def result_path(self, task_id: str) -> str:
         """``/avatar/task/{task_id}``."""

@@ -163,7 +163,7 @@ class BailianApi(GptGeVideoApi):
     name: ClassVar[str] = "bailian"
     default_conn_id: ClassVar[str] = "gptge_default"
     route_prefix: ClassVar[str] = ROUTE_PREFIX
-    request_class: ClassVar[type[VideoRequest]] = BailianVideoRequest
+    request_class = BailianVideoRequest
     # Wan videos take 1-5 minutes (DashScope docs), which suggest polling about every 15 s.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=5.0, maximum=30.0)
 

@@ -109,12 +109,23 @@ def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A submit checked once, before anything is sent: its route, the validated request and the JSON body."""
+
+    path: str
+    request: RequestModel | Mapping[str, Any]
+    body: dict[str, Any]
+
+
 class TaskApi(ABC):
     """One vendor API: its routes, request models, and how to read its answers."""
 
     name: ClassVar[str]
     default_conn_id: ClassVar[str]
     poll_schedule: ClassVar[PollSchedule]
+    #: The model of a request whose route this API chooses itself (`submit_path`); None: a route must be given.
+    request_class: ClassVar[type[RequestModel] | None] = None
 
     @abstractmethod
     def request_model(self, path: str) -> type[RequestModel] | None:
@@ -124,18 +135,29 @@ class TaskApi(ABC):
         """The route a validated request is sent to."""
         raise GenMediaValidationError("path", f"{self.name} needs an explicit submit path")
 
-    def validate_submit(self, path: str, body: RequestModel | Mapping[str, Any]) -> dict[str, Any]:
-        """Check ``body`` for ``path`` before anything is sent and return the JSON body to POST."""
-        model = self.request_model(path)
+    def prepare(self, body: RequestModel | Mapping[str, Any], path: str | None = None) -> Submission:
+        """Check ``body`` once, before anything is sent, and choose its route when ``path`` is None. A request
+        model instance of the right class was checked when it was built and is not checked again."""
+        model = self.request_model(path) if path is not None else self.request_class
         if model is None:
+            if path is None:
+                raise GenMediaValidationError("path", f"{self.name} needs an explicit submit path")
             if not isinstance(body, Mapping):
                 raise GenMediaValidationError("body", "must be a JSON object")
-            return dict(body)
-        request = validate_model(model, body)
+            return Submission(path, body, dict(body))
+        request = body if isinstance(body, model) else validate_model(model, body)
         expected = self.submit_path(request)
-        if expected != path:
+        if path is not None and expected != path:
             raise GenMediaValidationError("path", f"this request must be sent to {expected}, not {path}")
-        return request.to_body()
+        return Submission(expected, request, request.to_body())
+
+    def validate_submit(self, path: str, body: RequestModel | Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON body to POST to ``path``, checked as `prepare` does."""
+        return self.prepare(body, path).body
+
+    def complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> GenerationResult:
+        """A succeeded result as the submitted ``request`` asked for it, with the request recorded (base64 elided)."""
+        return result.model_copy(update={"request": elide_blobs(dict(request)) if request is not None else None})
 
     @abstractmethod
     def result_path(self, task_id: str) -> str:

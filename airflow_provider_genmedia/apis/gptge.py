@@ -22,7 +22,6 @@ class GptGeVideoApi(TaskApi):
     """A gpt.ge video API: ``POST {prefix}/text2video`` or ``{prefix}/image2video``, then ``GET /task/{id}``."""
 
     route_prefix: ClassVar[str]
-    request_class: ClassVar[type[VideoRequest]]
 
     def request_model(self, path: str) -> type[RequestModel] | None:
         """Both routes take the API's one request model."""
@@ -32,7 +31,8 @@ class GptGeVideoApi(TaskApi):
 
     def submit_path(self, request: RequestModel) -> str:
         """image2video when an input image is given, text2video otherwise."""
-        assert isinstance(request, VideoRequest)
+        if not isinstance(request, VideoRequest):
+            raise GenMediaValidationError("body", f"{self.name} takes a video request, not {type(request).__name__}")
         return f"{self.route_prefix}/{'image2video' if request.is_image2video else 'text2video'}"
 
     def result_path(self, task_id: str) -> str:

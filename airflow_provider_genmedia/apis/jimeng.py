@@ -80,7 +80,7 @@ class JimengApi(GptGeVideoApi):
     name: ClassVar[str] = "jimeng"
     default_conn_id: ClassVar[str] = "gptge_default"
     route_prefix: ClassVar[str] = ROUTE_PREFIX
-    request_class: ClassVar[type[VideoRequest]] = JimengVideoRequest
+    request_class = JimengVideoRequest
     # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=20.0, minimum=5.0, maximum=30.0)
 

@@ -11,15 +11,22 @@ import asyncio
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
 
 #: Connections one shared session keeps open to a vendor at most (aiohttp's default), reused with keep-alive.
 POOL_SIZE = 100
 KEEPALIVE_SECONDS = 30.0
 CONNECT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 4
 #: The first pause of a connection after a 429 without ``Retry-After``; doubled by each further one.
 RATE_LIMIT_PAUSE = 1.0
 #: No pause of a connection, asked or doubled, lasts longer than this.
@@ -37,6 +44,48 @@ class ConnectionSettings:
     timeout: float
     max_retries: int
     max_polls_per_second: float | None = None
+
+    @classmethod
+    def read(
+        cls,
+        conn: Any,
+        extras: Mapping[str, Any],
+        default_base_url: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ConnectionSettings:
+        """The settings of an Airflow connection and its extras; ``timeout``/``max_retries`` given override them.
+        The key is masked in every log from here on; a missing key or a bad extra is an error naming the field."""
+        host = (conn.host or "").strip() or default_base_url
+        if "://" not in host:
+            host = f"https://{host}"
+        parts = urlsplit(host)
+        if conn.port and parts.port is None:
+            host = parts._replace(netloc=f"{parts.netloc}:{conn.port}").geturl()
+        if not conn.password:
+            raise GenMediaValidationError("password", f"connection {conn.conn_id!r} has no API key")
+        mask_secret(conn.password)
+        retries = max_retries if max_retries is not None else extras.get("max_retries")
+        return cls(
+            base_url=host.rstrip("/"),
+            api_key=conn.password,
+            timeout=float(timeout or extras.get("timeout") or DEFAULT_TIMEOUT),
+            max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
+            max_polls_per_second=_positive_or_none("max_polls_per_second", extras.get("max_polls_per_second")),
+        )
+
+
+def _positive_or_none(field: str, value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise GenMediaValidationError(field, f"must be a positive number, not {value!r}")
+    return number
 
 
 class PollGate:

@@ -22,7 +22,7 @@ from airflow.sdk import BaseOperator, Context, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.apis.base import RequestModel
+from airflow_provider_genmedia.apis.base import RequestModel, Submission
 from airflow_provider_genmedia.events import TaskEvent, result_from_event
 from airflow_provider_genmedia.exceptions import (
     GenMediaNotFoundError,
@@ -125,58 +125,60 @@ class GenMediaSubmitOperator(BaseOperator):
         """The rendered value of an argument, media bytes included (what `build_request` sends)."""
         return self._inputs.get(field, getattr(self, field))
 
-    def build_request(self) -> tuple[str, RequestModel | Mapping[str, Any]]:
-        """The submit route and body, from the operator's (rendered) arguments; raise on bad input."""
+    def build_request(self) -> tuple[str | None, RequestModel | Mapping[str, Any]]:
+        """The submit route (None: the one the API chooses for the request) and body, from the operator's
+        (rendered) arguments; raise on bad input."""
         raise NotImplementedError
+
+    def prepare(self) -> Submission:
+        """The request built from the arguments and checked once by the API's adapter, before anything is sent."""
+        path, request = self.build_request()
+        return get_api(self.api).prepare(request, path)
 
     def execute(self, context: Context) -> Any:
         """Validate, then resume the stored vendor task or submit a new one, and wait for it."""
         try:
-            path, request = self.build_request()
-            body = get_api(self.api).validate_submit(path, request)
+            submission = self.prepare()
         except GenMediaValidationError as error:
             raise AirflowFailException(f"Invalid input, nothing was sent to {self.api}: {error}") from error
-        fingerprint = request_fingerprint(body)
+        fingerprint = request_fingerprint(submission.body)
         store = context.get("task_state_store")
         if store is None:
             self.log.warning("No task_state_store in this context: a retry could not resume the vendor task")
         hook = hook_for_api(self.api, self.conn_id)
-        try:
-            task_id, result = self._resume(store, hook, fingerprint)
-            if task_id is None:
-                task_id = self._submit(store, hook, path, body, fingerprint)
-            context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
-            if not self.wait_for_completion:
-                return task_id
-            if result is None:
-                result = hook.get_result(self.api, task_id)
-            if result.status.is_terminal:
-                return self._complete(TaskEvent.completed(result).outcome(), body)
-            end_time = time.time() + self.timeout
-            if self.deferrable:
-                self.log.info("Waiting for %s task %s in the triggerer", self.api, task_id)
-                self.defer(
-                    trigger=GenMediaTaskTrigger(self.api, task_id, self.conn_id, self.poll_interval, end_time),
-                    method_name="execute_complete",
-                )
-            done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
-            return self._complete(done, body)
-        finally:
-            hook.close()
+        task_id, result = self._resume(store, hook, fingerprint)
+        if task_id is None:
+            task_id = self._submit(store, hook, submission, fingerprint)
+        context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
+        if not self.wait_for_completion:
+            return task_id
+        if result is None:
+            result = hook.get_result(self.api, task_id)
+        if result.status.is_terminal:
+            return self._complete(TaskEvent.completed(result).outcome(), submission.body)
+        end_time = time.time() + self.timeout
+        if self.deferrable:
+            self.log.info("Waiting for %s task %s in the triggerer", self.api, task_id)
+            self.defer(
+                trigger=GenMediaTaskTrigger(self.api, task_id, self.conn_id, self.poll_interval, end_time),
+                method_name="execute_complete",
+            )
+        done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
+        return self._complete(done, submission.body)
 
-    def _submit(self, store: Any, hook: GenMediaHook, path: str, body: Mapping[str, Any], fingerprint: str) -> str:
+    def _submit(self, store: Any, hook: GenMediaHook, submission: Submission, fingerprint: str) -> str:
         """Record the attempt, send the submit once, and record the vendor task id it returned."""
         attempt = {
             "api": self.api,
             "task_id": None,
             "fingerprint": fingerprint,
             "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "request": elide_blobs(dict(body)),
+            "request": elide_blobs(submission.body),
         }
         if store is not None:
             store.set(STATE_KEY, attempt)
         try:
-            task_id = hook.submit(self.api, path, body)
+            task_id = hook.submit(self.api, submission.path, submission.request)
         except GenMediaUncertainSubmitError as error:
             message = self._uncertain_message(attempt, str(error))
             if self.on_uncertain_submit == "fail":
@@ -242,14 +244,7 @@ class GenMediaSubmitOperator(BaseOperator):
         )
         return self._complete(result, request if isinstance(request, dict) else None)
 
-    def finish_result(self, result: GenerationResult) -> GenerationResult:
-        """The succeeded result as this operator returns it; override to choose among the vendor's outputs."""
-        return result
-
     def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
         """The result json returned to XCom: outputs and metadata, never media bytes."""
         self.log.info("%s task %s succeeded with %d output(s)", self.api, result.task_id, len(result.outputs))
-        completed = self.finish_result(result).model_copy(
-            update={"request": elide_blobs(dict(request)) if request is not None else None}
-        )
-        return completed.model_dump(mode="json")
+        return get_api(self.api).complete(result, request).model_dump(mode="json")

@@ -6,8 +6,8 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from airflow_provider_genmedia.apis.base import RequestModel
-from airflow_provider_genmedia.apis.novita import ASYNC_PREFIX, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, check_image
+from airflow_provider_genmedia.apis.base import RequestModel, Submission
+from airflow_provider_genmedia.apis.novita import ASYNC_PREFIX, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import fit_image, image_size, read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
@@ -159,21 +159,28 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
         self.enterprise_plan = enterprise_plan
         self.fit_image = fit_image
 
-    def _input_image(self) -> bytes:
+    def _input_image(self) -> tuple[bytes, tuple[int, int]]:
+        """The input image's bytes and size, scaled down when ``fit_image`` asks; its limits are checked once, by
+        the request model."""
         data = read_image(self.setting("image"), field="image")
-        image_size(data, field="image")
         if self.fit_image:
             data = fit_image(data, max_pixels=MAX_IMAGE_PIXELS, max_bytes=MAX_IMAGE_BYTES)
+        return data, image_size(data, field="image")
+
+    def prepare(self) -> Submission:
+        """The checked img2img request; an input over Novita's limits is refused naming ``image`` and the way out."""
         try:
-            check_image(data)
-        except ValueError as error:
-            raise GenMediaValidationError("image", f"{error}; fit_image=True scales it down to fit") from None
-        return data
+            return super().prepare()
+        except GenMediaValidationError as error:
+            if error.field != "request.image_base64" or self.fit_image:
+                raise
+            reason = str(error).removeprefix(f"{error.field}: ")
+            raise GenMediaValidationError("image", f"{reason}; fit_image=True scales it down to fit") from None
 
     def build_request(self) -> tuple[str, Mapping[str, Any]]:
         """The img2img body from the operator's arguments, with the input image read and checked."""
-        data = self._input_image()
-        width, height = output_size(*image_size(data))
+        data, size = self._input_image()
+        width, height = output_size(*size)
         extra = {
             "response_image_type": self.response_image_type,
             "enable_nsfw_detection": self.enable_nsfw_detection,

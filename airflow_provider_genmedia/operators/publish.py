@@ -297,10 +297,7 @@ class MediaPublisher:
                 "The link of %s task %s output %d expired: re-reading the task", result.api, result.task_id, index
             )
             hook: GenMediaHook = hook_for_api(result.api, self.vendor_conn_id)
-            try:
-                self._refreshed = hook.get_result(result.api, result.task_id)
-            finally:
-                hook.close()
+            self._refreshed = hook.get_result(result.api, result.task_id)
         fresh = self._refreshed
         if fresh.status is not TaskStatus.SUCCEEDED or index >= len(fresh.outputs):
             raise LinkExpiredError(

@@ -13,13 +13,9 @@ from typing import Any, ClassVar, NamedTuple
 
 from PIL import Image
 
-from airflow_provider_genmedia.apis import avatar, bailian, jimeng
-from airflow_provider_genmedia.apis.avatar import avatar_task
 from airflow_provider_genmedia.downloads import is_http_url
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import image_size, read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
-from airflow_provider_genmedia.results import GenerationResult
 
 IMAGE_FIELD = "image"
 
@@ -69,17 +65,15 @@ class JimengVideoOperator(GenMediaSubmitOperator):
         self.aspect_ratio = aspect_ratio
         self.seed = seed
 
-    def build_request(self) -> tuple[str, dict[str, Any]]:
-        """The text2video body, or the image2video body with the image as a URL or as base64."""
+    def build_request(self) -> tuple[None, dict[str, Any]]:
+        """The body, with the image as a URL or as base64; the adapter sends it to text2video or image2video."""
         body: dict[str, Any] = {"prompt": self.prompt, "seed": self.seed, "aspect_ratio": self.aspect_ratio}
         image = self.setting("image")
-        if image is None:
-            return jimeng.TEXT2VIDEO_PATH, body
-        if is_http_url(image):
+        if image is not None and is_http_url(image):
             body["image_urls"] = [str(image).strip()]
-        else:
+        elif image is not None:
             body["binary_data_base64"] = [encode_image(image).data]
-        return jimeng.IMAGE2VIDEO_PATH, body
+        return None, body
 
 
 class BailianVideoOperator(GenMediaSubmitOperator):
@@ -163,29 +157,21 @@ class BailianVideoOperator(GenMediaSubmitOperator):
         self.watermark = watermark
 
     def _img_url(self) -> str | None:
-        """``input.img_url``; an image given to a text-to-video model, or missing for an image one, is refused
-        here, naming ``image`` and before any image is read."""
+        """``input.img_url``: an http(s) URL as given, any other image as a base64 data URI."""
         image = self.setting("image")
-        spec = bailian.MODELS.get(self.model)
-        if spec is not None and spec.image2video != (image is not None):
-            wanted = "needs an image" if spec.image2video else "is a text-to-video model and takes no image"
-            raise GenMediaValidationError(IMAGE_FIELD, f"{self.model} {wanted}")
-        if image is None:
-            return None
-        if is_http_url(image):
-            return str(image).strip()
+        if image is None or is_http_url(image):
+            return None if image is None else str(image).strip()
         return encode_image(image).data_uri
 
-    def build_request(self) -> tuple[str, dict[str, Any]]:
-        """``{"model", "input", "parameters"}``, sent to the image2video route when an image is given."""
-        img_url = self._img_url()
+    def build_request(self) -> tuple[None, dict[str, Any]]:
+        """``{"model", "input", "parameters"}``; the adapter checks them against the model and picks the route."""
         body = {
             "model": self.model,
             "input": {
                 "prompt": self.prompt,
                 "negative_prompt": self.negative_prompt,
                 "audio_url": self.audio_url,
-                "img_url": img_url,
+                "img_url": self._img_url(),
                 "template": self.template,
             },
             "parameters": {
@@ -199,7 +185,7 @@ class BailianVideoOperator(GenMediaSubmitOperator):
                 "watermark": self.watermark,
             },
         }
-        return (bailian.TEXT2VIDEO_PATH if img_url is None else bailian.IMAGE2VIDEO_PATH), body
+        return None, body
 
 
 class AvatarVideoOperator(GenMediaSubmitOperator):
@@ -245,7 +231,7 @@ class AvatarVideoOperator(GenMediaSubmitOperator):
         self.use_voice = use_voice
         self.no_watermark = no_watermark
 
-    def build_request(self) -> tuple[str, dict[str, Any]]:
+    def build_request(self) -> tuple[None, dict[str, Any]]:
         """The avatar body; the request model checks that exactly one voice source is given."""
         body = {
             "avatar_url": self.avatar_url,
@@ -254,13 +240,4 @@ class AvatarVideoOperator(GenMediaSubmitOperator):
             "use_voice": self.use_voice,
             "no_watermark": self.no_watermark,
         }
-        return avatar.SUBMIT_PATH, body
-
-    def finish_result(self, result: GenerationResult) -> GenerationResult:
-        """The video without watermark when ``no_watermark`` was asked, else the plain one."""
-        chosen = "no_wm_work_video_path" if self.no_watermark else "work_video_path"
-        url = avatar_task(result.raw).get(chosen)
-        if not url or not result.outputs:
-            self.log.warning("%s task %s has no %s: returning the video it gave", self.api, result.task_id, chosen)
-            return result
-        return result.model_copy(update={"outputs": [result.outputs[0].model_copy(update={"url": url})]})
+        return None, body

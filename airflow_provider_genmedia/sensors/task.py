@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -16,7 +15,7 @@ from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaError
 from airflow_provider_genmedia.hooks.genmedia import hook_for_api
-from airflow_provider_genmedia.results import GenerationResult, TaskProgress
+from airflow_provider_genmedia.results import GenerationResult
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
 
@@ -84,14 +83,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
         """Read the task once, as one poll of the trigger: done with its result json once it succeeded; raise if
         it ended otherwise. The poke interval is the retry layer: a transient failure is just poked again."""
         hook = hook_for_api(self.api, self.conn_id)
-        hook.settings()
-
-        async def poll() -> TaskProgress | GenerationResult:
-            async with hook:
-                return await hook.apoll(self.api, self.genmedia_task_id)
-
         try:
-            answer = asyncio.run(poll())
+            answer = hook.run_sync(hook.apoll(self.api, self.genmedia_task_id))
         except GenMediaError as error:
             if not error.transient:
                 raise

@@ -46,7 +46,6 @@ def test_sync_hooks_round_trip_every_route(
     hook = hook_for_api(api)
     task_id = hook.submit(api, path, body)
     result, polls = wait(hook, api, task_id)
-    hook.close()
 
     assert result.status is TaskStatus.SUCCEEDED
     assert result.task_id == task_id
@@ -68,7 +67,6 @@ async def test_async_hooks_poll_every_route(
 ) -> None:
     hook = hook_for_api(api)
     task_id = await asyncio.to_thread(hook.submit, api, path, body)
-    hook.close()
     async with hook:
         result = await hook.aget_result(api, task_id)
         first = result.status
@@ -138,7 +136,6 @@ def test_polls_ride_out_proxy_errors(emulator_connections: EmulatorControl) -> N
     emulator_connections.configure(server_error={"next": 2}, server_error_statuses=[502, 503])
 
     result, polls = wait(hook, api, task_id)
-    hook.close()
 
     assert result.status is TaskStatus.SUCCEEDED
     stats = emulator_connections.stats()
@@ -151,7 +148,6 @@ def test_a_failed_task_is_a_failed_result(emulator_connections: EmulatorControl,
     api, body = sample_body(path, "fail")
     hook = hook_for_api(api)
     result, _ = wait(hook, api, hook.submit(api, path, body))
-    hook.close()
 
     assert result.status is TaskStatus.FAILED
     assert "emulated failure" in (result.reason or "")
@@ -177,7 +173,6 @@ def test_an_expired_task(emulator_connections: EmulatorControl, path: str, outco
             hook.get_result(api, task_id)
     else:
         assert hook.get_result(api, task_id).status is outcome
-    hook.close()
 
 
 def test_nsfw_verdicts_reach_the_result(emulator_connections: EmulatorControl) -> None:
@@ -185,7 +180,6 @@ def test_nsfw_verdicts_reach_the_result(emulator_connections: EmulatorControl) -
     body["extra"]["enable_nsfw_detection"] = True
     hook = NovitaHook()
     result, _ = wait(hook, api, hook.submit(api, "/v3/async/img2img", body))
-    hook.close()
 
     assert [output.nsfw.confidence for output in result.outputs if output.nsfw] == [97.5, 97.5]
     assert result.seed == 42

@@ -35,7 +35,6 @@ def test_novita_submit_answers_flat_and_legacy(emulator_connections: EmulatorCon
     hook = NovitaHook()
     task_id = hook.submit("novita", path, sample_body(path)[1])
     result = finish(hook, "novita", task_id)
-    hook.close()
 
     assert list(emulator_connections.stats()["tasks"]) == [task_id]
     assert result.status is TaskStatus.SUCCEEDED
@@ -46,7 +45,6 @@ def test_image_url_ttl_string_or_integer_gives_an_expiry(emulator_connections: E
     emulator_connections.configure(image_url_ttl_type=ttl_type)
     hook = NovitaHook()
     result = finish(hook, "novita", hook.submit("novita", "/v3/async/txt2img", sample_body("/v3/async/txt2img")[1]))
-    hook.close()
 
     now = datetime.now(UTC)
     assert [output.kind for output in result.outputs] == ["image", "image"]
@@ -65,7 +63,6 @@ def test_avatar_results_flat_and_wrapped(
     hook = GptGeHook()
     task_id = hook.submit(api, "/avatar/generation", body)
     result = finish(hook, api, task_id)
-    hook.close()
 
     assert (result.task_id, result.status) == (task_id, status)
     if status is TaskStatus.SUCCEEDED:
@@ -77,7 +74,6 @@ async def test_avatar_results_flat_and_wrapped_async(emulator_connections: Emula
     emulator_connections.configure(avatar_result=shape, video_seconds=0.3)
     hook = GptGeHook()
     task_id = await asyncio.to_thread(hook.submit, "avatar", "/avatar/generation", sample_body("/avatar/generation")[1])
-    hook.close()
     async with hook:
         result = await hook.aget_result("avatar", task_id)
         seen = {result.status}
@@ -107,7 +103,6 @@ def test_a_429_is_retried_and_paid_once_with_or_without_retry_after(
     hook = hook_for_api(api)
     task_id = hook.submit(api, path, body)
     result = finish(hook, api, task_id)
-    hook.close()
 
     stats = emulator_connections.stats()
     assert (stats["submits"][api], stats["faults"]["rate_limit"]) == (1, 1)
@@ -122,7 +117,6 @@ def test_every_poll_gives_the_same_links_and_expiry(emulator_connections: Emulat
     first = finish(hook, api, task_id)
     time.sleep(1.1)
     again = hook.get_result(api, task_id)
-    hook.close()
 
     assert [output.url for output in first.outputs] == [output.url for output in again.outputs]
     if api == "bailian":  # the parser reads the link's own Expires: the same instant on every poll

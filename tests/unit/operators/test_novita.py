@@ -60,8 +60,8 @@ def test_too_large_images_are_refused_unless_fitted(tmp_path: Path) -> None:
     path = image_file(tmp_path, 4200, 4200)
     arguments = {"task_id": "t", "image": path, "prompt": "p", "model_name": "m"}
     with pytest.raises(GenMediaValidationError, match=r"image: .*16 megapixels.*fit_image=True"):
-        NovitaImg2ImgOperator(**arguments).build_request()
-    _, body = NovitaImg2ImgOperator(**arguments, fit_image=True).build_request()
+        NovitaImg2ImgOperator(**arguments).prepare()
+    body = NovitaImg2ImgOperator(**arguments, fit_image=True).prepare().body
     with Image.open(io.BytesIO(base64.b64decode(body["request"]["image_base64"]))) as fitted:
         assert fitted.width * fitted.height <= 16 * 1024 * 1024
     assert (body["request"]["width"], body["request"]["height"]) == (2048, 2048)

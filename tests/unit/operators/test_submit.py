@@ -15,27 +15,12 @@ from werkzeug import Request, Response
 from airflow_provider_genmedia.exceptions import GenMediaServerError
 from airflow_provider_genmedia.operators.base import STATE_KEY
 from airflow_provider_genmedia.operators.novita import NovitaTaskOperator
+from tests.unit.operators.state import StateStore
 from tests.unit.triggers.vendor import API_KEY, novita_task
 
 SUBMIT = "/v3/async/wan-t2v"
 BODY = {"prompt": "a boat at dawn", "width": 832, "height": 480}
 GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-
-
-class StateStore:
-    """Airflow's task_state_store as an operator sees it: JSON values under keys, shared by every try."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.dumps(value)
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 class TaskInstance:

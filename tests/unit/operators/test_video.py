@@ -14,8 +14,9 @@ from PIL import Image
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
+from airflow_provider_genmedia.operators.base import STATE_KEY, GenMediaSubmitOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator, BailianVideoOperator, JimengVideoOperator
+from tests.unit.operators.state import StateStore
 
 IMAGE_URL = "https://example.com/first-frame.png"
 AVATAR_URL = "https://example.com/face.png"
@@ -30,9 +31,9 @@ def jpeg_file(tmp_path: Path) -> Path:
 
 
 def validated(operator: GenMediaSubmitOperator) -> tuple[str, dict[str, Any]]:
-    """The route and the body the base would POST, checked by the API's request model as the base does."""
-    path, request = operator.build_request()
-    return path, get_api(operator.api).validate_submit(path, request)
+    """The route and the body the base would POST, checked once by the API's adapter as the base does."""
+    submission = operator.prepare()
+    return submission.path, submission.body
 
 
 def rejection(operator: GenMediaSubmitOperator) -> str:
@@ -147,8 +148,11 @@ def test_bailian_sends_a_local_image_as_a_data_uri(jpeg_file: Path) -> None:
         ({"model": "wan2.5-t2v-preview", "size": "1280*720", "duration": 15}, "parameters.duration 15 is not one of"),
         ({"model": "wan2.6-t2v", "size": "832*480"}, "parameters.size 832*480 is not one of"),
         ({"model": "wan2.6-t2v", "resolution": "720P"}, "takes parameters.size"),
-        ({"model": "wan2.6-t2v", "size": "1280*720", "image": IMAGE_URL}, "image: wan2.6-t2v is a text-to-video model"),
-        ({"model": "wan2.6-i2v", "resolution": "720P"}, "image: wan2.6-i2v needs an image"),
+        (
+            {"model": "wan2.6-t2v", "size": "1280*720", "image": IMAGE_URL},
+            "text-to-video model: input.img_url is not",
+        ),
+        ({"model": "wan2.6-i2v", "resolution": "720P"}, "input.img_url is required by wan2.6-i2v"),
         ({"model": "wan2.6-i2v", "image": IMAGE_URL, "resolution": "480P"}, "parameters.resolution 480P is not one of"),
         ({"model": "wan2.6-i2v", "image": IMAGE_URL, "resolution": "720P", "audio": False}, "parameters.audio is only"),
         (
@@ -203,6 +207,13 @@ def test_avatar_needs_exactly_one_voice_source() -> None:
     )
 
 
+def submitted(operator: GenMediaSubmitOperator, task_id: str) -> Any:
+    """A context whose ``task_state_store`` holds the request an earlier try submitted as vendor task ``task_id``."""
+    store = StateStore()
+    store.set(STATE_KEY, {"api": operator.api, "task_id": task_id, "request": operator.prepare().body})
+    return {"task_state_store": store}
+
+
 AVATAR_DONE: dict[str, Any] = {
     "id": "67930a6f8d5ac20007a77b1c",
     "web_work_status": 200,
@@ -218,11 +229,12 @@ AVATAR_DONE: dict[str, Any] = {
     [(True, "https://cdn.example.com/clean.mp4"), (False, "https://cdn.example.com/plain.mp4")],
 )
 def test_avatar_result_picks_the_video_asked_for(no_watermark: bool, expected: str, wrapped: bool) -> None:
-    """On a fresh operator, as ``execute_complete`` runs after a deferral: the choice rests on the argument."""
+    """On a fresh operator, as ``execute_complete`` runs after a deferral: the choice rests on the request that the
+    submit recorded in ``task_state_store``, read by the avatar adapter."""
     body = {"code": 0, "data": AVATAR_DONE} if wrapped else AVATAR_DONE
     event = TaskEvent.completed(get_api("avatar").parse_result(AVATAR_DONE["id"], body)).to_payload()
     operator = AvatarVideoOperator(task_id="t", avatar_url=AVATAR_URL, audio_url=AUDIO_URL, no_watermark=no_watermark)
-    result = operator.execute_complete({}, event)
+    result = operator.execute_complete(submitted(operator, AVATAR_DONE["id"]), event)
     assert [(output["url"], output["kind"], output["format"]) for output in result["outputs"]] == [
         (expected, "video", "mp4")
     ]
@@ -232,7 +244,8 @@ def test_avatar_result_without_a_clean_video_keeps_the_one_given() -> None:
     body = {key: value for key, value in AVATAR_DONE.items() if key != "no_wm_work_video_path"}
     event = TaskEvent.completed(get_api("avatar").parse_result(AVATAR_DONE["id"], body)).to_payload()
     operator = AvatarVideoOperator(task_id="t", avatar_url=AVATAR_URL, audio_url=AUDIO_URL, no_watermark=True)
-    assert operator.execute_complete({}, event)["outputs"][0]["url"] == AVATAR_DONE["work_video_path"]
+    context = submitted(operator, AVATAR_DONE["id"])
+    assert operator.execute_complete(context, event)["outputs"][0]["url"] == AVATAR_DONE["work_video_path"]
 
 
 # Vendor failures: a task the vendor refused fails the Airflow task without retry, with the vendor's reason.

@@ -1,0 +1,117 @@
+"""What one HTTP exchange with a vendor means: the JSON body of an answer, or the typed error of the provider.
+
+Every message goes through a scrubber that replaces the API key, so that no error text ever carries it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from airflow_provider_genmedia.apis.base import TaskApi
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaAuthError,
+    GenMediaConnectionError,
+    GenMediaNotFoundError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
+)
+from airflow_provider_genmedia.hooks.retries import parse_retry_after
+from airflow_provider_genmedia.hooks.sessions import CONNECT_TIMEOUT
+
+Scrub = Callable[[str], str]
+
+
+def _error_class(status: int) -> type[GenMediaAPIError]:
+    if status in (401, 403):
+        return GenMediaAuthError
+    if status == 404:
+        return GenMediaNotFoundError
+    if status == 429:
+        return GenMediaRateLimitError
+    if status >= 500:
+        return GenMediaServerError
+    return GenMediaAPIError
+
+
+def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: bytes, scrub: Scrub) -> Any:
+    """The JSON body of a 2xx answer; otherwise the typed error for the status and the vendor's error body."""
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    if 200 <= status < 300:
+        if body is None:
+            raise GenMediaAPIError("the answer is not JSON", status_code=status, api=api.name)
+        return body
+    code, message = api.parse_error(body)
+    snippet = content[:300].decode(errors="replace") if body is None else ""
+    raise _error_class(status)(
+        scrub(str(message or snippet or f"HTTP {status}")),
+        status_code=status,
+        vendor_code=code,
+        api=api.name,
+        retry_after=parse_retry_after(headers),
+        body=body,
+    )
+
+
+def never_sent(error: BaseException) -> bool:
+    """True when the error happened before a connection was made, so that the vendor saw nothing."""
+    return isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
+def transport_error(error: BaseException, method: str, path: str, scrub: Scrub) -> GenMediaConnectionError:
+    """The provider's error for a request that got no HTTP answer (refused, reset, timed out)."""
+    kind = "timed out" if isinstance(error, TimeoutError) else "failed"
+    detail = scrub(f"{type(error).__name__}: {error}")
+    return GenMediaConnectionError(f"{method} {path.split('?')[0]} {kind} ({detail})", connected=not never_sent(error))
+
+
+def answer_text(error: GenMediaAPIError) -> str:
+    """``HTTP 401 [INVALID_API_KEY]: message``: the vendor's answer without naming one API of the service."""
+    code = f" [{error.vendor_code}]" if error.vendor_code not in (None, "") else ""
+    return f"HTTP {error.status_code}{code}: {error.message}"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and all it wraps: aiohttp's ``os_error`` and ``certificate_error``, causes and contexts."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        wrapped = [getattr(current, name, None) for name in ("os_error", "certificate_error")]
+        nested = [*wrapped, current.__cause__, current.__context__]
+        pending += [item for item in nested if isinstance(item, BaseException)]
+    return found
+
+
+def network_failure(error: BaseException, read_timeout: float) -> str:
+    """What went wrong on the network, in a few words: ``connection refused``, ``host name not found``,
+    ``no answer within 60 s``, ``TLS failed: ...``; the operating system's words otherwise."""
+    causes = _causes(error)
+    if any(isinstance(cause, socket.gaierror | aiohttp.ClientConnectorDNSError) for cause in causes):
+        return "host name not found"
+    tls = [cause for cause in causes if isinstance(cause, ssl.SSLError)]
+    if tls:
+        reasons = [reason for cause in tls if (reason := getattr(cause, "reason", None))]
+        return f"TLS failed: {reasons[0] if reasons else tls[-1]}"
+    if any(isinstance(cause, aiohttp.ConnectionTimeoutError) for cause in causes):
+        return f"no connection within {CONNECT_TIMEOUT:g} s"
+    if any(isinstance(cause, TimeoutError) for cause in causes):
+        return f"no answer within {read_timeout:g} s"
+    for cause in reversed(causes):
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            text = os.strerror(cause.errno) if isinstance(cause.errno, int) else str(cause.strerror)
+            return text[0].lower() + text[1:]
+    return type(causes[-1]).__name__
