@@ -1,7 +1,9 @@
 """Digital-human (talking avatar) video through gpt.ge: ``POST /avatar/generation``, ``GET /avatar/task/{id}``.
 
-The result comes flat (gpt.ge page, shared/seeds) or wrapped in ``{"code", "data"}`` (upstream doc); both are
-read. ``web_work_status`` 200 is done, below 0 failed, anything else still running (reference/apis.md section 4).
+The result comes flat (https://gpt.morphogen.top/en/video/digital-human/query-results.html) or wrapped in
+``{"code", "data"}`` (https://apifox.com/apidoc/shared/6b8e9d4f-3f69-419a-be26-53e603a2fc2b/api-278032908); both
+are read. ``web_work_status`` 200 is done, below 0 failed, anything else still running: only 200 is documented,
+the rest is how DreamFace clients read it (docs/vendor-sources.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Ali Bailian (DashScope Wan) video through gpt.ge: ``POST /task/bailian/text2video|image2video``.
 
-The poll route ``GET /task/{task_id}`` answers the DashScope task body (shared/seeds, reference/apis.md
-sections 5 and 6). Model limits follow the DashScope documentation, as mirrored by gpt.ge and Novita.
+The poll route ``GET /task/{task_id}`` answers the DashScope task body
+(https://gpt.morphogen.top/en/video/bailian/query-results.html; its fields and statuses:
+https://www.alibabacloud.com/help/en/model-studio/text-to-video-api-reference). Model limits follow the DashScope
+documentation, as mirrored by gpt.ge and Novita.
 """
 
 from __future__ import annotations

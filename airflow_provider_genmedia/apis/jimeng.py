@@ -1,6 +1,9 @@
 """Jimeng video through gpt.ge: ``POST /task/jimeng/text2video|image2video``, ``GET /task/{task_id}``.
 
-Bodies and codes: the gpt.ge pages (shared/seeds) and the Volcengine code table (reference/apis.md section 3).
+Bodies: https://gpt.morphogen.top/en/video/jimeng/generate-text-to-video.html,
+https://gpt.morphogen.top/en/video/jimeng/generate-image-to-video.html and
+https://gpt.morphogen.top/en/video/jimeng/query-results.html; codes: Volcengine's table,
+https://www.volcengine.com/docs/6444/69728 (the status values and URL lifetime: docs/vendor-sources.md).
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ URL_LIFETIME = timedelta(hours=1)
 TEXT_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
 IMAGE_ASPECT_RATIOS = (*TEXT_ASPECT_RATIOS, "9:21")
 AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
-#: ``resp_data`` is a JSON string whose prompt fields are not always escaped (see the seed example), so the
-#: seed is found by pattern rather than by decoding it.
+#: ``resp_data`` is a JSON string whose prompt fields are not always escaped (see the example of
+#: https://gpt.morphogen.top/en/video/jimeng/query-results.html), so the seed is found by pattern rather than by
+#: decoding it.
 _RESP_DATA_SEED = re.compile(r'"seed"\s*:\s*(-?\d+)')
 ROUTE_PREFIX = "/task/jimeng"
 TEXT2VIDEO_PATH = f"{ROUTE_PREFIX}/text2video"

@@ -1,7 +1,7 @@
 """Novita AI v3 async API: ``POST /v3/async/<endpoint>``, ``GET /v3/async/task-result?task_id=``.
 
-Fields, ranges and enums are those of the vendor's img2img, txt2img and task-result pages
-(shared/seeds, reference/apis.md section 1).
+Fields, ranges and enums are those of the vendor's pages: https://novita.ai/docs/api-reference/model-apis-img2img,
+https://novita.ai/docs/api-reference/model-apis-txt2img and https://novita.ai/docs/api-reference/model-apis-task-result.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
 """Video operators for the gpt.ge APIs: Jimeng, Ali Bailian (Wan) and the digital human (talking avatar).
 
-Arguments carry the vendors' own field names (reference/apis.md sections 3 to 5). Submit, resume, waiting
-and completion are `GenMediaSubmitOperator`'s; each operator here only builds its vendor's body.
+Arguments carry the vendors' own field names, as gpt.ge's pages give them (docs/vendor-sources.md):
+
+- Jimeng: https://gpt.morphogen.top/en/video/jimeng/generate-text-to-video.html and
+  https://gpt.morphogen.top/en/video/jimeng/generate-image-to-video.html;
+- Bailian: https://gpt.morphogen.top/en/video/bailian/text-to-video.html and
+  https://gpt.morphogen.top/en/video/bailian/image-to-video.html;
+- the digital human: https://gpt.morphogen.top/en/video/digital-human/generate.html.
+
+Submit, resume, waiting and completion are `GenMediaSubmitOperator`'s; each operator here only builds its
+vendor's body.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 https://gpt.morphogen.top/en/video/jimeng/query-results.html: ``data.status`` in_queue, generating, done
 (``resp_data`` a JSON string), expired. The video link lives 1 hour (Volcengine's Jimeng
-video doc, https://www.volcengine.com/docs/6444/69728); the seed example's link carries that expiry in its path.
+video doc, https://www.volcengine.com/docs/6444/69728); the query page example's link carries that expiry in its
+path.
 A failed task answers HTTP 400 with code 50413 ("Post Text Risk Not Pass", a Volcengine risk verdict).
 """
 

@@ -17,7 +17,7 @@ RECEIVED_AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def seed_example(name: str) -> Any:
-    """A JSON example copied verbatim from the vendor documents in shared/seeds."""
+    """A JSON example copied verbatim from a vendor's page (docs/vendor-sources.md names each page)."""
     return json.loads((SEED_EXAMPLES / f"{name}.json").read_text())
 
 

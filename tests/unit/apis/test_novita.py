@@ -21,7 +21,7 @@ PLACEHOLDER = "{{Base64 encode image}}"
 
 
 def with_real_images(value: Any, image: str) -> Any:
-    """The seed's example body with its image placeholders replaced by a real image."""
+    """An img2img page's example body with its image placeholders replaced by a real image."""
     if isinstance(value, dict):
         return {key: with_real_images(item, image) for key, item in value.items()}
     if isinstance(value, list):
@@ -29,7 +29,7 @@ def with_real_images(value: Any, image: str) -> Any:
     return image if value == PLACEHOLDER else value
 
 
-# -- results: every example of the seeds -------------------------------------------------------------------
+# -- results: every example of the img2img and task-result pages (docs/vendor-sources.md) --------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""A scripted vendor on a real local HTTP server, with the vendors' own task-result bodies (shared/seeds)."""
+"""A scripted vendor on a real local HTTP server, with bodies shaped like the vendors' task-result examples.
+
+Novita: https://novita.ai/docs/api-reference/model-apis-task-result; Jimeng:
+https://gpt.morphogen.top/en/video/jimeng/query-results.html (see also docs/vendor-sources.md).
+"""
 
 from __future__ import annotations
 
