@@ -6,13 +6,22 @@ read. ``web_work_status`` 200 is done, below 0 failed, anything else still runni
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
-from airflow_provider_genmedia.apis.base import HttpUrlStr, PollSchedule, RequestModel, TaskApi, integer, mapping
+from airflow_provider_genmedia.apis.base import (
+    HttpUrlStr,
+    PollSchedule,
+    RequestModel,
+    TaskApi,
+    first_text,
+    integer,
+    mapping,
+)
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
 
@@ -80,6 +89,11 @@ class AvatarApi(TaskApi):
     def submit_path(self, request: RequestModel) -> str:
         """``/avatar/generation``."""
         return SUBMIT_PATH
+
+    def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The text the avatar speaks (``create_voice.text`` or ``use_voice.text``); no prompt with ``audio_url``, and
+        never a model (the route names none)."""
+        return first_text([body.get("create_voice"), body.get("use_voice")], "text"), None
 
     def result_path(self, task_id: str) -> str:
         """``/avatar/task/{task_id}``."""

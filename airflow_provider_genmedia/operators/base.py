@@ -247,9 +247,15 @@ class GenMediaSubmitOperator(BaseOperator):
         return result
 
     def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The result json returned to XCom: outputs and metadata, never media bytes."""
+        """The result json returned to XCom: outputs and metadata (with the request's prompt and model), never media
+        bytes."""
         self.log.info("%s task %s succeeded with %d output(s)", self.api, result.task_id, len(result.outputs))
+        prompt, model = get_api(self.api).describe_request(request) if request is not None else (None, None)
         completed = self.finish_result(result).model_copy(
-            update={"request": elide_blobs(dict(request)) if request is not None else None}
+            update={
+                "request": elide_blobs(dict(request)) if request is not None else None,
+                "prompt": prompt,
+                "model": model,
+            }
         )
         return completed.model_dump(mode="json")
