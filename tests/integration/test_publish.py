@@ -20,7 +20,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from moto.server import ThreadedMotoServer
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.downloads import MediaDownloadError
+from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS, MediaDownloadError
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.operators.nsfw import filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
@@ -196,11 +196,24 @@ def test_an_identical_file_already_there_is_not_rewritten(
     assert destination.listing()[video] == before
 
 
-def test_a_cut_download_leaves_nothing_and_the_rerun_completes(
+def test_a_download_cut_once_is_retried_and_published_whole(
     destination: Destination, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
 ) -> None:
     result = generate("/v3/async/wan-t2v")
+    fetched = downloads(emulator, result["task_id"])
     emulator.configure(drop_download={"next": 1})
+    published, _ = publish(destination, result)
+    assert downloads(emulator, result["task_id"]) == fetched + 2
+    original = requests.get(result["outputs"][0]["url"], timeout=10).content
+    assert destination.read(published["files"][0]["name"]) == original
+    assert published["files"][0]["sha256"] == hashlib.sha256(original).hexdigest()
+
+
+def test_a_download_cut_on_every_try_leaves_nothing_and_the_rerun_completes(
+    destination: Destination, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    result = generate("/v3/async/wan-t2v")
+    emulator.configure(drop_download={"next": DOWNLOAD_ATTEMPTS})
     with pytest.raises(MediaDownloadError, match=r"failed|cut short") as error:
         publish(destination, result)
     assert "Signature" not in str(error.value)
