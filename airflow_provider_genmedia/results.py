@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TaskStatus(StrEnum):
@@ -58,8 +58,39 @@ class MediaOutput(BaseModel):
     nsfw: NsfwVerdict | None = None
 
 
+#: Why the NSFW filter set an output aside: judged NSFW, or never judged.
+RejectionCause = Literal["flagged", "unchecked"]
+
+
+class RejectedOutput(BaseModel):
+    """An output set aside: by the NSFW filter (``cause``), then possibly by a ``reviewer`` in human review."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    output: MediaOutput
+    reason: str
+    cause: RejectionCause
+    reviewer: str | None = None
+
+
+class ReviewApproval(BaseModel):
+    """An output set aside that a reviewer approved for publishing, and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    reviewer: str | None = None
+    responded_at: datetime | None = None
+
+
 class GenerationResult(BaseModel):
-    """The state of one vendor task, with its outputs once it succeeded."""
+    """The state of one vendor task, with its outputs once it succeeded.
+
+    ``prompt`` and ``model`` say what was asked (read from ``request`` by the API's adapter). After the NSFW filter
+    ``outputs`` holds the kept outputs only: ``source_indexes`` gives the vendor's index of each (None: 0..n-1),
+    ``rejected`` the outputs set aside and ``approved`` those a reviewer let through.
+    """
 
     api: str
     task_id: str
@@ -70,7 +101,23 @@ class GenerationResult(BaseModel):
     seed: int | None = None
     outputs: list[MediaOutput] = Field(default_factory=list)
     request: dict[str, Any] | None = None
+    prompt: str | None = None
+    model: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+    source_indexes: list[int] | None = None
+    rejected: list[RejectedOutput] = Field(default_factory=list)
+    approved: list[ReviewApproval] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_index_per_output(self) -> GenerationResult:
+        if self.source_indexes is not None and len(self.source_indexes) != len(self.outputs):
+            raise ValueError(f"source_indexes has {len(self.source_indexes)} entries for {len(self.outputs)} outputs")
+        return self
+
+    def indexed_outputs(self) -> list[tuple[int, MediaOutput]]:
+        """Each output with the vendor's index of it."""
+        indexes = self.source_indexes if self.source_indexes is not None else range(len(self.outputs))
+        return list(zip(indexes, self.outputs, strict=True))
 
 
 _BASE64_RUN = re.compile(r"^[A-Za-z0-9+/=_\-\s]+$")

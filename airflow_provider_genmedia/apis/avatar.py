@@ -16,7 +16,15 @@ from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
-from airflow_provider_genmedia.apis.base import HttpUrlStr, PollSchedule, RequestModel, TaskApi, integer, mapping
+from airflow_provider_genmedia.apis.base import (
+    HttpUrlStr,
+    PollSchedule,
+    RequestModel,
+    TaskApi,
+    first_text,
+    integer,
+    mapping,
+)
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
 
@@ -98,6 +106,11 @@ class AvatarApi(TaskApi):
             log.warning("avatar task %s has no %s: returning the video it gave", result.task_id, chosen)
             return completed
         return completed.model_copy(update={"outputs": [result.outputs[0].model_copy(update={"url": url})]})
+
+    def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The text the avatar speaks (``create_voice.text`` or ``use_voice.text``); no prompt with ``audio_url``, and
+        never a model (the route names none)."""
+        return first_text([body.get("create_voice"), body.get("use_voice")], "text"), None
 
     def result_path(self, task_id: str) -> str:
         """``/avatar/task/{task_id}``."""

@@ -8,6 +8,7 @@ documentation, as mirrored by gpt.ge and Novita.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,7 @@ from airflow_provider_genmedia.apis.base import (
     PollSchedule,
     RequestModel,
     decode_base64,
+    first_text,
     integer,
     mapping,
     now_utc,
@@ -172,6 +174,10 @@ class BailianApi(GptGeVideoApi):
     def _error(self, data: dict[str, Any]) -> GenMediaAPIError:
         code, message = self.parse_error(data)
         return GenMediaAPIError(str(message or "no task in the answer"), vendor_code=code, api=self.name)
+
+    def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """``input.prompt`` and ``model``."""
+        return first_text([body.get("input")], "prompt"), first_text([body], "model")
 
     def parse_submit(self, body: Any) -> str:
         """``{"output": {"task_id", "task_status"}, "request_id"}`` (also a bare or ``data``-wrapped id)."""

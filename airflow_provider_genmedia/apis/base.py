@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -118,6 +118,16 @@ class Submission:
     body: dict[str, Any]
 
 
+def first_text(scopes: Iterable[Any], *names: str) -> str | None:
+    """The first non-empty string found under one of ``names``, looking through the JSON objects ``scopes`` in turn."""
+    for scope in scopes:
+        for name in names:
+            value = mapping(scope).get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
 class TaskApi(ABC):
     """One vendor API: its routes, request models, and how to read its answers."""
 
@@ -156,8 +166,12 @@ class TaskApi(ABC):
         return self.prepare(body, path).body
 
     def complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> GenerationResult:
-        """A succeeded result as the submitted ``request`` asked for it, with the request recorded (base64 elided)."""
-        return result.model_copy(update={"request": elide_blobs(dict(request)) if request is not None else None})
+        """A succeeded result as the submitted ``request`` asked for it: the request recorded (base64 elided), with
+        the prompt and the model it asked for."""
+        if request is None:
+            return result
+        prompt, model = self.describe_request(request)
+        return result.model_copy(update={"request": elide_blobs(dict(request)), "prompt": prompt, "model": model})
 
     @abstractmethod
     def result_path(self, task_id: str) -> str:
@@ -175,6 +189,10 @@ class TaskApi(ABC):
     @abstractmethod
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
         """The normalised state of a task-result answer received at ``received_at`` (default now)."""
+
+    @abstractmethod
+    def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The prompt and the model of a submitted body, where it names them (None where it does not)."""
 
     def parse_error(self, body: Any) -> tuple[str | int | None, str | None]:
         """The vendor's error code and message in an error body (Novita, gateway, Volcengine or DashScope)."""

@@ -9,6 +9,7 @@ https://www.volcengine.com/docs/6444/69728 (the status values and URL lifetime: 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -18,6 +19,7 @@ from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
     PollSchedule,
     decode_base64,
+    first_text,
     integer,
     mapping,
     now_utc,
@@ -87,6 +89,10 @@ class JimengApi(GptGeVideoApi):
     request_class = JimengVideoRequest
     # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=20.0, minimum=5.0, maximum=30.0)
+
+    def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """``prompt``; the route names no model, so the model is None unless the body has a ``model``."""
+        return first_text([body], "prompt"), first_text([body], "model")
 
     def parse_submit(self, body: Any) -> str:
         """``{"code": 10000, "data": {"task_id"}}``; any other code is an error."""

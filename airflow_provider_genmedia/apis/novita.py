@@ -7,6 +7,7 @@ https://novita.ai/docs/api-reference/model-apis-txt2img and https://novita.ai/do
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from airflow_provider_genmedia.apis.base import (
     RequestModel,
     TaskApi,
     decode_base64,
+    first_text,
     integer,
     mapping,
     now_utc,
@@ -295,6 +297,11 @@ class NovitaApi(TaskApi):
             if isinstance(request, model):
                 return path
         return super().submit_path(request)
+
+    def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """``request.prompt`` and ``request.model_name``; another endpoint's fields at the top of its body."""
+        scopes = (body.get("request"), body)
+        return first_text(scopes, "prompt"), first_text(scopes, "model_name", "model")
 
     def result_path(self, task_id: str) -> str:
         """``/v3/async/task-result?task_id=...``."""

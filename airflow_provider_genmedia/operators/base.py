@@ -245,6 +245,7 @@ class GenMediaSubmitOperator(BaseOperator):
         return self._complete(result, request if isinstance(request, dict) else None)
 
     def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The result json returned to XCom: outputs and metadata, never media bytes."""
+        """The result json returned to XCom: outputs and metadata (with the request's prompt and model), never media
+        bytes."""
         self.log.info("%s task %s succeeded with %d output(s)", self.api, result.task_id, len(result.outputs))
         return get_api(self.api).complete(result, request).model_dump(mode="json")

@@ -17,10 +17,10 @@ from typing import Any, ClassVar, Literal, get_args
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES, download_to
 from airflow_provider_genmedia.exceptions import GenMediaError, GenMediaValidationError
-from airflow_provider_genmedia.operators.publish import SOURCE_INDEXES_KEY
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, RejectedOutput, RejectionCause
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ FlaggedPolicy = Literal["drop", "fail", "skip"]
 Scorer = Callable[[MediaOutput, Path], float | None]
 DEFAULT_THRESHOLD = 50.0
 #: ``cause`` of a rejected output: judged NSFW, or never judged.
-FLAGGED, UNCHECKED = "flagged", "unchecked"
+FLAGGED: RejectionCause = "flagged"
+UNCHECKED: RejectionCause = "unchecked"
 
 
 class UncheckedOutputError(GenMediaError):
@@ -67,17 +68,15 @@ def filter_nsfw(
     scorer: Scorer | None = None,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> dict[str, Any]:
-    """The result json with only the kept outputs, ``rejected: [{index, output, reason, cause}]`` and
-    ``source_indexes`` (the vendor's index of each kept output); raise `UncheckedOutputError` when
-    ``unchecked="fail"`` meets an output with no verdict. Pure unless ``scorer`` is given."""
+) -> GenerationResult:
+    """The result with only the kept outputs, their vendor indexes in ``source_indexes`` and the others added to
+    ``rejected`` with their reason and cause; raise `UncheckedOutputError` when ``unchecked="fail"`` meets an output
+    with no verdict. Pure unless ``scorer`` is given."""
     check_policies(threshold, unchecked)
-    data = result.model_dump(mode="json") if isinstance(result, GenerationResult) else dict(result)
-    generation = GenerationResult.model_validate(data)
-    indexes = list(data.get(SOURCE_INDEXES_KEY) or range(len(generation.outputs)))
+    generation = validate_model(GenerationResult, result, prefix="result")
     kept: list[tuple[int, MediaOutput]] = []
-    rejected: list[dict[str, Any]] = list(data.get("rejected") or [])
-    for index, output in zip(indexes, generation.outputs, strict=True):
+    rejected = list(generation.rejected)
+    for index, output in generation.indexed_outputs():
         confidence, source = None, "vendor"
         if output.nsfw is not None and output.nsfw.checked and output.nsfw.confidence is not None:
             confidence = output.nsfw.confidence
@@ -97,17 +96,19 @@ def filter_nsfw(
         else:
             kept.append((index, output))
             continue
-        rejected.append({"index": index, "output": output.model_dump(mode="json"), "reason": reason, "cause": cause})
-    return {
-        **data,
-        "outputs": [output.model_dump(mode="json") for _, output in kept],
-        SOURCE_INDEXES_KEY: [index for index, _ in kept],
-        "rejected": rejected,
-    }
+        rejected.append(RejectedOutput(index=index, output=output, reason=reason, cause=cause))
+    return generation.model_copy(
+        update={
+            "outputs": [output for _, output in kept],
+            "source_indexes": [index for index, _ in kept],
+            "rejected": rejected,
+        }
+    )
 
 
 class NsfwFilterOperator(BaseOperator):
-    """Drop, fail on or skip for outputs judged NSFW; return the result with the safe outputs and ``rejected``.
+    """Drop, fail on or skip for outputs judged NSFW; return the result json with the safe outputs, their vendor
+    indexes (``source_indexes``) and the others under ``rejected`` (see `filter_nsfw`).
 
     :param result: The `GenerationResult` json, usually the XCom of a generation task (templated).
     :param threshold: Confidence (0..100) above which an output is flagged; exactly at it is kept.
@@ -147,22 +148,22 @@ class NsfwFilterOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Filter the outputs, log what was kept and why the others went, and apply ``on_flagged``."""
         try:
-            filtered = filter_nsfw(self.result, self.threshold, self.unchecked, self.scorer, max_bytes=self.max_bytes)
+            result = validate_model(GenerationResult, self.result, prefix="result")
+            filtered = filter_nsfw(result, self.threshold, self.unchecked, self.scorer, max_bytes=self.max_bytes)
         except (UncheckedOutputError, GenMediaValidationError) as error:
             raise AirflowFailException(str(error)) from error
-        earlier = self.result.get("rejected") if isinstance(self.result, Mapping) else None
-        rejected = filtered["rejected"][len(earlier or []) :]
-        reasons = "; ".join(f"output {item['index']}: {item['reason']}" for item in rejected)
+        rejected = filtered.rejected[len(result.rejected) :]
+        reasons = "; ".join(f"output {item.index}: {item.reason}" for item in rejected)
         self.log.info(
             "NSFW filter (threshold %g): kept %d output(s), rejected %d%s",
             self.threshold,
-            len(filtered["outputs"]),
+            len(filtered.outputs),
             len(rejected),
             f" ({reasons})" if reasons else "",
         )
-        flagged = [item for item in rejected if item.get("cause") == FLAGGED]
+        flagged = [item for item in rejected if item.cause == FLAGGED]
         if flagged and self.on_flagged == "fail":
             raise AirflowFailException(f"{len(flagged)} output(s) flagged as NSFW (on_flagged='fail'): {reasons}")
         if flagged and self.on_flagged == "skip":
             raise AirflowSkipException(f"{len(flagged)} output(s) flagged as NSFW (on_flagged='skip')")
-        return filtered
+        return filtered.model_dump(mode="json")

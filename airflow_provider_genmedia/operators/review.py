@@ -26,21 +26,19 @@ from typing import Any, ClassVar
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context
 
+from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.operators.publish import SOURCE_INDEXES_KEY, request_field
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, RejectedOutput, ReviewApproval
 
 APPROVE, REJECT = "Approve", "Reject"
 
 
-def review_items(filtered: Mapping[str, Any]) -> list[dict[str, Any]]:
+def review_items(filtered: Mapping[str, Any] | GenerationResult) -> list[dict[str, Any]]:
     """The outputs `NsfwFilterOperator` set aside, one review request each: every entry of the filtered result's
-    ``rejected`` list with the API, the vendor task id and the prompt."""
-    context = {
-        "api": filtered.get("api"),
-        "task_id": filtered.get("task_id"),
-        "prompt": request_field(filtered.get("request"), "prompt"),
-    }
-    return [{**item, **context} for item in filtered.get("rejected") or [] if isinstance(item, Mapping)]
+    ``rejected`` list with the API, the vendor task id, the prompt and the model."""
+    result = validate_model(GenerationResult, filtered, prefix="result")
+    context = {"api": result.api, "task_id": result.task_id, "prompt": result.prompt, "model": result.model}
+    return [{**item.model_dump(mode="json"), **context} for item in result.rejected]
 
 
 def review_body(item: Mapping[str, Any]) -> str:
@@ -59,6 +57,8 @@ def review_body(item: Mapping[str, Any]) -> str:
     ]
     if item.get("prompt"):
         lines.append(f"- **Prompt:** {item['prompt']}")
+    if item.get("model"):
+        lines.append(f"- **Model:** {item['model']}")
     if output.get("expires_at"):
         lines.append(
             f"- **Link valid until:** {output['expires_at']} (the vendor's signed link; once it expired an "
@@ -75,7 +75,7 @@ class MediaReviewOperator(HITLOperator):
     ``{"api", "task_id", "index", "output", "approved", "reviewer", "responded_at"}``.
 
     :param item: One entry of `review_items`: ``{"api", "task_id", "index", "output", "reason", "cause",
-        "prompt"}`` (templated).
+        "prompt", "model"}`` (templated).
     :param subject: The request's headline; default ``Publish output <index> of <api> task <task id>?``.
     :param body: The request's Markdown body; default: the image (a video linked), the reason, the NSFW score.
     :param response_timeout: How long to wait for an answer; then the request takes ``Reject``. Default: no limit.
@@ -162,44 +162,48 @@ class MediaReviewOperator(HITLOperator):
         }
 
 
-def apply_reviews(result: Mapping[str, Any], reviews: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
-    """The filtered result with the approved outputs moved back among the kept ones (in the vendor's order) and the
-    rejected ones marked with their reviewer; reviews of another vendor task are refused.
+def apply_reviews(
+    result: Mapping[str, Any] | GenerationResult, reviews: Iterable[Mapping[str, Any]] | None
+) -> GenerationResult:
+    """The filtered result with the approved outputs moved back among the kept ones (in the vendor's order) and
+    listed in ``approved``, and the rejected ones marked with their reviewer; reviews of another vendor task are
+    refused.
 
-    :param result: `NsfwFilterOperator`'s result json (``outputs``, ``source_indexes``, ``rejected``).
+    :param result: `NsfwFilterOperator`'s result (``outputs``, ``source_indexes``, ``rejected``).
     :param reviews: `MediaReviewOperator` results (None or empty when nothing was reviewed).
     """
-    data = dict(result)
+    generation = validate_model(GenerationResult, result, prefix="result")
     decisions = {review["index"]: review for review in reviews or [] if isinstance(review, Mapping)}
     if not decisions:
-        return data
+        return generation
     for review in decisions.values():
-        if (review.get("api"), review.get("task_id")) != (data.get("api"), data.get("task_id")):
+        if (review.get("api"), review.get("task_id")) != (generation.api, generation.task_id):
             raise GenMediaValidationError(
                 "reviews", f"a review of {review.get('api')} task {review.get('task_id')} does not match the result"
             )
-    outputs = list(data.get("outputs") or [])
-    kept = list(zip(data.get(SOURCE_INDEXES_KEY) or range(len(outputs)), outputs, strict=True))
-    rejected = []
-    for entry in data.get("rejected") or []:
-        decision = decisions.get(entry.get("index")) if isinstance(entry, Mapping) else None
+    kept: list[tuple[int, MediaOutput]] = generation.indexed_outputs()
+    rejected: list[RejectedOutput] = []
+    for entry in generation.rejected:
+        decision = decisions.get(entry.index)
         if decision is None:
             rejected.append(entry)
         elif decision.get("approved"):
-            kept.append((entry["index"], entry["output"]))
+            kept.append((entry.index, entry.output))
         else:
-            reason = f"{entry.get('reason')}; rejected by {decision.get('reviewer')} at {decision.get('responded_at')}"
-            rejected.append({**entry, "reason": reason, "reviewer": decision.get("reviewer")})
+            reviewer = decision.get("reviewer")
+            reason = f"{entry.reason}; rejected by {reviewer} at {decision.get('responded_at')}"
+            rejected.append(entry.model_copy(update={"reason": reason, "reviewer": reviewer}))
     kept.sort(key=lambda pair: pair[0])
     approved = [
-        {"index": index, "reviewer": review.get("reviewer"), "responded_at": review.get("responded_at")}
-        for index, review in sorted(decisions.items())
+        validate_model(ReviewApproval, {key: review.get(key) for key in ("index", "reviewer", "responded_at")})
+        for review in sorted(decisions.values(), key=lambda review: review["index"])
         if review.get("approved")
     ]
-    return {
-        **data,
-        "outputs": [output for _, output in kept],
-        SOURCE_INDEXES_KEY: [index for index, _ in kept],
-        "rejected": rejected,
-        "approved": approved,
-    }
+    return generation.model_copy(
+        update={
+            "outputs": [output for _, output in kept],
+            "source_indexes": [index for index, _ in kept],
+            "rejected": rejected,
+            "approved": approved,
+        }
+    )

@@ -19,8 +19,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from moto.server import ThreadedMotoServer
 
-from airflow_provider_genmedia.downloads import MediaDownloadError
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS, MediaDownloadError
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.operators.nsfw import filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.results import elide_blobs
 from tests.emulator_fixtures import EmulatorControl, sample_body
@@ -96,13 +98,16 @@ def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Destination:
 
 @pytest.fixture
 def generate(emulator_connections: EmulatorControl) -> Callable[..., dict[str, Any]]:
-    """Run a task on the emulator and return its result json, with the submitted body as the operator keeps it."""
+    """Run a task on the emulator and return its result json, with the submitted body, its prompt and its model as
+    the operator keeps them."""
 
     def run(path: str, prompt: str | None = None) -> dict[str, Any]:
         api, body = sample_body(path, prompt)
         task_id = emulator_connections.submit(api, path, body)
         result = emulator_connections.result(api, task_id)
-        return result.model_copy(update={"request": elide_blobs(body)}).model_dump(mode="json")
+        asked, model = get_api(api).describe_request(body)
+        update = {"request": elide_blobs(body), "prompt": asked, "model": model}
+        return result.model_copy(update=update).model_dump(mode="json")
 
     return run
 
@@ -191,11 +196,24 @@ def test_an_identical_file_already_there_is_not_rewritten(
     assert destination.listing()[video] == before
 
 
-def test_a_cut_download_leaves_nothing_and_the_rerun_completes(
+def test_a_download_cut_once_is_retried_and_published_whole(
     destination: Destination, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
 ) -> None:
     result = generate("/v3/async/wan-t2v")
+    fetched = downloads(emulator, result["task_id"])
     emulator.configure(drop_download={"next": 1})
+    published, _ = publish(destination, result)
+    assert downloads(emulator, result["task_id"]) == fetched + 2
+    original = requests.get(result["outputs"][0]["url"], timeout=10).content
+    assert destination.read(published["files"][0]["name"]) == original
+    assert published["files"][0]["sha256"] == hashlib.sha256(original).hexdigest()
+
+
+def test_a_download_cut_on_every_try_leaves_nothing_and_the_rerun_completes(
+    destination: Destination, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    result = generate("/v3/async/wan-t2v")
+    emulator.configure(drop_download={"next": DOWNLOAD_ATTEMPTS})
     with pytest.raises(MediaDownloadError, match=r"failed|cut short") as error:
         publish(destination, result)
     assert "Signature" not in str(error.value)
@@ -256,11 +274,42 @@ def test_an_output_over_the_size_limit_is_refused(
 
 
 def test_a_result_with_every_output_filtered_out_publishes_nothing(tmp_path: Path) -> None:
-    result = {"api": "novita", "task_id": "t-1", "status": "succeeded", "outputs": [], "rejected": [{"index": 0}]}
+    output = {"url": "https://cdn.example/0.png", "kind": "image"}
+    rejected = [{"index": 0, "output": output, "reason": "vendor NSFW confidence 97", "cause": "flagged"}]
+    result = {"api": "novita", "task_id": "t-1", "status": "succeeded", "outputs": [], "rejected": rejected}
     destination = Destination(f"file://{tmp_path}/out", None)
     published, extra = publish(destination, result)
     assert published == {"destination": destination.uri, "manifest": None, "files": []}
     assert extra == {"manifest": None, "files": []}
+    assert not (tmp_path / "out").exists()
+
+
+def test_reviewed_outputs_are_published_and_the_manifest_says_who_decided(
+    tmp_path: Path, generate: Callable[..., dict[str, Any]]
+) -> None:
+    result = generate("/v3/async/img2img")
+    filtered = filter_nsfw(result).model_dump(mode="json")  # no detection asked: both outputs set aside
+    reviews = [
+        {"api": "novita", "task_id": result["task_id"], "index": index, "approved": approved, "reviewer": "ada"}
+        | {"responded_at": "2026-11-23T12:00:00+00:00"}
+        for index, approved in ((0, False), (1, True))
+    ]
+    destination = Destination(f"file://{tmp_path}/out", None)
+    published, _ = publish(destination, filtered, reviews=reviews)
+    assert [file["name"] for file in published["files"]] == [f"novita_{result['task_id']}_1.png"]
+    manifest = json.loads(destination.read(f"novita_{result['task_id']}.manifest.json"))
+    assert (manifest["prompt"], manifest["model"]) == ("a cute dog", "sd_xl_base_1.0.safetensors")
+    [rejected] = manifest["rejected"]
+    assert (rejected["index"], rejected["source_url"]) == (0, result["outputs"][0]["url"].split("?")[0])
+    assert "rejected by ada" in rejected["reason"]
+    assert manifest["approved_by_review"] == [{"index": 1, "reviewer": "ada", "responded_at": "2026-11-23T12:00:00Z"}]
+
+
+def test_a_result_that_does_not_validate_fails_without_retry(tmp_path: Path) -> None:
+    output = {"url": "https://cdn.example/0.png", "kind": "image"}
+    result = {"api": "novita", "task_id": "t-1", "status": "succeeded", "outputs": [output], "source_indexes": [0, 1]}
+    with pytest.raises(AirflowFailException, match="result: source_indexes has 2 entries for 1 outputs"):
+        publish(Destination(f"file://{tmp_path}/out", None), result)
     assert not (tmp_path / "out").exists()
 
 

@@ -42,7 +42,9 @@ def test_safe_images_are_published_with_a_manifest_and_an_asset_event(
 ) -> None:
     dag_run = publish_dag.test(run_conf={"image": input_image})
     assert task_states(dag_run) == {name: ("success", 1) for name in ("img2img", "nsfw_filter", "publish")}
-    task_id = xcom(dag_run, "img2img")["task_id"]
+    generated = xcom(dag_run, "img2img")
+    task_id = generated["task_id"]
+    assert (generated["prompt"], generated["model"]) == ("a watercolor fox", "sd_xl_base_1.0.safetensors")
     published = xcom(dag_run, "publish")
     names = [f"novita_{task_id}_{index}.png" for index in (0, 1)]
     assert [file["name"] for file in published["files"]] == names

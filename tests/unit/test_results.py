@@ -1,8 +1,19 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskStatus, elide_blobs
+import pytest
+from pydantic import ValidationError
+
+from airflow_provider_genmedia.results import (
+    GenerationResult,
+    MediaOutput,
+    NsfwVerdict,
+    RejectedOutput,
+    TaskStatus,
+    elide_blobs,
+)
 
 
 def test_terminal_statuses() -> None:
@@ -50,3 +61,50 @@ def test_result_round_trips_through_json() -> None:
     assert dumped["status"] == "succeeded"
     assert dumped["outputs"][0]["nsfw"] == {"checked": True, "confidence": 3.0}
     assert GenerationResult.model_validate(dumped) == result
+
+
+def test_a_filtered_result_as_xcom_held_it_before_the_typed_fields_still_validates() -> None:
+    output = {
+        "url": "https://cdn.example/1.png?sig=x",
+        "kind": "image",
+        "format": "png",
+        "expires_at": None,
+        "nsfw": None,
+    }
+    stored = {
+        "api": "novita",
+        "task_id": "t-1",
+        "status": "succeeded",
+        "outputs": [output],
+        "request": {"request": {"prompt": "a mug"}},
+        "raw": {},
+        "source_indexes": [3],
+        "rejected": [
+            {"index": 0, "output": output, "reason": "not checked for NSFW", "cause": "unchecked"},
+            {"index": 1, "output": output, "reason": "flagged; rejected by ada", "cause": "flagged", "reviewer": "ada"},
+        ],
+        "approved": [{"index": 3, "reviewer": "ada", "responded_at": "2026-11-23T12:00:00+00:00"}],
+    }
+    result = GenerationResult.model_validate(stored)
+    assert result.indexed_outputs() == [(3, MediaOutput.model_validate(output))]
+    assert [(item.index, item.cause, item.reviewer) for item in result.rejected] == [
+        (0, "unchecked", None),
+        (1, "flagged", "ada"),
+    ]
+    assert result.approved[0].responded_at == datetime(2026, 11, 23, 12, tzinfo=UTC)
+    dumped = result.model_dump(mode="json")
+    assert {key: dumped[key] for key in stored} == stored | {
+        "rejected": [stored["rejected"][0] | {"reviewer": None}, stored["rejected"][1]],
+        "approved": [{"index": 3, "reviewer": "ada", "responded_at": "2026-11-23T12:00:00Z"}],
+    }
+    assert (dumped["prompt"], dumped["model"]) == (None, None)
+
+
+def test_an_unfiltered_result_numbers_its_outputs_from_zero_and_a_mismatch_is_refused() -> None:
+    outputs = [MediaOutput(url=f"http://x/{index}.png", kind="image") for index in range(2)]
+    result = GenerationResult(api="novita", task_id="t-1", status=TaskStatus.SUCCEEDED, outputs=outputs)
+    assert [index for index, _ in result.indexed_outputs()] == [0, 1]
+    with pytest.raises(ValidationError, match="source_indexes has 1 entries for 2 outputs"):
+        GenerationResult(api="novita", task_id="t-1", status=TaskStatus.SUCCEEDED, outputs=outputs, source_indexes=[1])
+    with pytest.raises(ValidationError, match="cause"):
+        RejectedOutput(index=0, output=outputs[0], reason="?", cause="maybe")  # type: ignore[arg-type]

@@ -96,3 +96,16 @@ def test_valid_requests() -> None:
 def test_bad_requests_name_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(GenMediaValidationError, match=field):
         API.validate_submit(SUBMIT_PATH, body)
+
+
+@pytest.mark.parametrize(
+    ("voice", "prompt"),
+    [
+        ({"audio_url": "https://example.com/hello.mp3"}, None),
+        ({"create_voice": {"audio_url": "https://example.com/s.mp3", "language": "en", "text": "Hello"}}, "Hello"),
+        ({"use_voice": {"voice_engine_id": "v-1", "language": "zh", "text": "你好"}}, "你好"),
+    ],
+    ids=["audio_url", "create_voice", "use_voice"],
+)
+def test_describe_request_reads_the_spoken_text(voice: dict[str, Any], prompt: str | None) -> None:
+    assert API.describe_request({"avatar_url": "https://example.com/face.png", **voice}) == (prompt, None)

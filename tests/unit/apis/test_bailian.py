@@ -140,3 +140,9 @@ def test_valid_requests_and_routes() -> None:
 def test_bad_requests_name_the_field(path: str, body: dict[str, Any], field: str) -> None:
     with pytest.raises(GenMediaValidationError, match=field):
         API.validate_submit(path, body)
+
+
+def test_describe_request_reads_input_prompt_and_model() -> None:
+    body = {"model": "wan2.6-t2v", "input": {"prompt": "a red kite"}, "parameters": {"size": "1280*720"}}
+    assert API.describe_request(body) == ("a red kite", "wan2.6-t2v")
+    assert API.describe_request({"prompt": "not where Bailian puts it"}) == (None, None)

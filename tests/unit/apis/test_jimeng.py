@@ -133,3 +133,8 @@ def test_requests_and_routes() -> None:
 def test_bad_requests_name_the_field(path: str, body: dict[str, Any], field: str) -> None:
     with pytest.raises(GenMediaValidationError, match=field):
         API.validate_submit(path, body)
+
+
+def test_describe_request_reads_the_prompt_and_no_model() -> None:
+    assert API.describe_request({"prompt": "a cat surfing", "aspect_ratio": "16:9"}) == ("a cat surfing", None)
+    assert API.describe_request({"prompt": "a cat", "model": "jimeng-v3"}) == ("a cat", "jimeng-v3")

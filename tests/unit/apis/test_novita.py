@@ -258,3 +258,17 @@ def test_txt2img_body_has_its_own_fields(image_b64: str) -> None:
         API.validate_submit("/v3/async/txt2img", body)
     with pytest.raises(GenMediaValidationError, match="image_base64"):
         API.validate_submit(IMG2IMG, body)
+
+
+@pytest.mark.parametrize(
+    ("body", "described"),
+    [
+        (seed_example("novita_img2img_1_request"), ("a cute dog", "sd_xl_base_1.0.safetensors")),
+        ({"prompt": "a boat at dawn", "width": 832, "height": 480}, ("a boat at dawn", None)),
+        ({"model_name": "kling-v1", "prompt": "a kite"}, ("a kite", "kling-v1")),
+        ({"request": {"prompt": "", "model_name": "m"}}, (None, "m")),
+    ],
+    ids=["img2img", "wan-t2v", "top-level-model", "empty-prompt"],
+)
+def test_describe_request_reads_the_prompt_and_the_model(body: dict[str, Any], described: tuple[Any, Any]) -> None:
+    assert API.describe_request(body) == described

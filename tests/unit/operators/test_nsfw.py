@@ -27,8 +27,8 @@ def result(*outputs: MediaOutput) -> dict[str, Any]:
     return generation.model_dump(mode="json")
 
 
-def kept_confidences(filtered: dict[str, Any]) -> list[float | None]:
-    return [output["nsfw"]["confidence"] if output["nsfw"] else None for output in filtered["outputs"]]
+def kept_confidences(filtered: GenerationResult) -> list[float | None]:
+    return [output.nsfw.confidence if output.nsfw else None for output in filtered.outputs]
 
 
 @pytest.mark.parametrize(
@@ -45,30 +45,30 @@ def kept_confidences(filtered: dict[str, Any]) -> list[float | None]:
 def test_threshold_edges(confidence: float, threshold: float, kept: bool) -> None:
     filtered = filter_nsfw(result(image(confidence)), threshold)
     assert kept_confidences(filtered) == ([confidence] if kept else [])
-    assert [item["cause"] for item in filtered["rejected"]] == ([] if kept else ["flagged"])
+    assert [item.cause for item in filtered.rejected] == ([] if kept else ["flagged"])
 
 
 def test_keeps_the_safe_outputs_and_says_why_the_others_went() -> None:
     filtered = filter_nsfw(result(image(1.2), image(97.5, url="https://cdn.example/1.png?sig=x"), image(3.0)))
     assert kept_confidences(filtered) == [1.2, 3.0]
-    assert filtered["source_indexes"] == [0, 2]
-    [rejected] = filtered["rejected"]
-    assert rejected["index"] == 1
-    assert rejected["output"]["url"] == "https://cdn.example/1.png?sig=x"
-    assert rejected["reason"] == "vendor NSFW confidence 97.5 is above the threshold 50"
-    assert (filtered["api"], filtered["task_id"], filtered["status"]) == ("novita", "t-1", "succeeded")
+    assert filtered.source_indexes == [0, 2]
+    [rejected] = filtered.rejected
+    assert rejected.index == 1
+    assert rejected.output.url == "https://cdn.example/1.png?sig=x"
+    assert rejected.reason == "vendor NSFW confidence 97.5 is above the threshold 50"
+    assert (filtered.api, filtered.task_id, filtered.status) == ("novita", "t-1", "succeeded")
 
 
 def test_accepts_a_generation_result_model() -> None:
     filtered = filter_nsfw(GenerationResult.model_validate(result(image(80.0), image(10.0))))
-    assert filtered["source_indexes"] == [1]
+    assert filtered.source_indexes == [1]
 
 
 def test_a_second_filter_keeps_the_vendor_indexes_and_earlier_rejections() -> None:
     first = filter_nsfw(result(image(90.0), image(40.0), image(10.0)), threshold=50)
     second = filter_nsfw(first, threshold=20)
-    assert second["source_indexes"] == [2]
-    assert [item["index"] for item in second["rejected"]] == [0, 1]
+    assert second.source_indexes == [2]
+    assert [item.index for item in second.rejected] == [0, 1]
 
 
 @pytest.mark.parametrize(
@@ -78,21 +78,21 @@ def test_a_second_filter_keeps_the_vendor_indexes_and_earlier_rejections() -> No
 )
 def test_unchecked_outputs_are_rejected_by_default(unchecked_output: MediaOutput) -> None:
     filtered = filter_nsfw(result(unchecked_output, image(2.0)))
-    assert filtered["source_indexes"] == [1]
-    assert filtered["rejected"][0]["cause"] == "unchecked"
-    assert "not checked for NSFW" in filtered["rejected"][0]["reason"]
+    assert filtered.source_indexes == [1]
+    assert filtered.rejected[0].cause == "unchecked"
+    assert "not checked for NSFW" in filtered.rejected[0].reason
 
 
 def test_unchecked_outputs_can_be_allowed() -> None:
     filtered = filter_nsfw(result(video(), image(99.0)), unchecked="allow")
-    assert filtered["source_indexes"] == [0]
-    assert [item["cause"] for item in filtered["rejected"]] == ["flagged"]
+    assert filtered.source_indexes == [0]
+    assert [item.cause for item in filtered.rejected] == ["flagged"]
 
 
 def test_unchecked_outputs_can_fail() -> None:
     with pytest.raises(UncheckedOutputError, match=r"output 1 \(video\) was not checked"):
         filter_nsfw(result(image(1.0), video()), unchecked="fail")
-    assert filter_nsfw(result(image(1.0)), unchecked="fail")["source_indexes"] == [0]
+    assert filter_nsfw(result(image(1.0)), unchecked="fail").source_indexes == [0]
 
 
 @pytest.fixture
@@ -110,15 +110,15 @@ def test_a_scorer_judges_what_the_vendor_did_not(media_server: HTTPServer) -> No
 
     clips = [video(media_server.url_for("/clip.mp4")), video(media_server.url_for("/clip.mp4") + "?bad=1")]
     filtered = filter_nsfw(result(image(1.0), *clips), scorer=scorer)
-    assert filtered["source_indexes"] == [0, 1]
-    assert filtered["rejected"][0]["reason"] == "scorer NSFW confidence 75 is above the threshold 50"
+    assert filtered.source_indexes == [0, 1]
+    assert filtered.rejected[0].reason == "scorer NSFW confidence 75 is above the threshold 50"
     assert seen == [("video", b"fake mp4 bytes", ".mp4")] * 2  # only the unchecked outputs, each downloaded
 
 
 def test_a_scorer_that_cannot_tell_leaves_the_unchecked_policy_in_charge(media_server: HTTPServer) -> None:
     clip = video(media_server.url_for("/clip.mp4"))
-    assert filter_nsfw(result(clip), scorer=lambda output, path: None)["rejected"][0]["cause"] == "unchecked"
-    assert filter_nsfw(result(clip), unchecked="allow", scorer=lambda output, path: None)["source_indexes"] == [0]
+    assert filter_nsfw(result(clip), scorer=lambda output, path: None).rejected[0].cause == "unchecked"
+    assert filter_nsfw(result(clip), unchecked="allow", scorer=lambda output, path: None).source_indexes == [0]
 
 
 def test_a_scorer_out_of_range_is_refused(media_server: HTTPServer) -> None:
@@ -156,6 +156,20 @@ def test_operator_skips_downstream_on_flagged_outputs() -> None:
 def test_unchecked_rejections_do_not_count_as_flagged(on_flagged: Any) -> None:
     filtered = run(NsfwFilterOperator(task_id="nsfw", result=result(video(), image(3.0)), on_flagged=on_flagged))
     assert filtered["source_indexes"] == [1]
+
+
+def test_operator_logs_only_its_own_rejections_of_a_filtered_result(capsys: pytest.CaptureFixture[str]) -> None:
+    first = run(NsfwFilterOperator(task_id="first", result=result(image(90.0), image(40.0), image(10.0))))
+    second = run(NsfwFilterOperator(task_id="second", result=first, threshold=20))
+    message = next(line for line in capsys.readouterr().out.splitlines() if "threshold 20" in line)
+    assert "kept 1 output(s), rejected 1 (output 1: vendor NSFW confidence 40" in message
+    assert (second["source_indexes"], [item["index"] for item in second["rejected"]]) == ([2], [0, 1])
+
+
+def test_operator_fails_without_retry_on_a_result_that_does_not_validate() -> None:
+    broken = result(image(1.0), image(2.0)) | {"source_indexes": [0]}
+    with pytest.raises(AirflowFailException, match="result: source_indexes has 1 entries for 2 outputs"):
+        run(NsfwFilterOperator(task_id="nsfw", result=broken))
 
 
 def test_operator_fails_without_retry_on_unchecked_outputs_with_fail() -> None:

@@ -1,0 +1,144 @@
+"""Streamed downloads against a scripted local HTTP server: retries of transient failures, and only of those."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from airflow_provider_genmedia.downloads import (
+    DOWNLOAD_ATTEMPTS,
+    LinkExpiredError,
+    MediaConnectionError,
+    MediaDownloadError,
+    MediaTooLargeError,
+    download_to,
+)
+
+BODY = bytes(range(256)) * 64  # 16 KiB
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scripted answer: ``status`` and ``body``; ``cut`` sends only that many bytes of the announced body."""
+
+    status: int = 200
+    body: bytes = BODY
+    headers: dict[str, str] = field(default_factory=dict)
+    cut: int | None = None
+
+
+class MediaServer(ThreadingHTTPServer):
+    """Answers every GET with its script in turn (the last answer repeats) and counts the requests."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script: tuple[Answer, ...] = (Answer(),)
+        self.requests = 0
+
+    def url(self, path: str = "/media.mp4?X-Amz-Signature=secret") -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def next_answer(self) -> Answer:
+        self.requests += 1
+        return self.script[min(self.requests, len(self.script)) - 1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MediaServer
+
+    def do_GET(self) -> None:
+        answer = self.server.next_answer()
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body if answer.cut is None else answer.body[: answer.cut])
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def server() -> Iterator[MediaServer]:
+    running = MediaServer()
+    thread = threading.Thread(target=running.serve_forever, daemon=True)
+    thread.start()
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+def test_a_body_cut_short_is_downloaded_again_from_where_the_download_started(server: MediaServer) -> None:
+    server.script = (Answer(cut=5000), Answer())
+    file = io.BytesIO()
+    file.write(b"kept before")
+    download = download_to(server.url(), file, chunk_size=1024)
+    assert server.requests == 2
+    assert file.getvalue() == b"kept before" + BODY  # nothing of the cut try left, nothing duplicated
+    assert (download.sha256, download.size) == (hashlib.sha256(BODY).hexdigest(), len(BODY))
+
+
+def test_a_503_is_retried_and_the_log_shows_no_signature(server: MediaServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.script = (Answer(503, b"busy"), Answer())
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_genmedia.downloads"):
+        download = download_to(server.url(), io.BytesIO())
+    assert server.requests == 2
+    assert download.sha256 == hashlib.sha256(BODY).hexdigest()
+    [retry] = [record.getMessage() for record in caplog.records]
+    assert "answered HTTP 503; downloading again in" in retry and f"(try 2 of {DOWNLOAD_ATTEMPTS})" in retry
+    assert "/media.mp4" in retry and "secret" not in retry
+
+
+def test_retry_after_is_honoured(server: MediaServer) -> None:
+    server.script = (Answer(429, b"slow down", {"Retry-After": "1"}), Answer())
+    started = time.monotonic()
+    download_to(server.url(), io.BytesIO())
+    assert time.monotonic() - started >= 0.95
+    assert server.requests == 2
+
+
+def test_a_server_that_keeps_failing_is_given_up_on_after_the_limit(server: MediaServer) -> None:
+    server.script = (Answer(500, b"oops", {"Retry-After": "0"}),)
+    with pytest.raises(MediaDownloadError, match=r"answered HTTP 500$") as error:
+        download_to(server.url(), io.BytesIO())
+    assert server.requests == DOWNLOAD_ATTEMPTS
+    assert error.value.status_code == 500 and "secret" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "max_bytes"),
+    [
+        (Answer(403, b"AccessDenied"), LinkExpiredError, 2**20),
+        (Answer(404, b"NoSuchKey"), MediaDownloadError, 2**20),
+        (Answer(), MediaTooLargeError, 1000),
+    ],
+    ids=["expired-link", "not-found", "too-large"],
+)
+def test_a_lasting_failure_is_not_retried(
+    server: MediaServer, answer: Answer, error: type[MediaDownloadError], max_bytes: int
+) -> None:
+    server.script = (answer, Answer())
+    with pytest.raises(error) as raised:
+        download_to(server.url(), io.BytesIO(), max_bytes=max_bytes)
+    assert server.requests == 1
+    assert not raised.value.transient
+
+
+def test_only_network_failures_and_busy_answers_are_transient() -> None:
+    assert MediaConnectionError("reset").transient
+    assert [MediaDownloadError("x", status_code=status).transient for status in (429, 500, 502, 503, 504)] == [True] * 5
+    assert not MediaDownloadError("x", status_code=404).transient
+    assert not MediaDownloadError("size check of an upload").transient
+    assert not LinkExpiredError("x", status_code=403).transient
+    assert not MediaTooLargeError("x").transient
