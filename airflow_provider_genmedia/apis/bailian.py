@@ -165,7 +165,6 @@ class BailianApi(GptGeVideoApi):
     """Wan text-to-video and image-to-video through gpt.ge."""
 
     name: ClassVar[str] = "bailian"
-    default_conn_id: ClassVar[str] = "gptge_default"
     route_prefix: ClassVar[str] = ROUTE_PREFIX
     request_class = BailianVideoRequest
     # Wan videos take 1-5 minutes (DashScope docs), which suggest polling about every 15 s.

@@ -21,6 +21,7 @@ class VideoRequest(RequestModel):
 class GptGeVideoApi(TaskApi):
     """A gpt.ge video API: ``POST {prefix}/text2video`` or ``{prefix}/image2video``, then ``GET /task/{id}``."""
 
+    default_conn_id: ClassVar[str] = "gptge_default"
     route_prefix: ClassVar[str]
 
     def request_model(self, path: str) -> type[RequestModel] | None:

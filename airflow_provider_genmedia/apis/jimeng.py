@@ -84,7 +84,6 @@ class JimengApi(GptGeVideoApi):
     """Jimeng text-to-video and image-to-video through gpt.ge."""
 
     name: ClassVar[str] = "jimeng"
-    default_conn_id: ClassVar[str] = "gptge_default"
     route_prefix: ClassVar[str] = ROUTE_PREFIX
     request_class = JimengVideoRequest
     # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported.

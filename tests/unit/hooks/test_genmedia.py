@@ -382,3 +382,8 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after({"Retry-After": "soon"}) is None
     in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
     assert 8 <= (parse_retry_after({"retry-after": in_ten}) or 0) <= 10
+
+
+async def test_sync_calls_are_refused_inside_an_event_loop(novita: NovitaHook) -> None:
+    with pytest.raises(RuntimeError, match="in async code, await the a\\* methods instead"):
+        novita.get_result("novita", "t1")

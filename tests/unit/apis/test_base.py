@@ -1,0 +1,49 @@
+"""What every adapter does the same way: one check of a submit, the route it chooses, the connection it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_genmedia.apis import API_NAMES, get_api
+from airflow_provider_genmedia.apis.avatar import SUBMIT_PATH, AvatarRequest
+from airflow_provider_genmedia.apis.jimeng import IMAGE2VIDEO_PATH, TEXT2VIDEO_PATH, JimengVideoRequest
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for_api
+
+IMAGE_URL = "https://example.com/first-frame.png"
+
+
+def test_a_video_api_chooses_its_route_from_the_request() -> None:
+    jimeng = get_api("jimeng")
+    assert jimeng.prepare({"prompt": "a kite"}).path == TEXT2VIDEO_PATH
+    submission = jimeng.prepare({"prompt": "a kite", "image_urls": [IMAGE_URL]})
+    assert submission.path == IMAGE2VIDEO_PATH
+    assert submission.body == {"prompt": "a kite", "image_urls": [IMAGE_URL], "seed": -1, "aspect_ratio": "16:9"}
+    assert get_api("avatar").prepare({"avatar_url": IMAGE_URL, "audio_url": IMAGE_URL}).path == SUBMIT_PATH
+
+
+def test_a_prepared_request_is_not_checked_again() -> None:
+    request = JimengVideoRequest(prompt="a kite", image_urls=[IMAGE_URL])
+    submission = get_api("jimeng").prepare(request, IMAGE2VIDEO_PATH)
+    assert submission.request is request
+    # Built without its checks, a model instance is trusted as it is: the adapter does not validate it a second time.
+    unchecked = AvatarRequest.model_construct(avatar_url="not a url", audio_url=IMAGE_URL, no_watermark=False)
+    assert get_api("avatar").prepare(unchecked).body["avatar_url"] == "not a url"
+    with pytest.raises(GenMediaValidationError, match=r"^avatar_url: "):
+        get_api("avatar").prepare(unchecked.model_dump())
+
+
+def test_a_route_that_does_not_fit_the_request_is_refused() -> None:
+    with pytest.raises(GenMediaValidationError, match=rf"^path: this request must be sent to {TEXT2VIDEO_PATH}"):
+        get_api("jimeng").prepare({"prompt": "a kite"}, IMAGE2VIDEO_PATH)
+    with pytest.raises(GenMediaValidationError, match=r"^path: novita needs an explicit submit path"):
+        get_api("novita").prepare({"request": {}})
+
+
+def test_each_api_names_its_connection_once_and_the_hooks_follow() -> None:
+    assert NovitaHook.api_names() == ("novita",)
+    assert GptGeHook.api_names() == ("jimeng", "bailian", "avatar")
+    for name in API_NAMES:
+        hook = hook_for_api(name)
+        assert hook.conn_id == get_api(name).default_conn_id == hook.default_conn_name
+    assert hook_for_api("bailian", "my_gptge").conn_id == "my_gptge"
