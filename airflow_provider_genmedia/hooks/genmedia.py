@@ -174,29 +174,16 @@ class GenMediaHook(BaseHook):
             raise
         return asyncio.run(run_and_release())
 
-    async def _request(
-        self, api: TaskApi, method: str, path: str, body: Mapping[str, Any] | None = None, *, polled: bool = False
-    ) -> Any:
-        """One request over the shared session: the JSON answer, or the provider's error for it. A ``polled`` read
-        waits for the connection's `PollGate` and reports a 429 or an answer to it."""
+    async def _request(self, api: TaskApi, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """One request over the shared session: the JSON answer, or the provider's error for it."""
         shared = await self._shared()
-        if polled:
-            await shared.gate.wait()
         url = f"{shared.settings.base_url}{path}"
         try:
             async with shared.session.request(method, url, json=body, headers=shared.headers) as response:
                 content = await response.read()
         except (TimeoutError, aiohttp.ClientError) as error:
             raise transport_error(error, method, path, self._scrub) from None
-        try:
-            answer = read_answer(api, response.status, response.headers, content, self._scrub)
-        except GenMediaRateLimitError as error:
-            if polled:
-                shared.gate.pause(error.retry_after)
-            raise
-        if polled:
-            shared.gate.passed()
-        return answer
+        return read_answer(api, response.status, response.headers, content, self._scrub)
 
     # -- submit ------------------------------------------------------------------------------------------
 
@@ -232,18 +219,25 @@ class GenMediaHook(BaseHook):
     # -- reading a task ----------------------------------------------------------------------------------
 
     async def _read(self, api: TaskApi, task_id: str, *, cheap: bool) -> TaskProgress | GenerationResult:
-        """One GET of the task: its progress while it runs when ``cheap``, else (or once it ended) its result."""
+        """One GET of the task, in its turn at the connection's `PollGate`: its progress while it runs when
+        ``cheap``, else (or once it ended) its result. A rate limit, by HTTP status or by the vendor's own code in
+        the body, pauses every read of the connection."""
+        gate = (await self._shared()).gate
+        await gate.wait()
         try:
-            body = await self._request(api, "GET", api.result_path(task_id), polled=cheap)
+            body = await self._request(api, "GET", api.result_path(task_id))
             progress = api.parse_progress(body) if cheap else None
-            return progress if progress is not None else api.parse_result(task_id, body)
-        except GenMediaRateLimitError:
+            answer = progress if progress is not None else api.parse_result(task_id, body)
+        except GenMediaRateLimitError as error:
+            gate.pause(error.retry_after)
             raise
         except GenMediaAPIError as error:
             verdict = api.task_failure(task_id, error.body)
             if verdict is None:
                 raise
             return verdict
+        gate.passed()
+        return answer
 
     async def apoll(self, api: str, task_id: str) -> TaskProgress | GenerationResult:
         """Read the task once, without retrying (the caller's schedule polls again): a running task's

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from airflow_provider_genmedia.exceptions import GenMediaRateLimitError, GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import NovitaHook
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook
 from airflow_provider_genmedia.hooks.sessions import MAX_PAUSE, POOL_SIZE, RATE_LIMIT_PAUSE, PollGate, open_sessions
 from airflow_provider_genmedia.results import TaskProgress, TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
@@ -124,6 +124,36 @@ async def test_a_429_with_retry_after_pauses_every_wait_of_the_connection(vendor
     later = [moment for moment, _ in vendor.polls[1:]]
     assert len(later) == 20
     assert min(later) - limited_at >= 0.95
+
+
+async def test_a_vendor_rate_limit_code_in_a_200_answer_pauses_the_connection_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Jimeng says "limit reached" with ``code`` 50429 in an HTTP 200: the gate pauses as for a 429."""
+    limited = {"code": 50429, "data": None, "message": "Request Has Reached API Limit", "status": 50429}
+    running = {"code": 10000, "data": {"status": "generating"}, "message": "Success", "status": 10000}
+    polls: list[float] = []
+
+    async def task(request: web.Request) -> web.Response:
+        polls.append(time.monotonic())
+        return web.json_response(limited if len(polls) == 1 else running)
+
+    app = web.Application()
+    app.router.add_get("/task/{task_id}", task)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    connection = {"conn_type": "gptge", "host": str(server.make_url("")).rstrip("/"), "password": KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_GPTGE_DEFAULT", json.dumps(connection))
+    try:
+        async with GptGeHook() as hook:
+            with pytest.raises(GenMediaRateLimitError):
+                await hook.apoll("jimeng", "t")
+            assert await hook.apoll("jimeng", "t") == TaskProgress(TaskStatus.RUNNING)
+    finally:
+        await server.close()
+
+    assert len(polls) == 2
+    assert polls[1] - polls[0] >= RATE_LIMIT_PAUSE * 0.95  # no Retry-After: the first doubling pause
 
 
 def test_a_429_without_retry_after_pauses_for_a_doubling_time_until_a_poll_passes() -> None:
