@@ -81,8 +81,3 @@ class TaskEvent(BaseModel):
         if self.status == ERROR:
             raise AirflowException(self.message)
         raise AirflowFailException(self.message)
-
-
-def result_from_event(payload: dict[str, Any] | None) -> GenerationResult:
-    """The succeeded task's result in a trigger event's payload, or the exception for how the wait ended."""
-    return TaskEvent.from_payload(payload).outcome()

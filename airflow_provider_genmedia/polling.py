@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk.log import redact
 
-from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.apis.base import PollSchedule
+from airflow_provider_genmedia.apis.base import PollSchedule, TaskApi
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
@@ -135,7 +134,7 @@ class PollPlanner:
 class TaskWatch:
     """One wait for one task: the planner, the last answer, the run of failures; decides when the wait ends."""
 
-    def __init__(self, api: str, task_id: str, planner: PollPlanner, logger: logging.Logger | Logger) -> None:
+    def __init__(self, api: TaskApi, task_id: str, planner: PollPlanner, logger: logging.Logger | Logger) -> None:
         self.api = api
         self.task_id = task_id
         self.planner = planner
@@ -165,23 +164,28 @@ class TaskWatch:
         self._logged = (answer.status, quarter)
         progress = "" if answer.progress is None else f", {answer.progress:.0f} %"
         eta = "" if answer.eta_seconds is None else f", eta {answer.eta_seconds:.0f} s"
-        self.log.info("%s task %s is %s%s%s", self.api, self.task_id, answer.status.value, progress, eta)
+        self.log.info("%s task %s is %s%s%s", self.api.name, self.task_id, answer.status.value, progress, eta)
 
     def record_error(self, error: Exception) -> TaskEvent | None:
         """Take a failed poll; return the final event payload, or None to poll again after `next_delay`."""
         detail = str(redact(str(error)))
         if not self._is_transient(error):
-            return self._error_event(f"polling {self.api} task {self.task_id} failed: {detail}")
+            return self._error_event(f"polling {self.api.name} task {self.task_id} failed: {detail}")
         self.failures += 1
         if self.failures >= MAX_CONSECUTIVE_FAILURES:
             return self._error_event(
-                f"polling {self.api} task {self.task_id} failed {self.failures} times in a row; last error: {detail}"
+                f"polling {self.api.name} task {self.task_id} failed {self.failures} times in a row; "
+                f"last error: {detail}"
             )
         if self.planner.expired:
             return self.timeout_event()
         self.next_delay = self.planner.after_error(error)
         self.log.warning(
-            "Polling %s task %s failed (%s); polling again in %.1f s", self.api, self.task_id, detail, self.next_delay
+            "Polling %s task %s failed (%s); polling again in %.1f s",
+            self.api.name,
+            self.task_id,
+            detail,
+            self.next_delay,
         )
         return None
 
@@ -189,19 +193,25 @@ class TaskWatch:
         """The payload of a wait whose deadline passed while the vendor was still working."""
         state = self.last.status.value if self.last else "unanswered"
         deadline = datetime.fromtimestamp(self.planner.end_time or time.time(), UTC).isoformat(timespec="seconds")
-        message = f"{self.api} task {self.task_id} was still running at the deadline {deadline} (last status: {state})"
+        message = (
+            f"{self.api.name} task {self.task_id} was still running at the deadline {deadline} (last status: {state})"
+        )
         return TaskEvent(
-            status=TIMEOUT, api=self.api, task_id=self.task_id, message=message, result=self._last_result()
+            status=TIMEOUT, api=self.api.name, task_id=self.task_id, message=message, result=self._last_result()
         )
 
     def _error_event(self, message: str) -> TaskEvent:
-        return TaskEvent(status=ERROR, api=self.api, task_id=self.task_id, message=message, result=self._last_result())
+        return TaskEvent(
+            status=ERROR, api=self.api.name, task_id=self.task_id, message=message, result=self._last_result()
+        )
 
     def _last_result(self) -> GenerationResult | None:
         if self.last is None or isinstance(self.last, GenerationResult):
             return self.last
         status, progress, eta = self.last
-        return GenerationResult(api=self.api, task_id=self.task_id, status=status, progress=progress, eta_seconds=eta)
+        return GenerationResult(
+            api=self.api.name, task_id=self.task_id, status=status, progress=progress, eta_seconds=eta
+        )
 
     def _is_transient(self, error: Exception) -> bool:
         if isinstance(error, GenMediaNotFoundError):
@@ -209,13 +219,9 @@ class TaskWatch:
         return isinstance(error, GenMediaError) and error.transient
 
 
-def planner_for(api: str, poll_interval: float | None, end_time: float | None) -> PollPlanner:
-    return PollPlanner(get_api(api).poll_schedule, poll_interval=poll_interval, end_time=end_time)
-
-
 async def watch_task(
     hook: GenMediaHook,
-    api: str,
+    api: TaskApi,
     task_id: str,
     planner: PollPlanner,
     logger: logging.Logger | Logger,
@@ -249,7 +255,7 @@ async def watch_task(
 
 def wait_for_task(
     hook: GenMediaHook,
-    api: str,
+    api: TaskApi,
     task_id: str,
     *,
     poll_interval: float | None = None,
@@ -257,5 +263,5 @@ def wait_for_task(
 ) -> GenerationResult:
     """Wait on the worker with the trigger's own `watch_task`; return the succeeded result or raise as
     `TaskEvent.outcome` does. It runs on the hook's own event loop (`GenMediaHook.run_sync`)."""
-    planner = planner_for(api, poll_interval, end_time)
+    planner = PollPlanner(api.poll_schedule, poll_interval=poll_interval, end_time=end_time)
     return hook.run_sync(watch_task(hook, api, task_id, planner, log)).outcome()

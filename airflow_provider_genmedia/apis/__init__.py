@@ -12,7 +12,7 @@ from airflow_provider_genmedia.exceptions import GenMediaValidationError
 _APIS: dict[str, TaskApi] = {api.name: api for api in (NovitaApi(), JimengApi(), BailianApi(), AvatarApi())}
 API_NAMES: tuple[str, ...] = tuple(_APIS)
 
-__all__ = ["API_NAMES", "TaskApi", "get_api"]
+__all__ = ["API_NAMES", "TaskApi", "apis_on", "get_api"]
 
 
 def get_api(name: str) -> TaskApi:
@@ -21,3 +21,8 @@ def get_api(name: str) -> TaskApi:
         return _APIS[name]
     except KeyError:
         raise GenMediaValidationError("api", f"unknown API {name!r}; expected one of {API_NAMES}") from None
+
+
+def apis_on(conn_type: str) -> tuple[TaskApi, ...]:
+    """The adapters of the APIs that a connection of type ``conn_type`` serves."""
+    return tuple(api for api in _APIS.values() if api.conn_type == conn_type)

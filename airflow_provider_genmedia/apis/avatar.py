@@ -20,11 +20,11 @@ from airflow_provider_genmedia.apis.base import (
     HttpUrlStr,
     PollSchedule,
     RequestModel,
-    TaskApi,
     first_text,
     integer,
     mapping,
 )
+from airflow_provider_genmedia.apis.gptge import GptGeApi
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
 
@@ -77,11 +77,10 @@ def avatar_task(body: Any) -> dict[str, Any]:
     return data
 
 
-class AvatarApi(TaskApi):
+class AvatarApi(GptGeApi):
     """Talking-avatar videos through gpt.ge."""
 
     name: ClassVar[str] = "avatar"
-    default_conn_id: ClassVar[str] = "gptge_default"
     # Talking-avatar renders take minutes and grow with the audio's length; no progress is reported.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=10.0, maximum=60.0)
     request_class = AvatarRequest

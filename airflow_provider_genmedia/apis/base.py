@@ -9,12 +9,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, elide_blobs
+from airflow_provider_genmedia.urls import is_http_url
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -40,8 +40,7 @@ class RequestModel(BaseModel):
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(value):
         raise ValueError("must be an http(s) URL")
     return value
 
@@ -111,8 +110,10 @@ def mapping(value: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Submission:
-    """A submit checked once, before anything is sent: its route, the validated request and the JSON body."""
+    """A submit checked once by its API's adapter, before anything is sent: the adapter, the route, the validated
+    request and the JSON body. Hooks send it as it is."""
 
+    api: TaskApi
     path: str
     request: RequestModel | Mapping[str, Any]
     body: dict[str, Any]
@@ -132,6 +133,8 @@ class TaskApi(ABC):
     """One vendor API: its routes, request models, and how to read its answers."""
 
     name: ClassVar[str]
+    #: The connection type whose hook serves this API (``novita`` or ``gptge``).
+    conn_type: ClassVar[str]
     default_conn_id: ClassVar[str]
     poll_schedule: ClassVar[PollSchedule]
     #: The model of a request whose route this API chooses itself (`submit_path`); None: a route must be given.
@@ -154,16 +157,12 @@ class TaskApi(ABC):
                 raise GenMediaValidationError("path", f"{self.name} needs an explicit submit path")
             if not isinstance(body, Mapping):
                 raise GenMediaValidationError("body", "must be a JSON object")
-            return Submission(path, body, dict(body))
+            return Submission(self, path, body, dict(body))
         request = body if isinstance(body, model) else validate_model(model, body)
         expected = self.submit_path(request)
         if path is not None and expected != path:
             raise GenMediaValidationError("path", f"this request must be sent to {expected}, not {path}")
-        return Submission(expected, request, request.to_body())
-
-    def validate_submit(self, path: str, body: RequestModel | Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON body to POST to ``path``, checked as `prepare` does."""
-        return self.prepare(body, path).body
+        return Submission(self, expected, request, request.to_body())
 
     def complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> GenerationResult:
         """A succeeded result as the submitted ``request`` asked for it: the request recorded (base64 elided), with

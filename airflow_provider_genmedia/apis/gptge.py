@@ -1,4 +1,5 @@
-"""What Jimeng and Bailian share on gpt.ge: a text2video/image2video route pair and the ``/task/{id}`` poll."""
+"""What the gpt.ge APIs share: one connection for all three, and for Jimeng and Bailian a text2video/image2video
+route pair and the ``/task/{id}`` poll."""
 
 from __future__ import annotations
 
@@ -18,10 +19,16 @@ class VideoRequest(RequestModel):
         raise NotImplementedError
 
 
-class GptGeVideoApi(TaskApi):
+class GptGeApi(TaskApi):
+    """An API served by the gpt.ge aggregator, on its ``gptge`` connection."""
+
+    conn_type: ClassVar[str] = "gptge"
+    default_conn_id: ClassVar[str] = "gptge_default"
+
+
+class GptGeVideoApi(GptGeApi):
     """A gpt.ge video API: ``POST {prefix}/text2video`` or ``{prefix}/image2video``, then ``GET /task/{id}``."""
 
-    default_conn_id: ClassVar[str] = "gptge_default"
     route_prefix: ClassVar[str]
 
     def request_model(self, path: str) -> type[RequestModel] | None:

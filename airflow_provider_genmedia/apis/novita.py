@@ -76,14 +76,6 @@ def _image_base64(value: str) -> str:
 ImageBase64 = Annotated[str, AfterValidator(_image_base64)]
 
 
-def _any_base64(value: str) -> str:
-    decode_base64(value)
-    return value
-
-
-Base64Str = Annotated[str, AfterValidator(_any_base64)]
-
-
 class Lora(RequestModel):
     """A LoRA applied to the checkpoint."""
 
@@ -276,6 +268,7 @@ class NovitaApi(TaskApi):
     """Novita AI v3 async tasks (img2img, txt2img and any other ``/v3/async/<endpoint>``)."""
 
     name: ClassVar[str] = "novita"
+    conn_type: ClassVar[str] = "novita"
     default_conn_id: ClassVar[str] = "novita_default"
     # Image tasks take seconds and report eta/progress; Novita's own SDKs poll every 0.5-1 s.
     poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=2.0, minimum=1.0, maximum=10.0)

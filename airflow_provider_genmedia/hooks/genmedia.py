@@ -22,8 +22,8 @@ from asgiref.sync import sync_to_async
 from tenacity import AsyncRetrying
 
 from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__
-from airflow_provider_genmedia.apis import API_NAMES, get_api
-from airflow_provider_genmedia.apis.base import RequestModel, TaskApi
+from airflow_provider_genmedia.apis import apis_on, get_api
+from airflow_provider_genmedia.apis.base import Submission, TaskApi
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
     GenMediaAuthError,
@@ -70,9 +70,9 @@ class GenMediaHook(BaseHook):
         self._lease: SharedSession | None = None
 
     @classmethod
-    def api_names(cls) -> tuple[str, ...]:
-        """The APIs this hook serves: those whose adapter names this hook's default connection."""
-        return tuple(name for name in API_NAMES if get_api(name).default_conn_id == cls.default_conn_name)
+    def served_apis(cls) -> tuple[TaskApi, ...]:
+        """The adapters of the APIs this hook serves: those whose connection type is this hook's."""
+        return apis_on(cls.conn_type)
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -116,10 +116,14 @@ class GenMediaHook(BaseHook):
             "User-Agent": f"airflow-provider-genmedia/{__version__}",
         }
 
-    def _api(self, name: str) -> TaskApi:
-        if name not in self.api_names():
-            raise GenMediaValidationError("api", f"{type(self).__name__} serves {self.api_names()}, not {name!r}")
-        return get_api(name)
+    def _served(self, api: TaskApi | str) -> TaskApi:
+        """The adapter of ``api`` (a name is accepted from callers outside the provider), refused unless this hook's
+        connection type serves it."""
+        adapter = get_api(api) if isinstance(api, str) else api
+        if adapter.conn_type != self.conn_type:
+            served = tuple(served.name for served in self.served_apis())
+            raise GenMediaValidationError("api", f"{type(self).__name__} serves {served}, not {adapter.name!r}")
+        return adapter
 
     def _scrub(self, text: str) -> str:
         key = self._settings.api_key if self._settings else None
@@ -187,27 +191,26 @@ class GenMediaHook(BaseHook):
 
     # -- submit ------------------------------------------------------------------------------------------
 
-    async def asubmit(self, api: str, path: str, body: RequestModel | Mapping[str, Any]) -> str:
-        """Validate ``body`` for ``path`` (a request model built by the API's `TaskApi.prepare` is not checked
-        again), POST it once, and return the vendor's task id."""
-        task_api = self._api(api)
-        payload = task_api.validate_submit(path, body)
+    async def asubmit(self, submission: Submission) -> str:
+        """POST a submission as its API's `TaskApi.prepare` made it (checked there, not again) and return the vendor's
+        task id. It is resent only where the error proves that no job was created."""
+        api, path = self._served(submission.api), submission.path
         settings = (await self._shared()).settings
         try:
             async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_submit, log)):
                 with attempt:
-                    answer = await self._request(task_api, "POST", path, payload)
-                    task_id = self._task_id(task_api, path, answer)
+                    answer = await self._request(api, "POST", path, submission.body)
+                    task_id = self._task_id(api, path, answer)
         except GenMediaError as error:
             if error.outcome_unknown:
-                raise GenMediaUncertainSubmitError(api, path, str(error)) from None
+                raise GenMediaUncertainSubmitError(api.name, path, str(error)) from None
             raise
-        log.info("Submitted %s task %s (%s)", api, task_id, path)
+        log.info("Submitted %s task %s (%s)", api.name, task_id, path)
         return task_id
 
-    def submit(self, api: str, path: str, body: RequestModel | Mapping[str, Any]) -> str:
+    def submit(self, submission: Submission) -> str:
         """`asubmit` from sync code."""
-        return self.run_sync(self.asubmit(api, path, body))
+        return self.run_sync(self.asubmit(submission))
 
     def _task_id(self, api: TaskApi, path: str, answer: Any) -> str:
         try:
@@ -239,24 +242,24 @@ class GenMediaHook(BaseHook):
         gate.passed()
         return answer
 
-    async def apoll(self, api: str, task_id: str) -> TaskProgress | GenerationResult:
+    async def apoll(self, api: TaskApi, task_id: str) -> TaskProgress | GenerationResult:
         """Read the task once, without retrying (the caller's schedule polls again): a running task's
         `TaskProgress`, or its `GenerationResult` once the vendor answered anything else."""
-        return await self._read(self._api(api), task_id, cheap=True)
+        return await self._read(self._served(api), task_id, cheap=True)
 
-    async def aget_result(self, api: str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+    async def aget_result(self, api: TaskApi | str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
         """Read the task's current state, retrying transient failures; retries that would wait past ``deadline``
         (a UTC epoch) are given up and the last error is raised."""
-        task_api = self._api(api)
+        adapter = self._served(api)
         settings = (await self._shared()).settings
         policy = retry_policy(settings.max_retries, retryable_read, log, deadline=deadline)
         async for attempt in AsyncRetrying(**policy):
             with attempt:
-                result = await self._read(task_api, task_id, cheap=False)
+                result = await self._read(adapter, task_id, cheap=False)
         assert isinstance(result, GenerationResult)
         return result
 
-    def get_result(self, api: str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+    def get_result(self, api: TaskApi | str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
         """`aget_result` from sync code."""
         return self.run_sync(self.aget_result(api, task_id, deadline=deadline))
 
@@ -275,7 +278,7 @@ class GenMediaHook(BaseHook):
             return False, f"{self.hook_name}: {error}"
 
     async def _atest_connection(self, settings: ConnectionSettings) -> tuple[bool, str]:
-        service, api = self.hook_name, get_api(self.api_names()[0])
+        service, api = self.hook_name, self.served_apis()[0]
         try:
             await self._request(api, "GET", api.result_path(CONNECTION_TEST_TASK_ID))
         except GenMediaConnectionError as error:
@@ -316,10 +319,9 @@ def _in_event_loop() -> bool:
     return True
 
 
-def hook_for_api(api: str, conn_id: str | None = None) -> GenMediaHook:
-    """The hook of the service that serves ``api``, built on ``conn_id`` (default: the API's default connection)."""
-    default_conn_id = get_api(api).default_conn_id
-    for hook_class in (NovitaHook, GptGeHook):
-        if hook_class.default_conn_name == default_conn_id:
-            return hook_class(conn_id or default_conn_id)
-    raise GenMediaValidationError("api", f"no hook serves {api!r}")
+HOOKS: dict[str, type[GenMediaHook]] = {hook.conn_type: hook for hook in (NovitaHook, GptGeHook)}
+
+
+def hook_for(api: TaskApi, conn_id: str | None = None) -> GenMediaHook:
+    """The hook of the connection type that serves ``api``, on ``conn_id`` (default: the API's default connection)."""
+    return HOOKS[api.conn_type](conn_id or api.default_conn_id)

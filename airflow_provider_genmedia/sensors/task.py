@@ -5,16 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.triggers.base import StartTriggerArgs
 
-from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaError
-from airflow_provider_genmedia.hooks.genmedia import hook_for_api
+from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.results import GenerationResult
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
@@ -79,12 +80,17 @@ class GenMediaTaskSensor(BaseSensorOperator):
                 timeout=timedelta(seconds=self.timeout),
             )
 
+    @cached_property
+    def task_api(self) -> TaskApi:
+        """The adapter of ``api``, resolved once its template is rendered."""
+        return get_api(self.api)
+
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read the task once, as one poll of the trigger: done with its result json once it succeeded; raise if
         it ended otherwise. The poke interval is the retry layer: a transient failure is just poked again."""
-        hook = hook_for_api(self.api, self.conn_id)
+        hook = hook_for(self.task_api, self.conn_id)
         try:
-            answer = hook.run_sync(hook.apoll(self.api, self.genmedia_task_id))
+            answer = hook.run_sync(hook.apoll(self.task_api, self.genmedia_task_id))
         except GenMediaError as error:
             if not error.transient:
                 raise
@@ -107,7 +113,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
             trigger=GenMediaTaskTrigger(
                 api=self.api,
                 genmedia_task_id=self.genmedia_task_id,
-                conn_id=self.conn_id or get_api(self.api).default_conn_id,
+                conn_id=self.conn_id or self.task_api.default_conn_id,
                 poll_interval=self.poll_interval,
                 end_time=end_time,
             ),

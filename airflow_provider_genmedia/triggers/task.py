@@ -8,10 +8,11 @@ from typing import Any
 from airflow.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import ERROR, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import hook_for_api
-from airflow_provider_genmedia.polling import planner_for, watch_task
+from airflow_provider_genmedia.hooks.genmedia import hook_for
+from airflow_provider_genmedia.polling import PollPlanner, watch_task
 
 
 def defer_settle() -> float:
@@ -72,17 +73,17 @@ class GenMediaTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll over the process's shared session until the task ends, the deadline passes or polling fails."""
-        api, task_id = self.api, str(self.genmedia_task_id)
+        task_id = str(self.genmedia_task_id)
         try:
-            planner = planner_for(api, self.poll_interval, self.end_time)
-            hook = hook_for_api(api, self.conn_id)
+            api = get_api(self.api)
         except GenMediaValidationError as error:
-            message = f"cannot wait for {api} task {task_id}: {error}"
+            message = f"cannot wait for {self.api} task {task_id}: {error}"
             yield TriggerEvent(
-                TaskEvent(status=ERROR, api=api, task_id=task_id, message=message, result=None).to_payload()
+                TaskEvent(status=ERROR, api=self.api, task_id=task_id, message=message, result=None).to_payload()
             )
             return
-        event = await watch_task(hook, api, task_id, planner, self.log, settle=defer_settle())
+        planner = PollPlanner(api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time)
+        event = await watch_task(hook_for(api, self.conn_id), api, task_id, planner, self.log, settle=defer_settle())
         yield TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:

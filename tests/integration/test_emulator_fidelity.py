@@ -136,7 +136,7 @@ def test_the_emulator_accepts_what_the_vendor_accepts_but_our_client_refuses(emu
     body = {"prompt": "waves", "image_urls": ["https://e.x/a.png"], "binary_data_base64": [png_base64()]}
     assert emulator.call("POST", "/task/jimeng/image2video", json=body).status_code == 200
     with pytest.raises(GenMediaValidationError, match="not both"):
-        get_api("jimeng").validate_submit("/task/jimeng/image2video", body)
+        get_api("jimeng").prepare(body, "/task/jimeng/image2video")
 
 
 def test_a_queued_novita_task_answers_an_empty_extra_and_no_eta(emulator: EmulatorControl) -> None:

@@ -11,13 +11,14 @@ import pytest
 import requests
 from PIL import Image
 
+from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.exceptions import (
     GenMediaAuthError,
     GenMediaNotFoundError,
     GenMediaServerError,
     GenMediaValidationError,
 )
-from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook, hook_for_api
+from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook, hook_for
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from tests.emulator_fixtures import SAMPLE_SUBMITS, TEST_CONFIG, EmulatorControl, sample_body
 
@@ -43,8 +44,8 @@ def wait(hook: GenMediaHook, api: str, task_id: str) -> tuple[GenerationResult, 
 def test_sync_hooks_round_trip_every_route(
     emulator_connections: EmulatorControl, api: str, path: str, body: dict
 ) -> None:
-    hook = hook_for_api(api)
-    task_id = hook.submit(api, path, body)
+    hook = hook_for(get_api(api))
+    task_id = hook.submit(get_api(api).prepare(body, path))
     result, polls = wait(hook, api, task_id)
 
     assert result.status is TaskStatus.SUCCEEDED
@@ -65,7 +66,7 @@ def test_sync_hooks_round_trip_every_route(
 async def test_async_hooks_poll_every_route(
     emulator_connections: EmulatorControl, api: str, path: str, body: dict
 ) -> None:
-    hook = hook_for_api(api)
+    hook = hook_for(get_api(api))
     task_id = await asyncio.to_thread(hook.submit, api, path, body)
     async with hook:
         result = await hook.aget_result(api, task_id)
@@ -86,7 +87,7 @@ def test_a_wrong_key_is_an_auth_error(emulator_connections: EmulatorControl, mon
     api, body = sample_body("/task/jimeng/text2video")
 
     with pytest.raises(GenMediaAuthError) as error:
-        hook.submit(api, "/task/jimeng/text2video", body)
+        hook.submit(get_api(api).prepare(body, "/task/jimeng/text2video"))
     assert error.value.status_code == 401
     assert "not-the-key" not in str(error.value)
     ok, message = hook.test_connection()
@@ -105,14 +106,14 @@ def test_an_invalid_body_is_refused_before_any_request(emulator_connections: Emu
     body["parameters"]["duration"] = 7
 
     with pytest.raises(GenMediaValidationError, match="duration"):
-        GptGeHook().submit(api, "/task/bailian/text2video", body)
+        GptGeHook().submit(get_api(api).prepare(body, "/task/bailian/text2video"))
     assert emulator_connections.stats()["submits"]["bailian"] == 0
 
 
 def test_a_rate_limited_submit_is_retried_and_paid_once(emulator_connections: EmulatorControl) -> None:
     emulator_connections.configure(rate_limit={"next": 2})
     api, body = sample_body("/v3/async/img2img")
-    task_id = NovitaHook().submit(api, "/v3/async/img2img", body)
+    task_id = NovitaHook().submit(get_api(api).prepare(body, "/v3/async/img2img"))
 
     stats = emulator_connections.stats()
     assert list(stats["tasks"]) == [task_id]
@@ -125,14 +126,14 @@ def test_a_submit_answered_500_is_not_retried(emulator_connections: EmulatorCont
     api, body = sample_body("/avatar/generation")
 
     with pytest.raises(GenMediaServerError):
-        GptGeHook().submit(api, "/avatar/generation", body)
+        GptGeHook().submit(get_api(api).prepare(body, "/avatar/generation"))
     assert emulator_connections.stats()["faults"]["server_error"] == 1
 
 
 def test_polls_ride_out_proxy_errors(emulator_connections: EmulatorControl) -> None:
     hook = GptGeHook()
     api, body = sample_body("/task/bailian/image2video")
-    task_id = hook.submit(api, "/task/bailian/image2video", body)
+    task_id = hook.submit(get_api(api).prepare(body, "/task/bailian/image2video"))
     emulator_connections.configure(server_error={"next": 2}, server_error_statuses=[502, 503])
 
     result, polls = wait(hook, api, task_id)
@@ -146,8 +147,8 @@ def test_polls_ride_out_proxy_errors(emulator_connections: EmulatorControl) -> N
 @pytest.mark.parametrize("path", ["/v3/async/txt2img", "/task/jimeng/text2video", "/task/bailian/text2video"])
 def test_a_failed_task_is_a_failed_result(emulator_connections: EmulatorControl, path: str) -> None:
     api, body = sample_body(path, "fail")
-    hook = hook_for_api(api)
-    result, _ = wait(hook, api, hook.submit(api, path, body))
+    hook = hook_for(get_api(api))
+    result, _ = wait(hook, api, hook.submit(get_api(api).prepare(body, path)))
 
     assert result.status is TaskStatus.FAILED
     assert "emulated failure" in (result.reason or "")
@@ -164,8 +165,8 @@ def test_a_failed_task_is_a_failed_result(emulator_connections: EmulatorControl,
 )
 def test_an_expired_task(emulator_connections: EmulatorControl, path: str, outcome: object) -> None:
     api, body = sample_body(path, "expire")
-    hook = hook_for_api(api)
-    task_id = hook.submit(api, path, body)
+    hook = hook_for(get_api(api))
+    task_id = hook.submit(get_api(api).prepare(body, path))
     time.sleep(TEST_CONFIG.video_seconds + 0.05)  # every test task has ended by then
 
     if outcome is GenMediaNotFoundError:
@@ -179,7 +180,7 @@ def test_nsfw_verdicts_reach_the_result(emulator_connections: EmulatorControl) -
     api, body = sample_body("/v3/async/img2img", "nsfw portrait")
     body["extra"]["enable_nsfw_detection"] = True
     hook = NovitaHook()
-    result, _ = wait(hook, api, hook.submit(api, "/v3/async/img2img", body))
+    result, _ = wait(hook, api, hook.submit(get_api(api).prepare(body, "/v3/async/img2img")))
 
     assert [output.nsfw.confidence for output in result.outputs if output.nsfw] == [97.5, 97.5]
     assert result.seed == 42

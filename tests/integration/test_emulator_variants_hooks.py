@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook, hook_for_api
+from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook, hook_for
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from tests.emulator_fixtures import EmulatorControl, sample_body
 
@@ -33,7 +34,7 @@ def finish(hook: GenMediaHook, api: str, task_id: str) -> GenerationResult:
 def test_novita_submit_answers_flat_and_legacy(emulator_connections: EmulatorControl, answer: str, path: str) -> None:
     emulator_connections.configure(novita_submit_answer=answer)
     hook = NovitaHook()
-    task_id = hook.submit("novita", path, sample_body(path)[1])
+    task_id = hook.submit(get_api("novita").prepare(sample_body(path)[1], path))
     result = finish(hook, "novita", task_id)
 
     assert list(emulator_connections.stats()["tasks"]) == [task_id]
@@ -44,7 +45,9 @@ def test_novita_submit_answers_flat_and_legacy(emulator_connections: EmulatorCon
 def test_image_url_ttl_string_or_integer_gives_an_expiry(emulator_connections: EmulatorControl, ttl_type: str) -> None:
     emulator_connections.configure(image_url_ttl_type=ttl_type)
     hook = NovitaHook()
-    result = finish(hook, "novita", hook.submit("novita", "/v3/async/txt2img", sample_body("/v3/async/txt2img")[1]))
+    result = finish(
+        hook, "novita", hook.submit(get_api("novita").prepare(sample_body("/v3/async/txt2img")[1], "/v3/async/txt2img"))
+    )
 
     now = datetime.now(UTC)
     assert [output.kind for output in result.outputs] == ["image", "image"]
@@ -61,7 +64,7 @@ def test_avatar_results_flat_and_wrapped(
     emulator_connections.configure(avatar_result=shape)
     api, body = sample_body("/avatar/generation", prompt)
     hook = GptGeHook()
-    task_id = hook.submit(api, "/avatar/generation", body)
+    task_id = hook.submit(get_api(api).prepare(body, "/avatar/generation"))
     result = finish(hook, api, task_id)
 
     assert (result.task_id, result.status) == (task_id, status)
@@ -100,8 +103,8 @@ def test_a_429_is_retried_and_paid_once_with_or_without_retry_after(
 ) -> None:
     emulator_connections.configure(rate_limit={"next": 1}, retry_after=0, **{setting: with_header})
     api, body = sample_body(path)
-    hook = hook_for_api(api)
-    task_id = hook.submit(api, path, body)
+    hook = hook_for(get_api(api))
+    task_id = hook.submit(get_api(api).prepare(body, path))
     result = finish(hook, api, task_id)
 
     stats = emulator_connections.stats()
@@ -112,8 +115,8 @@ def test_a_429_is_retried_and_paid_once_with_or_without_retry_after(
 @pytest.mark.parametrize("path", ["/v3/async/txt2img", "/task/jimeng/text2video", "/task/bailian/text2video"])
 def test_every_poll_gives_the_same_links_and_expiry(emulator_connections: EmulatorControl, path: str) -> None:
     api, body = sample_body(path)
-    hook = hook_for_api(api)
-    task_id = hook.submit(api, path, body)
+    hook = hook_for(get_api(api))
+    task_id = hook.submit(get_api(api).prepare(body, path))
     first = finish(hook, api, task_id)
     time.sleep(1.1)
     again = hook.get_result(api, task_id)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_genmedia.events import TaskEvent, result_from_event
+from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 
 # -- the event contract -------------------------------------------------------------------------------------
@@ -34,21 +34,21 @@ SUCCEEDED = TaskEvent.completed(_result(TaskStatus.SUCCEEDED))
         ),
     ],
 )
-def test_result_from_event_fails_loudly(event: dict | None, match: str) -> None:
+def test_event_outcome_fails_loudly(event: dict | None, match: str) -> None:
     with pytest.raises(AirflowException, match=match) as raised:
-        result_from_event(event)
+        TaskEvent.from_payload(event).outcome()
     assert not isinstance(raised.value, AirflowFailException)
 
 
 @pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.EXPIRED])
-def test_result_from_event_fails_without_retry_on_a_finished_task(status: TaskStatus) -> None:
+def test_event_outcome_fails_without_retry_on_a_finished_task(status: TaskStatus) -> None:
     event = TaskEvent.completed(_result(status, reason="quota exhausted")).to_payload()
 
     with pytest.raises(AirflowFailException, match=f"novita task t-ev {status.value}: quota exhausted"):
-        result_from_event(event)
+        TaskEvent.from_payload(event).outcome()
 
 
-def test_result_from_event_rereads_the_result_from_the_event() -> None:
+def test_event_outcome_rereads_the_result_from_the_event() -> None:
     result = _result(TaskStatus.SUCCEEDED, progress=100.0, seed=7)
 
-    assert result_from_event(json.loads(json.dumps(TaskEvent.completed(result).to_payload()))) == result
+    assert TaskEvent.from_payload(json.loads(json.dumps(TaskEvent.completed(result).to_payload()))).outcome() == result

@@ -10,6 +10,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from pytest_httpserver import HTTPServer
 
+from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import PollSchedule
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError
 from airflow_provider_genmedia.hooks.genmedia import NovitaHook
@@ -37,11 +38,11 @@ def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
     novita_route(novita, "t-sync-bad", Answer(novita_task("t-sync-bad", "TASK_STATUS_FAILED", reason="bad model")))
     novita_route(novita, "t-sync-slow", Answer(novita_task("t-sync-slow", "TASK_STATUS_QUEUED")))
     hook = NovitaHook()
-    result = wait_for_task(hook, "novita", "t-sync", poll_interval=FAST)
+    result = wait_for_task(hook, get_api("novita"), "t-sync", poll_interval=FAST)
     with pytest.raises(AirflowFailException, match="t-sync-bad failed: bad model"):
-        wait_for_task(hook, "novita", "t-sync-bad", poll_interval=FAST)
+        wait_for_task(hook, get_api("novita"), "t-sync-bad", poll_interval=FAST)
     with pytest.raises(AirflowException, match="t-sync-slow was still running at the deadline"):
-        wait_for_task(hook, "novita", "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)
+        wait_for_task(hook, get_api("novita"), "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)
 
     assert result.status is TaskStatus.SUCCEEDED
     assert len(result.outputs) == 1
@@ -53,7 +54,7 @@ def test_wait_for_task_does_not_wait_out_a_retry_after_past_its_deadline(novita:
     hook = NovitaHook()
     started = time.monotonic()
     with pytest.raises(AirflowException, match="t-limited was still running at the deadline"):
-        wait_for_task(hook, "novita", "t-limited", poll_interval=FAST, end_time=time.time() + 1)
+        wait_for_task(hook, get_api("novita"), "t-limited", poll_interval=FAST, end_time=time.time() + 1)
     assert time.monotonic() - started < 5
 
 

@@ -71,11 +71,11 @@ VOICE = {"voice_engine_id": "nina", "language": "en", "text": "Hello there"}
 
 
 def test_valid_requests() -> None:
-    body = API.validate_submit(SUBMIT_PATH, {"avatar_url": AVATAR, "audio_url": "https://example.com/a.mp3"})
+    body = API.prepare({"avatar_url": AVATAR, "audio_url": "https://example.com/a.mp3"}, SUBMIT_PATH).body
     assert body == {"avatar_url": AVATAR, "audio_url": "https://example.com/a.mp3", "no_watermark": False}
-    assert API.validate_submit(SUBMIT_PATH, {"avatar_url": AVATAR, "use_voice": VOICE, "no_watermark": True})
+    assert API.prepare({"avatar_url": AVATAR, "use_voice": VOICE, "no_watermark": True}, SUBMIT_PATH).body
     clone = {"audio_url": "https://example.com/sample.wav", "language": "zh", "text": "你好"}
-    assert API.validate_submit(SUBMIT_PATH, {"avatar_url": AVATAR, "create_voice": clone})
+    assert API.prepare({"avatar_url": AVATAR, "create_voice": clone}, SUBMIT_PATH).body
     assert API.result_path(TASK_ID) == f"/avatar/task/{TASK_ID}"
 
 
@@ -95,7 +95,7 @@ def test_valid_requests() -> None:
 )
 def test_bad_requests_name_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(GenMediaValidationError, match=field):
-        API.validate_submit(SUBMIT_PATH, body)
+        API.prepare(body, SUBMIT_PATH)
 
 
 @pytest.mark.parametrize(

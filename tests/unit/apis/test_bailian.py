@@ -99,17 +99,17 @@ def i2v(model: str = "wan2.6-i2v-flash", **parameters: Any) -> dict[str, Any]:
 
 
 def test_valid_requests_and_routes() -> None:
-    assert API.validate_submit(TEXT2VIDEO_PATH, t2v(shot_type="multi", seed=7))["parameters"]["seed"] == 7
-    assert API.validate_submit(IMAGE2VIDEO_PATH, i2v(audio=False))["parameters"]["audio"] is False
+    assert API.prepare(t2v(shot_type="multi", seed=7), TEXT2VIDEO_PATH).body["parameters"]["seed"] == 7
+    assert API.prepare(i2v(audio=False), IMAGE2VIDEO_PATH).body["parameters"]["audio"] is False
     with_base64 = i2v("wan2.5-i2v-preview", resolution="480P", duration=5)
     with_base64["input"]["img_url"] = png_base64()
-    assert API.validate_submit(IMAGE2VIDEO_PATH, with_base64)
+    assert API.prepare(with_base64, IMAGE2VIDEO_PATH).body
     unknown_model = {
         "model": "wan2.7-t2v",
         "input": {"prompt": "x"},
         "parameters": {"size": "1280*720", "duration": 12},
     }
-    assert API.validate_submit(TEXT2VIDEO_PATH, unknown_model)["model"] == "wan2.7-t2v"
+    assert API.prepare(unknown_model, TEXT2VIDEO_PATH).body["model"] == "wan2.7-t2v"
     assert API.result_path("t1") == "/task/t1"
 
 
@@ -139,7 +139,7 @@ def test_valid_requests_and_routes() -> None:
 )
 def test_bad_requests_name_the_field(path: str, body: dict[str, Any], field: str) -> None:
     with pytest.raises(GenMediaValidationError, match=field):
-        API.validate_submit(path, body)
+        API.prepare(body, path)
 
 
 def test_describe_request_reads_input_prompt_and_model() -> None:

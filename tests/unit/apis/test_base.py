@@ -8,7 +8,7 @@ from airflow_provider_genmedia.apis import API_NAMES, get_api
 from airflow_provider_genmedia.apis.avatar import SUBMIT_PATH, AvatarRequest
 from airflow_provider_genmedia.apis.jimeng import IMAGE2VIDEO_PATH, TEXT2VIDEO_PATH, JimengVideoRequest
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for_api
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for
 
 IMAGE_URL = "https://example.com/first-frame.png"
 
@@ -40,10 +40,27 @@ def test_a_route_that_does_not_fit_the_request_is_refused() -> None:
         get_api("novita").prepare({"request": {}})
 
 
-def test_each_api_names_its_connection_once_and_the_hooks_follow() -> None:
-    assert NovitaHook.api_names() == ("novita",)
-    assert GptGeHook.api_names() == ("jimeng", "bailian", "avatar")
+def test_each_api_names_its_connection_type_once_and_the_hooks_follow() -> None:
+    assert [api.name for api in NovitaHook.served_apis()] == ["novita"]
+    assert [api.name for api in GptGeHook.served_apis()] == ["jimeng", "bailian", "avatar"]
     for name in API_NAMES:
-        hook = hook_for_api(name)
-        assert hook.conn_id == get_api(name).default_conn_id == hook.default_conn_name
-    assert hook_for_api("bailian", "my_gptge").conn_id == "my_gptge"
+        api = get_api(name)
+        hook = hook_for(api)
+        assert hook.conn_type == api.conn_type
+        assert hook.conn_id == api.default_conn_id == hook.default_conn_name
+    assert hook_for(get_api("bailian"), "my_gptge").conn_id == "my_gptge"
+
+
+def test_the_hook_follows_the_connection_type_not_a_connection_id() -> None:
+    """A user may name a connection anything: the id never decides which hook serves an API."""
+    hook = hook_for(get_api("avatar"), "novita_default")
+    assert isinstance(hook, GptGeHook)
+    assert hook.conn_id == "novita_default"
+
+
+def test_a_hook_refuses_an_api_of_another_connection_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before anything is sent: the connection points at a port that nobody listens on."""
+    monkeypatch.setenv("AIRFLOW_CONN_NOVITA_DEFAULT", "novita://:emulator-key@127.0.0.1:9")
+    submission = get_api("jimeng").prepare({"prompt": "a kite"})
+    with pytest.raises(GenMediaValidationError, match=r"^api: NovitaHook serves \('novita',\), not 'jimeng'"):
+        NovitaHook().submit(submission)

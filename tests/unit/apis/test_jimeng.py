@@ -105,11 +105,11 @@ def test_submit_answer() -> None:
 
 def test_requests_and_routes() -> None:
     text = {"prompt": "a dog on a beach", "aspect_ratio": "21:9"}
-    assert API.validate_submit(TEXT2VIDEO_PATH, text) == {**text, "seed": -1}
+    assert API.prepare(text, TEXT2VIDEO_PATH).body == {**text, "seed": -1}
     image = {"prompt": "it runs", "aspect_ratio": "9:21", "image_urls": ["https://example.com/dog.png"]}
-    assert API.validate_submit(IMAGE2VIDEO_PATH, image)["image_urls"] == image["image_urls"]
+    assert API.prepare(image, IMAGE2VIDEO_PATH).body["image_urls"] == image["image_urls"]
     blob = {"prompt": "it runs", "binary_data_base64": [png_base64()]}
-    assert API.validate_submit(IMAGE2VIDEO_PATH, blob)["aspect_ratio"] == "16:9"
+    assert API.prepare(blob, IMAGE2VIDEO_PATH).body["aspect_ratio"] == "16:9"
     assert API.result_path(TASK_ID) == f"/task/{TASK_ID}"
 
 
@@ -132,7 +132,7 @@ def test_requests_and_routes() -> None:
 )
 def test_bad_requests_name_the_field(path: str, body: dict[str, Any], field: str) -> None:
     with pytest.raises(GenMediaValidationError, match=field):
-        API.validate_submit(path, body)
+        API.prepare(body, path)
 
 
 def test_describe_request_reads_the_prompt_and_no_model() -> None:

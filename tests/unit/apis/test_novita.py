@@ -71,7 +71,7 @@ def test_seed_submit_answers_use_the_legacy_envelope() -> None:
 @pytest.mark.parametrize("number", [1, 2, 3, 4])
 def test_seed_request_examples_validate(number: int) -> None:
     body = with_real_images(seed_example(f"novita_img2img_{number}_request"), png_base64())
-    assert API.validate_submit(IMG2IMG, body) == body
+    assert API.prepare(body, IMG2IMG).body == body
 
 
 # -- results: every documented state ------------------------------------------------------------------------
@@ -141,10 +141,10 @@ def test_routes() -> None:
     assert get_api("novita") is not None
     assert API.result_path("a b/c") == "/v3/async/task-result?task_id=a%20b%2Fc"
     assert API.request_model("/v3/async/wan-t2v") is None
-    assert API.validate_submit("/v3/async/wan-t2v", {"prompt": "x"}) == {"prompt": "x"}
+    assert API.prepare({"prompt": "x"}, "/v3/async/wan-t2v").body == {"prompt": "x"}
     for bad in ("/v3/async/", "/v3/async/task-result", "/v3/other", "/v3/async/a/b"):
         with pytest.raises(GenMediaValidationError, match="endpoint"):
-            API.validate_submit(bad, {})
+            API.prepare({}, bad)
 
 
 # -- request validation: every range and enum ---------------------------------------------------------------
@@ -229,35 +229,35 @@ def test_bad_values_are_rejected_naming_the_field(field: str, value: Any, image_
     for unit in (body["request"].get("controlnet") or {}).get("units", []) + (body["request"].get("ip_adapters") or []):
         unit["image_base64"] = image_b64 if unit["image_base64"] == "IMAGE" else unit["image_base64"]
     with pytest.raises(GenMediaValidationError) as raised:
-        API.validate_submit(IMG2IMG, body)
+        API.prepare(body, IMG2IMG)
     assert field in str(raised.value)
 
 
 def test_image_over_16_megapixels_is_rejected(image_b64: str) -> None:
     body = valid_body(png_bytes_base64(4097, 4097))
     with pytest.raises(GenMediaValidationError, match=r"request.image_base64: .*16 megapixels"):
-        API.validate_submit(IMG2IMG, body)
+        API.prepare(body, IMG2IMG)
     body["request"]["image_base64"] = png_bytes_base64(4096, 4096)
-    assert API.validate_submit(IMG2IMG, body)
+    assert API.prepare(body, IMG2IMG).body
 
 
 def test_image_over_10_mb_is_rejected() -> None:
     blob = base64.b64encode(b"\0" * (MAX_IMAGE_BYTES + 1)).decode()
     with pytest.raises(GenMediaValidationError, match=r"request.image_base64: .*10 MB"):
-        API.validate_submit(IMG2IMG, valid_body(blob))
+        API.prepare(valid_body(blob), IMG2IMG)
 
 
 def test_txt2img_body_has_its_own_fields(image_b64: str) -> None:
     body = valid_body(image_b64)
     del body["request"]["image_base64"]
     body["request"]["hires_fix"] = {"target_width": 1024, "target_height": 1024, "upscaler": "Latent"}
-    assert API.validate_submit("/v3/async/txt2img", body)["request"]["hires_fix"]["upscaler"] == "Latent"
+    assert API.prepare(body, "/v3/async/txt2img").body["request"]["hires_fix"]["upscaler"] == "Latent"
     body["request"]["enable_transparent_background"] = True
     body["extra"]["response_image_type"] = "jpeg"
     with pytest.raises(GenMediaValidationError, match="transparent"):
-        API.validate_submit("/v3/async/txt2img", body)
+        API.prepare(body, "/v3/async/txt2img")
     with pytest.raises(GenMediaValidationError, match="image_base64"):
-        API.validate_submit(IMG2IMG, body)
+        API.prepare(body, IMG2IMG)
 
 
 @pytest.mark.parametrize(

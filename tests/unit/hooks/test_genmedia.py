@@ -13,6 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
     GenMediaAuthError,
@@ -22,7 +23,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
 )
-from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for_api
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for
 from airflow_provider_genmedia.hooks.retries import parse_retry_after
 from airflow_provider_genmedia.hooks.sessions import open_sessions
 from airflow_provider_genmedia.results import TaskStatus
@@ -169,7 +170,7 @@ def test_submit_answered_500_is_sent_exactly_once(httpserver: HTTPServer, novita
         {"reason": "CREATE_TASK_FAILED"}, status=500
     )
     with pytest.raises(GenMediaServerError):
-        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+        novita.submit(get_api("novita").prepare(TXT2VIDEO, "/v3/async/txt2video"))
     assert requests_to(httpserver, "/v3/async/txt2video") == 1
 
 
@@ -186,7 +187,7 @@ def test_submit_that_timed_out_after_sending_is_not_resent(
     httpserver.expect_request(path, method="POST").respond_with_handler(slow)
     connect(monkeypatch, "novita_slow", "novita", httpserver.url_for("").rstrip("/"), timeout=0.5)
     with pytest.raises(GenMediaUncertainSubmitError, match=r"may have created a job.*timed out") as raised:
-        NovitaHook("novita_slow").submit("novita", path, TXT2VIDEO)
+        NovitaHook("novita_slow").submit(get_api("novita").prepare(TXT2VIDEO, path))
     assert (raised.value.api, raised.value.path) == ("novita", path)
     release.set()
     deadline = time.monotonic() + 5
@@ -203,23 +204,23 @@ def test_submit_refused_with_429_or_503_is_retried(httpserver: HTTPServer, novit
         {"reason": "busy"}, status=status, headers={"Retry-After": "0"}
     )
     httpserver.expect_ordered_request(path, json=TXT2VIDEO).respond_with_json({"task_id": "t7"})
-    assert novita.submit("novita", path, TXT2VIDEO) == "t7"
+    assert novita.submit(get_api("novita").prepare(TXT2VIDEO, path)) == "t7"
     assert requests_to(httpserver, path) == 2
 
 
 def test_submit_to_a_closed_port_is_retried_and_reports_not_connected(monkeypatch: pytest.MonkeyPatch) -> None:
     connect(monkeypatch, "novita_down", "novita", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(GenMediaConnectionError) as raised:
-        NovitaHook("novita_down").submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+        NovitaHook("novita_down").submit(get_api("novita").prepare(TXT2VIDEO, "/v3/async/txt2video"))
     assert raised.value.connected is False
 
 
 def test_bad_input_fails_before_any_request(httpserver: HTTPServer, novita: NovitaHook) -> None:
     body = {"request": {"model_name": "m", "prompt": "p", "width": 9999}}
     with pytest.raises(GenMediaValidationError, match=r"request\.width"):
-        novita.submit("novita", "/v3/async/img2img", body)
+        novita.submit(get_api("novita").prepare(body, "/v3/async/img2img"))
     with pytest.raises(GenMediaValidationError, match="api"):
-        novita.submit("jimeng", "/task/jimeng/text2video", {"prompt": "x"})
+        novita.submit(get_api("jimeng").prepare({"prompt": "x"}, "/task/jimeng/text2video"))
     assert len(httpserver.log) == 0
 
 
@@ -232,15 +233,17 @@ def test_gptge_submit_reads_each_envelope(httpserver: HTTPServer, monkeypatch: p
         {"code": 10000, "data": {"task_id": "14117763723766220057"}, "message": "Success", "status": 10000}
     )
     httpserver.expect_request("/avatar/generation").respond_with_json({"code": 0, "data": {"id": "av1"}})
-    assert hook.submit("jimeng", "/task/jimeng/text2video", {"prompt": "dog"}) == "14117763723766220057"
+    assert (
+        hook.submit(get_api("jimeng").prepare({"prompt": "dog"}, "/task/jimeng/text2video")) == "14117763723766220057"
+    )
     body = {"avatar_url": "https://example.com/face.png", "audio_url": "https://example.com/a.mp3"}
-    assert hook.submit("avatar", "/avatar/generation", body) == "av1"
+    assert hook.submit(get_api("avatar").prepare(body, "/avatar/generation")) == "av1"
 
 
 def test_an_unreadable_submit_answer_is_not_retried(httpserver: HTTPServer, novita: NovitaHook) -> None:
     httpserver.expect_request("/v3/async/txt2video").respond_with_json({"ok": True})
     with pytest.raises(GenMediaUncertainSubmitError, match="could not be read"):
-        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+        novita.submit(get_api("novita").prepare(TXT2VIDEO, "/v3/async/txt2video"))
     assert requests_to(httpserver, "/v3/async/txt2video") == 1
 
 
@@ -250,7 +253,7 @@ def test_a_gateway_error_page_on_submit_is_uncertain_and_not_resent(
 ) -> None:
     httpserver.expect_request("/v3/async/txt2video").respond_with_data("<html>Bad Gateway</html>", status=status)
     with pytest.raises(GenMediaUncertainSubmitError, match=f"HTTP {status}"):
-        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+        novita.submit(get_api("novita").prepare(TXT2VIDEO, "/v3/async/txt2video"))
     assert requests_to(httpserver, "/v3/async/txt2video") == 1
 
 
@@ -262,7 +265,7 @@ def test_the_vendors_own_error_body_on_submit_is_certain(
         {"code": status, "reason": "CREATE_TASK_FAILED", "message": "boom", "metadata": {}}, status=status
     )
     with pytest.raises(GenMediaServerError) as raised:
-        novita.submit("novita", "/v3/async/txt2video", TXT2VIDEO)
+        novita.submit(get_api("novita").prepare(TXT2VIDEO, "/v3/async/txt2video"))
     assert raised.value.outcome_unknown is False
     assert requests_to(httpserver, "/v3/async/txt2video") == 1
 
@@ -312,7 +315,7 @@ def test_connection_defaults_and_extras(monkeypatch: pytest.MonkeyPatch) -> None
             }
         ),
     )
-    settings = hook_for_api("bailian").settings()
+    settings = hook_for(get_api("bailian")).settings()
     assert (settings.base_url, settings.timeout, settings.max_retries) == ("https://127.0.0.1:8080", 5.0, 0)
 
 

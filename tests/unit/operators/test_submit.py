@@ -13,8 +13,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from airflow_provider_genmedia.exceptions import GenMediaServerError
-from airflow_provider_genmedia.operators.base import STATE_KEY
 from airflow_provider_genmedia.operators.novita import NovitaTaskOperator
+from airflow_provider_genmedia.pay_once import STATE_KEY
 from tests.unit.operators.state import StateStore
 from tests.unit.triggers.vendor import API_KEY, novita_task
 

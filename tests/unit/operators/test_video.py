@@ -14,8 +14,9 @@ from PIL import Image
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.operators.base import STATE_KEY, GenMediaSubmitOperator
+from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator, BailianVideoOperator, JimengVideoOperator
+from airflow_provider_genmedia.pay_once import SubmitRecord, TaskStateRecordStore
 from tests.unit.operators.state import StateStore
 
 IMAGE_URL = "https://example.com/first-frame.png"
@@ -210,7 +211,9 @@ def test_avatar_needs_exactly_one_voice_source() -> None:
 def submitted(operator: GenMediaSubmitOperator, task_id: str) -> Any:
     """A context whose ``task_state_store`` holds the request an earlier try submitted as vendor task ``task_id``."""
     store = StateStore()
-    store.set(STATE_KEY, {"api": operator.api, "task_id": task_id, "request": operator.prepare().body})
+    TaskStateRecordStore(store).record_attempt(
+        SubmitRecord.attempt(operator.prepare()).model_copy(update={"task_id": task_id})
+    )
     return {"task_state_store": store}
 
 

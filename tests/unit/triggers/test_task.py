@@ -14,7 +14,7 @@ from airflow.sdk.serde import serialize
 from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
 
-from airflow_provider_genmedia.events import result_from_event
+from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.polling import MAX_CONSECUTIVE_FAILURES
 from airflow_provider_genmedia.results import TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
@@ -69,7 +69,7 @@ async def test_success_after_progress_yields_one_event_with_the_outputs(novita: 
     ]
     assert len(route.calls) == 4
     assert set(route.authorizations) == {f"Bearer {API_KEY}"}
-    result = result_from_event(payload)
+    result = TaskEvent.from_payload(payload).outcome()
     assert result.status is TaskStatus.SUCCEEDED
     assert result.seed == 158881667
 
@@ -113,7 +113,7 @@ async def test_failed_task_carries_the_vendor_reason(novita: HTTPServer) -> None
     assert payload["status"] == "failed"
     assert payload["result"]["reason"] == "NSFW content detected in the input image"
     with pytest.raises(AirflowFailException, match=r"t-bad failed: NSFW content detected"):
-        result_from_event(payload)
+        TaskEvent.from_payload(payload).outcome()
 
 
 async def test_retry_after_of_a_rate_limit_is_honoured(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> None:
@@ -146,7 +146,7 @@ async def test_deadline_while_the_vendor_works_ends_promptly_in_timeout(novita: 
     assert payload["result"]["status"] == "running"
     assert payload["result"]["progress"] == 30
     with pytest.raises(AirflowException, match=r"t-slow was still running at the deadline") as raised:
-        result_from_event(payload)
+        TaskEvent.from_payload(payload).outcome()
     assert not isinstance(raised.value, AirflowFailException)
 
 
@@ -181,7 +181,7 @@ async def test_jimeng_video_through_gptge(monkeypatch: pytest.MonkeyPatch, vendo
     events = await run_to_end(trigger)
 
     assert len(events) == 1
-    result = result_from_event(events[0].payload)
+    result = TaskEvent.from_payload(events[0].payload).outcome()
     assert (result.api, result.status, result.seed) == ("jimeng", TaskStatus.SUCCEEDED, 1460981510)
     assert [(output.url, output.kind) for output in result.outputs] == [(video, "video")]
     assert len(route.calls) == 3
@@ -203,7 +203,7 @@ async def test_auth_error_ends_at_once_without_the_key(novita: HTTPServer) -> No
     assert API_KEY not in json.dumps(payload)
     assert len(route.calls) == 1
     with pytest.raises(AirflowException, match="401") as raised:
-        result_from_event(payload)
+        TaskEvent.from_payload(payload).outcome()
     assert API_KEY not in str(raised.value)
 
 

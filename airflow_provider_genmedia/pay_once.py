@@ -1,0 +1,258 @@
+"""Paying once per Airflow task: the record of a vendor submit that every try of the task shares, where it is kept,
+and the rule that reads it.
+
+A vendor job costs money. Before a submit is sent, the attempt (API, request fingerprint, time) is recorded; the
+vendor task id is added right after the answer. A later try of the same Airflow task (a retry, a worker that died, a
+deadline that passed) resumes that task instead of paying again: it waits for it while it runs, returns it once it
+succeeded, and submits a new job only when the recorded one failed, was canceled or expired. An attempt without a
+task id was sent but never answered in a way that proves whether a job exists (no answer, a gateway's 502/504, a
+worker killed mid-request): the try then fails without retry and says what to check, unless the operator's
+``on_uncertain_submit="resubmit"`` accepts paying twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from airflow_provider_genmedia.apis.base import Submission
+from airflow_provider_genmedia.exceptions import GenMediaNotFoundError, GenMediaUncertainSubmitError
+from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+log = logging.getLogger(__name__)
+
+#: The ``task_state_store`` key of the record (all tries of one task share it).
+STATE_KEY = "genmedia_task"
+#: The version of `SubmitRecord` this code writes; records without one were written before it had a version.
+RECORD_VERSION = 1
+UncertainSubmitPolicy = Literal["fail", "resubmit"]
+#: Vendor states in which a recorded task can still serve its request.
+RESUMABLE_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.QUEUED, TaskStatus.RUNNING})
+
+
+def request_fingerprint(body: Mapping[str, Any]) -> str:
+    """A stable digest of a submit body, to tell whether a recorded task was made from the same request."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class SubmitRecord(BaseModel):
+    """One submit of an Airflow task: sent at ``attempted_at``, answered with ``task_id`` (None until the vendor's
+    answer proved that a job exists)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = RECORD_VERSION
+    api: str
+    task_id: str | None = None
+    fingerprint: str
+    attempted_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    #: What was submitted, base64 elided: its prompt and model go into the result.
+    request: dict[str, Any] | None = None
+
+    @property
+    def sent_at(self) -> str:
+        """``attempted_at`` in UTC, as the record's JSON holds it."""
+        return self.attempted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @classmethod
+    def attempt(cls, submission: Submission) -> SubmitRecord:
+        """The record of ``submission`` about to be sent."""
+        return cls(
+            api=submission.api.name,
+            fingerprint=request_fingerprint(submission.body),
+            request=elide_blobs(submission.body),
+        )
+
+
+class SubmitRecordStore(ABC):
+    """Where the submit record of one Airflow task is kept across its tries, workers and machines."""
+
+    @abstractmethod
+    def get(self) -> SubmitRecord | None:
+        """The record, or None when there is none (or it cannot be read)."""
+
+    @abstractmethod
+    def record_attempt(self, record: SubmitRecord) -> None:
+        """Keep ``record`` before its submit is sent."""
+
+    def record_task_id(self, record: SubmitRecord, task_id: str) -> SubmitRecord:
+        """Add the vendor's task id to the attempt ``record``, once the vendor answered with it."""
+        answered = record.model_copy(update={"task_id": task_id})
+        self.record_attempt(answered)
+        return answered
+
+    @abstractmethod
+    def forget(self) -> None:
+        """Drop the record: the vendor's answer proved that its submit created no job."""
+
+
+class StateStore(Protocol):
+    """Airflow's ``task_state_store`` (3.3+): JSON values by key, shared by every try of the task."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``."""
+
+    def set(self, key: str, value: Any) -> None:
+        """Keep ``value`` under ``key``."""
+
+    def delete(self, key: str) -> None:
+        """Drop ``key``."""
+
+
+class TaskStateRecordStore(SubmitRecordStore):
+    """The record in Airflow's ``task_state_store`` under `STATE_KEY`."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def get(self) -> SubmitRecord | None:
+        """The record; a value that is no record (another writer's, a newer version's) counts as none, with a
+        warning."""
+        value = self.store.get(STATE_KEY)
+        if value is None:
+            return None
+        try:
+            record = SubmitRecord.model_validate(value)
+        except ValidationError as error:
+            log.warning("task_state_store[%r] holds no readable submit record: %s", STATE_KEY, error)
+            return None
+        if record.version > RECORD_VERSION:
+            log.warning("The submit record was written by a newer provider (version %d): ignored", record.version)
+            return None
+        return record
+
+    def record_attempt(self, record: SubmitRecord) -> None:
+        """Write the record as JSON."""
+        self.store.set(STATE_KEY, record.model_dump(mode="json"))
+
+    def forget(self) -> None:
+        """Delete the record."""
+        self.store.delete(STATE_KEY)
+
+
+class UnrecordedStore(SubmitRecordStore):
+    """No place to keep a record: every try submits anew. Used where Airflow hands the task no state store."""
+
+    def get(self) -> None:
+        """Nothing was kept."""
+        return None
+
+    def record_attempt(self, record: SubmitRecord) -> None:
+        """Nothing is kept."""
+
+    def forget(self) -> None:
+        """Nothing was kept."""
+
+
+def record_store(context: Mapping[str, Any]) -> SubmitRecordStore:
+    """The record store of the running task: its ``task_state_store``, or none (with a warning) without one."""
+    store = context.get("task_state_store")
+    if store is None:
+        log.warning("No task_state_store in this context: a retry could not resume the vendor task")
+        return UnrecordedStore()
+    return TaskStateRecordStore(store)
+
+
+class PayOnce:
+    """Submit a job at most once per Airflow task: resume the recorded vendor task where it can serve the request,
+    else record the attempt, send the submit once and record the task id it returned.
+
+    :param hook: The hook that serves the submission's API.
+    :param records: Where the task's record is kept.
+    :param on_uncertain_submit: What a try does about an earlier submit whose answer never proved whether a job was
+        created: ``"fail"`` without retry, or ``"resubmit"`` and perhaps pay twice.
+    """
+
+    def __init__(
+        self,
+        hook: GenMediaHook,
+        records: SubmitRecordStore,
+        on_uncertain_submit: UncertainSubmitPolicy,
+        logger: logging.Logger | Logger = log,
+    ) -> None:
+        self.hook = hook
+        self.records = records
+        self.on_uncertain_submit = on_uncertain_submit
+        self.log = logger
+
+    def submit(self, submission: Submission) -> tuple[str, GenerationResult | None]:
+        """The vendor task serving ``submission`` and its state when a recorded one was resumed (None after a new
+        submit)."""
+        resumed = self._resume(submission)
+        return resumed if resumed is not None else (self._send(submission), None)
+
+    def _resume(self, submission: Submission) -> tuple[str, GenerationResult] | None:
+        """The recorded task and its state when it can still serve ``submission``; None to submit."""
+        record = self.records.get()
+        name = submission.api.name
+        if record is None or record.api != name:
+            return None
+        if record.fingerprint != request_fingerprint(submission.body):
+            self.log.warning("The request changed since the earlier %s submit: submitting anew", name)
+            return None
+        if record.task_id is None:
+            cause = "an earlier try sent it and got no answer that says whether a job was created"
+            if self.on_uncertain_submit == "fail":
+                raise AirflowFailException(uncertain_message(record, cause))
+            self.log.warning(
+                "An earlier %s submit at %s may have created a job; submitting again as on_uncertain_submit="
+                "'resubmit' asks (this may pay twice)",
+                name,
+                record.sent_at,
+            )
+            return None
+        try:
+            result = self.hook.get_result(submission.api, record.task_id)
+        except GenMediaNotFoundError:
+            self.log.warning("%s no longer knows task %s: submitting anew", name, record.task_id)
+            return None
+        if result.status in RESUMABLE_STATUSES:
+            self.log.info(
+                "Resuming %s task %s (%s) from an earlier try: no new job", name, record.task_id, result.status
+            )
+            return record.task_id, result
+        self.log.warning(
+            "Earlier %s task %s ended %s (%s): submitting anew", name, record.task_id, result.status, result.reason
+        )
+        return None
+
+    def _send(self, submission: Submission) -> str:
+        """Record the attempt, send the submit once, and record the vendor task id it returned."""
+        attempt = SubmitRecord.attempt(submission)
+        self.records.record_attempt(attempt)
+        try:
+            task_id = self.hook.submit(submission)
+        except GenMediaUncertainSubmitError as error:
+            message = uncertain_message(attempt, str(error))
+            if self.on_uncertain_submit == "fail":
+                raise AirflowFailException(message) from None
+            raise AirflowException(
+                f"{message}. A retry submits again, as on_uncertain_submit='resubmit' asks"
+            ) from None
+        except Exception:
+            self.records.forget()  # the vendor's answer proved that no job was made
+            raise
+        self.records.record_task_id(attempt, task_id)
+        return task_id
+
+
+def uncertain_message(record: SubmitRecord, cause: str) -> str:
+    """What to tell the user about a submit that may have created a billed job."""
+    api = record.api
+    return (
+        f"A {api} submit sent at {record.sent_at} may have created a billed job: {cause}. Look in the {api} console "
+        "for a task created at that time before running this task again; to submit anyway, knowing it may pay twice, "
+        "set on_uncertain_submit='resubmit'"
+    )
