@@ -31,7 +31,8 @@ from airflow.sdk import DAG, Asset, Param, task
 from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator
 from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
-from airflow_provider_genmedia.operators.review import MediaReviewOperator, review_items
+from airflow_provider_genmedia.operators.review import MediaReviewOperator
+from airflow_provider_genmedia.review import review_items
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "reviewed-product-shots").as_uri()

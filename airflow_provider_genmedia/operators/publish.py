@@ -22,7 +22,6 @@ from airflow_provider_genmedia.links import (
     PublishedManifestLink,
     published_links,
 )
-from airflow_provider_genmedia.operators.review import apply_reviews
 from airflow_provider_genmedia.publishing import (
     DEFAULT_FILE_NAME,
     DEFAULT_MANIFEST_NAME,
@@ -30,6 +29,7 @@ from airflow_provider_genmedia.publishing import (
     MediaPublisher,
 )
 from airflow_provider_genmedia.results import GenerationResult
+from airflow_provider_genmedia.review import apply_reviews
 
 
 class PublishMediaOperator(BaseOperator):
