@@ -1,8 +1,9 @@
 """Streamed downloads of vendor outputs and input images: bounded memory, SHA-256 on the way, http(s) only.
 
 A transient failure (connection error, timeout, a body cut short, HTTP 429 or 5xx) is retried a few times with
-backoff, the file rewritten from where the download started. Signed links carry their credentials in the query
-string, so every URL shown in a message or a log line goes through `public_url` first.
+backoff, the file rewritten from where the download started. Failures are the provider's own errors: an HTTP error
+status raises the class a vendor's answer would (`api_error_class`), a network failure `GenMediaConnectionError`.
+Signed links carry their credentials in the query string, so every URL shown goes through `public_url` first.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import IO
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import Retrying
+from urllib3.exceptions import ConnectTimeoutError
 
-from airflow_provider_genmedia.exceptions import GenMediaError, GenMediaValidationError
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaConnectionError,
+    LinkExpiredError,
+    MediaTooLargeError,
+    api_error_class,
+)
 from airflow_provider_genmedia.hooks.retries import parse_retry_after, retry_policy, retryable_read
+from airflow_provider_genmedia.urls import check_http_url, public_url
 
 log = logging.getLogger(__name__)
 
@@ -29,77 +38,9 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 DOWNLOAD_TIMEOUT = (10.0, 60.0)
 #: How an expired or revoked presigned link answers (S3, OSS and the emulator say 403).
 EXPIRED_LINK_STATUSES = frozenset({403, 410})
-#: Answers that may pass: slow down, or the store or its gateway failed.
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Tries of one download before a transient failure is raised (the first one included); the waits between them are
 #: the provider's one retry policy (`airflow_provider_genmedia.hooks.retries`).
 DOWNLOAD_ATTEMPTS = 4
-
-
-class MediaDownloadError(GenMediaError):
-    """A download failed: an HTTP error, a connection cut short, or an upload that did not verify.
-
-    ``status_code`` is the HTTP status the server answered, if any; ``retry_after`` its ``Retry-After`` in seconds.
-    """
-
-    def __init__(self, message: str, *, status_code: int | None = None, retry_after: float | None = None) -> None:
-        self.status_code = status_code
-        self.retry_after = retry_after
-        super().__init__(message)
-
-    @property
-    def transient(self) -> bool:
-        """A 429 or a 5xx of the object store or its gateway may pass."""
-        return self.status_code in TRANSIENT_STATUSES
-
-
-class MediaConnectionError(MediaDownloadError):
-    """The server could not be reached, did not answer in time, or cut the file short."""
-
-    @property
-    def transient(self) -> bool:
-        """A network failure may pass."""
-        return True
-
-
-class LinkExpiredError(MediaDownloadError):
-    """The presigned link answered 403/410: it expired or its signature no longer holds."""
-
-    @property
-    def transient(self) -> bool:
-        """Asking again gets the same answer: only a freshly signed link helps."""
-        return False
-
-
-class MediaTooLargeError(MediaDownloadError):
-    """The file is larger than the size limit: refused before or while streaming, never stored."""
-
-    @property
-    def transient(self) -> bool:
-        """The file will not shrink."""
-        return False
-
-
-def public_url(url: str) -> str:
-    """``url`` without query string, fragment and credentials (signatures live there): safe to log and store."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
-def is_http_url(value: Any) -> bool:
-    """True for an absolute http(s) URL (which a vendor can fetch itself)."""
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value.strip())
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
-
-
-def check_http_url(url: str, field: str = "url") -> None:
-    """Refuse anything but an absolute http(s) URL, before any I/O."""
-    if not is_http_url(url):
-        scheme = urlsplit(url).scheme
-        scheme = f"{scheme}://" if scheme else "a URL without a scheme"
-        raise GenMediaValidationError(field, f"only http(s) links are downloaded, not {scheme} ({public_url(url)})")
 
 
 @dataclass(frozen=True)
@@ -121,10 +62,11 @@ def download_to(
 ) -> Download:
     """Stream ``url`` into ``file`` from its current position one chunk at a time, hashing as it goes.
 
-    A transient failure (connection error, timeout, a body cut short, HTTP 429/500/502/503/504) is retried up to
+    A transient failure (connection error, timeout, a body cut short, HTTP 408, 429 or 5xx) is retried up to
     `DOWNLOAD_ATTEMPTS` tries in all, after the server's ``Retry-After`` or an exponential backoff with jitter; each
     try rewrites ``file`` from where this download started, so the SHA-256 and size are those of the final bytes.
-    Anything else (an expired link, a file over ``max_bytes``, another status) is raised at once.
+    Anything else (an expired link: `LinkExpiredError`, a file over ``max_bytes``: `MediaTooLargeError`, another
+    status) is raised at once.
     """
     check_http_url(url)
     start = file.tell()
@@ -149,12 +91,10 @@ def _download_once(
         with getter(url, stream=True, timeout=DOWNLOAD_TIMEOUT, headers={"Accept-Encoding": "identity"}) as response:
             status = response.status_code
             if status in EXPIRED_LINK_STATUSES:
-                raise LinkExpiredError(f"GET {shown} answered HTTP {status}: the link expired", status_code=status)
+                raise LinkExpiredError(f"GET {shown}: the link expired", status_code=status)
             if status != 200:
                 retry_after = parse_retry_after(response.headers)
-                raise MediaDownloadError(
-                    f"GET {shown} answered HTTP {status}", status_code=status, retry_after=retry_after
-                )
+                raise api_error_class(status)(f"GET {shown} failed", status_code=status, retry_after=retry_after)
             announced = response.headers.get("Content-Length", "")
             expected = int(announced) if announced.isdigit() else None
             if expected is not None and expected > max_bytes:
@@ -169,10 +109,18 @@ def _download_once(
     except requests.RequestException as error:
         detail = f"{type(error).__name__}: {error}"
         message = f"GET {shown} failed ({detail.replace(query, '...') if query else detail})"
-        network = isinstance(
-            error, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
-        )
-        raise (MediaConnectionError if network else MediaDownloadError)(message) from None
+        if isinstance(error, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError):
+            raise GenMediaConnectionError(message, connected=not _never_connected(error)) from None
+        raise GenMediaAPIError(message) from None
     if expected is not None and size != expected:
-        raise MediaConnectionError(f"GET {shown} was cut short: {size} of {expected} bytes")
+        raise GenMediaConnectionError(f"GET {shown} was cut short: {size} of {expected} bytes", connected=True)
     return Download(digest.hexdigest(), size, content_type)
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    """True when the download failed before a connection was made: refused, host not found, TLS, connect timeout."""
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError | requests.exceptions.ProxyError):
+        return True
+    cause = error.args[0] if error.args else None
+    # urllib3's failed connects (refused, host not found: NewConnectionError) are ConnectTimeoutErrors too.
+    return isinstance(getattr(cause, "reason", None), ConnectTimeoutError)

@@ -146,3 +146,37 @@ class GenMediaServerError(GenMediaAPIError):
     def transient(self) -> bool:
         """The vendor may recover."""
         return True
+
+
+class LinkExpiredError(GenMediaAPIError):
+    """A presigned link answered 403/410 (it expired or its signature no longer holds), or could not be signed anew."""
+
+    @property
+    def transient(self) -> bool:
+        """Asking again gets the same answer: only a freshly signed link helps."""
+        return False
+
+
+class MediaTooLargeError(GenMediaError):
+    """A file is larger than the size limit: refused before or while streaming, never stored."""
+
+
+class GenMediaStorageError(GenMediaError):
+    """The object store does not hold what was written to it (an upload that did not verify)."""
+
+
+class UncheckedOutputError(GenMediaError):
+    """An output had no NSFW verdict and the policy is unchecked='fail'."""
+
+
+def api_error_class(status: int) -> type[GenMediaAPIError]:
+    """The error class of an HTTP error status, the same for a vendor's answer and a download."""
+    if status in (401, 403):
+        return GenMediaAuthError
+    if status == 404:
+        return GenMediaNotFoundError
+    if status == 429:
+        return GenMediaRateLimitError
+    if status >= 500:
+        return GenMediaServerError
+    return GenMediaAPIError

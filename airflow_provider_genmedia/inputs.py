@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from airflow_provider_genmedia.apis.base import decode_base64
-from airflow_provider_genmedia.downloads import MediaDownloadError, download_to, is_http_url
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.downloads import download_to
+from airflow_provider_genmedia.exceptions import GenMediaError, GenMediaValidationError
+from airflow_provider_genmedia.results import blob_placeholder, elide_blobs
+from airflow_provider_genmedia.urls import is_http_url
 
 #: Inputs fetched from a URL are refused past this size, before they are held whole.
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -23,7 +24,7 @@ def _download(url: str, field: str) -> bytes:
     buffer = io.BytesIO()
     try:
         download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES)
-    except MediaDownloadError as error:
+    except GenMediaError as error:
         raise GenMediaValidationError(field, f"could not be downloaded: {error}") from None
     return buffer.getvalue()
 
@@ -40,7 +41,7 @@ def shown_image(value: Any) -> Any:
     """An image argument as Rendered Templates shows it: a path, URL or URI as given; bytes and base64 (plain or
     data URI) as a short placeholder, never the data."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(value)} bytes elided>"
+        return elide_blobs(value)
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -48,7 +49,7 @@ def shown_image(value: Any) -> Any:
         return value
     if "://" in text[:32] or (len(text) < 64 and ("/" in text or "." in text)):
         return value  # an object-store URI, or a path that read_image will refuse by name
-    return f"<base64: {len(value)} chars elided>"
+    return blob_placeholder(value)
 
 
 def read_image(value: Any, *, field: str = "image") -> bytes:
@@ -81,33 +82,3 @@ def read_image(value: Any, *, field: str = "image") -> bytes:
     except OSError as error:
         raise GenMediaValidationError(field, f"could not be read: {error}") from None
     raise GenMediaValidationError(field, f"must be a path, URL, ObjectStoragePath, bytes or base64, not {type(value)}")
-
-
-def image_size(data: bytes, *, field: str = "image") -> tuple[int, int]:
-    """The (width, height) of image bytes; a clear error naming ``field`` when they are not an image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError):
-        raise GenMediaValidationError(field, "is not a readable image") from None
-
-
-def fit_image(data: bytes, *, max_pixels: int, max_bytes: int) -> bytes:
-    """Scale an image down (keeping its aspect ratio and orientation) until it has at most ``max_pixels``
-    pixels and ``max_bytes`` bytes; an image already within both limits is returned unchanged."""
-    with Image.open(io.BytesIO(data)) as opened:
-        width, height = opened.size
-        if width * height <= max_pixels and len(data) <= max_bytes:
-            return data
-        image = ImageOps.exif_transpose(opened)
-        keeps_alpha = image.mode in ("RGBA", "LA", "P")
-        image = image.convert("RGBA" if keeps_alpha else "RGB")
-    scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
-    while True:
-        size = (max(1, int(width * scale)), max(1, int(height * scale)))
-        buffer = io.BytesIO()
-        resized = image.resize(size, Image.Resampling.LANCZOS)
-        resized.save(buffer, format="PNG" if keeps_alpha else "JPEG", quality=92)
-        if buffer.tell() <= max_bytes:
-            return buffer.getvalue()
-        scale *= 0.8

@@ -21,6 +21,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider_genmedia.urls import is_http_url
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
@@ -41,7 +43,7 @@ def first_output_url(result: Any, now: datetime | None = None) -> str:
     if not outputs or not isinstance(outputs[0], Mapping):
         return ""
     url, expires_at = outputs[0].get("url"), outputs[0].get("expires_at")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+    if not is_http_url(url):
         return ""
     if expires_at:
         expiry = datetime.fromisoformat(str(expires_at).replace("Z", "+00:00"))

@@ -34,19 +34,11 @@ from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_genmedia import __version__
 from airflow_provider_genmedia.apis.base import validate_model
-from airflow_provider_genmedia.downloads import (
-    CHUNK_SIZE,
-    DEFAULT_MAX_BYTES,
-    Download,
-    LinkExpiredError,
-    MediaDownloadError,
-    check_http_url,
-    download_to,
-    public_url,
-)
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES, Download, download_to
+from airflow_provider_genmedia.exceptions import GenMediaStorageError, GenMediaValidationError, LinkExpiredError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+from airflow_provider_genmedia.urls import check_http_url, public_url
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +162,12 @@ class MediaPublisher:
         return {entry["name"]: entry for entry in files or [] if isinstance(entry, dict) and "name" in entry}
 
     def _stored_sha256(self, fs_path: str) -> str | None:
-        """The SHA-256 of the file stored at ``fs_path`` (read in chunks), or None when there is none."""
+        """The SHA-256 of the file stored at ``fs_path`` (streamed), or None when there is none."""
         self.fs.invalidate_cache(fs_path)
         if not self.fs.exists(fs_path):
             return None
-        digest = hashlib.sha256()
         with self.fs.open(fs_path, "rb") as file:
-            for chunk in iter(lambda: file.read(self.chunk_size), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+            return hashlib.file_digest(file, "sha256").hexdigest()
 
     # -- one output ----------------------------------------------------------------------------------------
 
@@ -293,7 +282,7 @@ class MediaPublisher:
         self.fs.invalidate_cache(final)
         stored = self.fs.info(final).get("size")
         if stored != size:
-            raise MediaDownloadError(f"{self.uri(final)} holds {stored} bytes after the upload, not {size}")
+            raise GenMediaStorageError(f"{self.uri(final)} holds {stored} bytes after the upload, not {size}")
 
     def _commit_bytes(self, final: str, content: bytes) -> None:
         """Write a small file (the manifest) atomically, unless the same bytes are already there."""

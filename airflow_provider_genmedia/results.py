@@ -130,12 +130,20 @@ def _is_blob(value: str) -> bool:
     return len(value) >= _BLOB_MIN_CHARS and _BASE64_RUN.match(value) is not None
 
 
+def blob_placeholder(blob: str | bytes | bytearray | memoryview) -> str:
+    """The short text shown instead of binary data or its base64: its size, never the data."""
+    if isinstance(blob, str):
+        return f"<base64: {len(blob)} chars elided>"
+    return f"<{memoryview(blob).nbytes} bytes elided>"
+
+
 def elide_blobs(value: Any) -> Any:
-    """Return ``value`` with every base64 blob (plain or data URI) replaced by a short placeholder."""
+    """Return ``value`` with all binary data and every base64 blob (plain or data URI) replaced by a short
+    placeholder, at any depth."""
     if isinstance(value, dict):
         return {key: elide_blobs(item) for key, item in value.items()}
     if isinstance(value, list):
         return [elide_blobs(item) for item in value]
-    if isinstance(value, str) and _is_blob(value):
-        return f"<base64: {len(value)} chars elided>"
+    if isinstance(value, bytes | bytearray | memoryview) or (isinstance(value, str) and _is_blob(value)):
+        return blob_placeholder(value)
     return value

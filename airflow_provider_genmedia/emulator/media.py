@@ -70,12 +70,3 @@ def render(spec: MediaSpec) -> bytes:
     else:
         _tinted(base, rng, 0.3).save(buffer, _PIL_FORMATS[spec.format])
     return buffer.getvalue()
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """The (width, height) of an encoded image; None when it is not one."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (OSError, ValueError):
-        return None

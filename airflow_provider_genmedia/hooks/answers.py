@@ -15,30 +15,11 @@ from typing import Any
 import aiohttp
 
 from airflow_provider_genmedia.apis.base import TaskApi
-from airflow_provider_genmedia.exceptions import (
-    GenMediaAPIError,
-    GenMediaAuthError,
-    GenMediaConnectionError,
-    GenMediaNotFoundError,
-    GenMediaRateLimitError,
-    GenMediaServerError,
-)
+from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, api_error_class
 from airflow_provider_genmedia.hooks.retries import parse_retry_after
 from airflow_provider_genmedia.hooks.sessions import CONNECT_TIMEOUT
 
 Scrub = Callable[[str], str]
-
-
-def _error_class(status: int) -> type[GenMediaAPIError]:
-    if status in (401, 403):
-        return GenMediaAuthError
-    if status == 404:
-        return GenMediaNotFoundError
-    if status == 429:
-        return GenMediaRateLimitError
-    if status >= 500:
-        return GenMediaServerError
-    return GenMediaAPIError
 
 
 def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: bytes, scrub: Scrub) -> Any:
@@ -53,7 +34,7 @@ def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: 
         return body
     code, message = api.parse_error(body)
     snippet = content[:300].decode(errors="replace") if body is None else ""
-    raise _error_class(status)(
+    raise api_error_class(status)(
         scrub(str(message or snippet or f"HTTP {status}")),
         status_code=status,
         vendor_code=code,

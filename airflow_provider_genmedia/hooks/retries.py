@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
+from tenacity import (
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
 from tenacity.stop import stop_base
 
 from airflow_provider_genmedia.exceptions import GenMediaError
 
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
+#: Up to this many seconds are added at random to each backoff, so that clients do not retry in step.
+RETRY_JITTER = 0.5
+#: The wait before a retry when the error names none: 0.5, 1, 2, 4, 8, 8, ... seconds, each plus its jitter.
+BACKOFF = wait_exponential(multiplier=INITIAL_RETRY_DELAY, max=MAX_RETRY_DELAY) + wait_random(0, RETRY_JITTER)
 #: A ``Retry-After`` longer than this is not waited out inside one call; the error is raised instead.
 MAX_RETRY_AFTER = 120.0
 
@@ -47,18 +57,12 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def backoff(attempt: int) -> float:
-    """Exponential delay with up to 25 % jitter: 0.5, 1, 2, 4, 8, 8, ... seconds."""
-    delay: float = min(INITIAL_RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY)
-    return delay * (1 - 0.25 * random.random())
-
-
 def _retry_wait(state: RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome else None
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         return min(float(retry_after), MAX_RETRY_AFTER)
-    return backoff(state.attempt_number)
+    return BACKOFF(state)
 
 
 def _waits_too_long(error: BaseException) -> bool:

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 from airflow_provider_genmedia.apis.base import RequestModel, Submission
 from airflow_provider_genmedia.apis.novita import ASYNC_PREFIX, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.inputs import fit_image, image_size, read_image
+from airflow_provider_genmedia.images import fit_image, image_size
+from airflow_provider_genmedia.inputs import read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
 
 MIN_SIDE, MAX_SIDE = 128, 2048

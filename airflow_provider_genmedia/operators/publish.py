@@ -13,8 +13,8 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_genmedia.apis.base import validate_model
-from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES, MediaTooLargeError
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES
+from airflow_provider_genmedia.exceptions import GenMediaValidationError, MediaTooLargeError
 from airflow_provider_genmedia.links import (
     PUBLISHED_LINKS_KEY,
     S3_SCHEMES,

@@ -21,9 +21,10 @@ from typing import Any, ClassVar, NamedTuple
 
 from PIL import Image
 
-from airflow_provider_genmedia.downloads import is_http_url
-from airflow_provider_genmedia.inputs import image_size, read_image
+from airflow_provider_genmedia.images import image_size
+from airflow_provider_genmedia.inputs import read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
+from airflow_provider_genmedia.urls import is_http_url
 
 IMAGE_FIELD = "image"
 

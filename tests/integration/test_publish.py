@@ -20,8 +20,8 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from moto.server import ThreadedMotoServer
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS, MediaDownloadError
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS
+from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaValidationError
 from airflow_provider_genmedia.operators.nsfw import filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.results import elide_blobs
@@ -214,9 +214,10 @@ def test_a_download_cut_on_every_try_leaves_nothing_and_the_rerun_completes(
 ) -> None:
     result = generate("/v3/async/wan-t2v")
     emulator.configure(drop_download={"next": DOWNLOAD_ATTEMPTS})
-    with pytest.raises(MediaDownloadError, match=r"failed|cut short") as error:
+    with pytest.raises(GenMediaConnectionError, match=r"failed|cut short") as error:
         publish(destination, result)
     assert "Signature" not in str(error.value)
+    assert error.value.connected  # the store was reached, then the body was cut
     assert destination.listing() == {}
     published, _ = publish(destination, result)
     assert sorted(destination.listing()) == [f"novita_{result['task_id']}.manifest.json", published["files"][0]["name"]]

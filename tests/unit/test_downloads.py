@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,13 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from airflow_provider_genmedia.downloads import (
-    DOWNLOAD_ATTEMPTS,
+from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS, download_to
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaConnectionError,
+    GenMediaError,
+    GenMediaNotFoundError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
     LinkExpiredError,
-    MediaConnectionError,
-    MediaDownloadError,
     MediaTooLargeError,
-    download_to,
 )
 
 BODY = bytes(range(256)) * 64  # 16 KiB
@@ -96,7 +100,7 @@ def test_a_503_is_retried_and_the_log_shows_no_signature(server: MediaServer, ca
     assert server.requests == 2
     assert download.sha256 == hashlib.sha256(BODY).hexdigest()
     [retry] = [record.getMessage() for record in caplog.records]
-    assert "answered HTTP 503; retrying in" in retry and "(attempt 2)" in retry
+    assert "HTTP 503: GET " in retry and "failed; retrying in" in retry and "(attempt 2)" in retry
     assert "/media.mp4" in retry and "secret" not in retry
 
 
@@ -110,23 +114,35 @@ def test_retry_after_is_honoured(server: MediaServer) -> None:
 
 def test_a_server_that_keeps_failing_is_given_up_on_after_the_limit(server: MediaServer) -> None:
     server.script = (Answer(500, b"oops", {"Retry-After": "0"}),)
-    with pytest.raises(MediaDownloadError, match=r"answered HTTP 500$") as error:
+    with pytest.raises(GenMediaServerError, match=r"^HTTP 500: GET \S+/media\.mp4 failed$") as error:
         download_to(server.url(), io.BytesIO())
     assert server.requests == DOWNLOAD_ATTEMPTS
     assert error.value.status_code == 500 and "secret" not in str(error.value)
+
+
+def test_a_refused_connection_is_retried_and_raised_as_never_connected() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(GenMediaConnectionError, match=r"GET http://127\.0\.0\.1:\d+/media\.mp4 failed") as error:
+        download_to(f"http://127.0.0.1:{port}/media.mp4?X-Amz-Signature=secret", io.BytesIO())
+    assert not error.value.connected and error.value.resendable
+    assert "secret" not in str(error.value)
 
 
 @pytest.mark.parametrize(
     ("answer", "error", "max_bytes"),
     [
         (Answer(403, b"AccessDenied"), LinkExpiredError, 2**20),
-        (Answer(404, b"NoSuchKey"), MediaDownloadError, 2**20),
+        (Answer(410, b"Gone"), LinkExpiredError, 2**20),
+        (Answer(404, b"NoSuchKey"), GenMediaNotFoundError, 2**20),
+        (Answer(400, b"BadRequest"), GenMediaAPIError, 2**20),
         (Answer(), MediaTooLargeError, 1000),
     ],
-    ids=["expired-link", "not-found", "too-large"],
+    ids=["expired-link", "gone", "not-found", "bad-request", "too-large"],
 )
 def test_a_lasting_failure_is_not_retried(
-    server: MediaServer, answer: Answer, error: type[MediaDownloadError], max_bytes: int
+    server: MediaServer, answer: Answer, error: type[GenMediaError], max_bytes: int
 ) -> None:
     server.script = (answer, Answer())
     with pytest.raises(error) as raised:
@@ -135,10 +151,22 @@ def test_a_lasting_failure_is_not_retried(
     assert not raised.value.transient
 
 
-def test_only_network_failures_and_busy_answers_are_transient() -> None:
-    assert MediaConnectionError("reset").transient
-    assert [MediaDownloadError("x", status_code=status).transient for status in (429, 500, 502, 503, 504)] == [True] * 5
-    assert not MediaDownloadError("x", status_code=404).transient
-    assert not MediaDownloadError("size check of an upload").transient
-    assert not LinkExpiredError("x", status_code=403).transient
-    assert not MediaTooLargeError("x").transient
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, GenMediaRateLimitError),
+        (500, GenMediaServerError),
+        (502, GenMediaServerError),
+        (503, GenMediaServerError),
+        (504, GenMediaServerError),
+    ],
+)
+def test_a_busy_answer_raises_the_class_a_vendor_answer_would(
+    server: MediaServer, status: int, error: type[GenMediaAPIError]
+) -> None:
+    server.script = (Answer(status, b"busy", {"Retry-After": "0"}),)
+    with pytest.raises(error) as raised:
+        download_to(server.url(), io.BytesIO())
+    assert server.requests == DOWNLOAD_ATTEMPTS
+    assert (raised.value.status_code, raised.value.retry_after) == (status, 0.0)
+    assert raised.value.transient

@@ -12,7 +12,11 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaNotFoundError,
     GenMediaRateLimitError,
     GenMediaServerError,
+    GenMediaStorageError,
     GenMediaValidationError,
+    LinkExpiredError,
+    MediaTooLargeError,
+    api_error_class,
 )
 
 
@@ -31,9 +35,30 @@ from airflow_provider_genmedia.exceptions import (
         (GenMediaAuthError("bad key", status_code=401), False, False, False),
         (GenMediaNotFoundError("no such task", status_code=404), False, False, False),
         (GenMediaValidationError("prompt", "is empty"), False, False, False),
+        (LinkExpiredError("the link expired", status_code=403), False, False, False),
+        (LinkExpiredError("the link expired", status_code=410), False, False, False),
+        (MediaTooLargeError("over max_bytes"), False, False, False),
+        (GenMediaStorageError("size check of an upload"), False, False, False),
     ],
 )
 def test_each_error_says_whether_it_may_pass_and_whether_a_submit_may_be_resent(
     error: GenMediaError, transient: bool, resendable: bool, outcome_unknown: bool
 ) -> None:
     assert (error.transient, error.resendable, error.outcome_unknown) == (transient, resendable, outcome_unknown)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, GenMediaAPIError),
+        (401, GenMediaAuthError),
+        (403, GenMediaAuthError),
+        (404, GenMediaNotFoundError),
+        (408, GenMediaAPIError),
+        (429, GenMediaRateLimitError),
+        (500, GenMediaServerError),
+        (503, GenMediaServerError),
+    ],
+)
+def test_each_http_error_status_has_one_error_class(status: int, error: type[GenMediaAPIError]) -> None:
+    assert api_error_class(status) is error

@@ -22,7 +22,8 @@ def test_the_first_output_is_linked_while_its_signed_url_is_valid() -> None:
 
 
 def test_no_first_output_link_without_an_http_output() -> None:
-    for result in (None, "task-id", {}, {"outputs": []}, {"outputs": [output("file:///tmp/x.png")]}):
+    no_host = {"outputs": [output("http:///x.png")]}
+    for result in (None, "task-id", {}, {"outputs": []}, {"outputs": [output("file:///tmp/x.png")]}, no_host):
         assert first_output_url(result, NOW) == ""
 
 

@@ -42,6 +42,17 @@ def test_elide_blobs_replaces_plain_and_data_uri_base64_at_any_depth() -> None:
     assert blob not in repr(elided)
 
 
+def test_elide_blobs_replaces_binary_data_by_its_size() -> None:
+    data = bytes(range(256)) * 4
+    body = {"image": data, "frames": [bytearray(b"abc"), memoryview(data)], "seed": 42}
+    assert elide_blobs(body) == {
+        "image": "<1024 bytes elided>",
+        "frames": ["<3 bytes elided>", "<1024 bytes elided>"],
+        "seed": 42,
+    }
+    assert elide_blobs(b"") == "<0 bytes elided>"
+
+
 def test_long_prose_is_not_mistaken_for_base64() -> None:
     prompt = "A cute epic scene, with a kitten general in golden armor. " * 20
     assert elide_blobs({"orig_prompt": prompt}) == {"orig_prompt": prompt}

@@ -136,8 +136,3 @@ class Renderer(ABC):
     @abstractmethod
     def result(self, view: View) -> web.Response:
         """The answer to a poll."""
-
-
-def mapping(value: Any) -> dict[str, Any]:
-    """A JSON object, or an empty one for null or anything else."""
-    return value if isinstance(value, dict) else {}

@@ -15,12 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
+from airflow_provider_genmedia.apis.base import mapping
 from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.media import MediaSpec, image_size
+from airflow_provider_genmedia.emulator.media import MediaSpec
 from airflow_provider_genmedia.emulator.schemas.base import VendorSchema
 from airflow_provider_genmedia.emulator.schemas.novita import ENDPOINTS
 from airflow_provider_genmedia.emulator.state import Plan, Task
-from airflow_provider_genmedia.emulator.vendors.base import NOVITA, Renderer, SeedPicker, View, mapping, texts
+from airflow_provider_genmedia.emulator.vendors.base import NOVITA, Renderer, SeedPicker, View, texts
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.images import image_size
 from airflow_provider_genmedia.results import TaskStatus
 
 PREFIX = "/v3/async/"
@@ -60,10 +63,10 @@ def _input_image(fields: dict[str, Any]) -> bytes | None:
             continue
         try:
             data = base64.b64decode(value.split(",", 1)[-1], validate=True)
-        except (binascii.Error, ValueError):
+            image_size(data)
+        except (binascii.Error, ValueError, GenMediaValidationError):  # not base64, or not an image
             continue
-        if image_size(data):
-            return data
+        return data
     return None
 
 
@@ -90,7 +93,7 @@ class NovitaRenderer(Renderer):
             return Plan(prompt, {f"0.{video_type}": MediaSpec("video", video_type, *size, seed)}, seed)
         image_type = extra.get("response_image_type") or "png"
         source = _input_image(fields)
-        source_side = (image_size(source) if source else None) or (DEFAULT_IMAGE_SIDE, DEFAULT_IMAGE_SIDE)
+        source_side = image_size(source) if source else (DEFAULT_IMAGE_SIDE, DEFAULT_IMAGE_SIDE)
         size = (_whole(fields, "width", source_side[0]), _whole(fields, "height", source_side[1]))
         count = _whole(fields, "image_num", 1, 1, 8)
         files = {

@@ -1,0 +1,42 @@
+"""Image bytes: their size, and scaling one down to a vendor's limits.
+
+Pillow only, no Airflow: the emulator process uses this module too.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageOps
+
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+
+
+def image_size(data: bytes, *, field: str = "image") -> tuple[int, int]:
+    """The (width, height) of image bytes; a `GenMediaValidationError` naming ``field`` when they are not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, ValueError):
+        raise GenMediaValidationError(field, "is not a readable image") from None
+
+
+def fit_image(data: bytes, *, max_pixels: int, max_bytes: int) -> bytes:
+    """Scale an image down (keeping its aspect ratio and orientation) until it has at most ``max_pixels``
+    pixels and ``max_bytes`` bytes; an image already within both limits is returned unchanged."""
+    with Image.open(io.BytesIO(data)) as opened:
+        width, height = opened.size
+        if width * height <= max_pixels and len(data) <= max_bytes:
+            return data
+        image = ImageOps.exif_transpose(opened)
+        keeps_alpha = image.mode in ("RGBA", "LA", "P")
+        image = image.convert("RGBA" if keeps_alpha else "RGB")
+    scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
+    while True:
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        buffer = io.BytesIO()
+        resized = image.resize(size, Image.Resampling.LANCZOS)
+        resized.save(buffer, format="PNG" if keeps_alpha else "JPEG", quality=92)
+        if buffer.tell() <= max_bytes:
+            return buffer.getvalue()
+        scale *= 0.8
