@@ -21,7 +21,7 @@ import posixpath
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +36,6 @@ from airflow_provider_genmedia import __version__
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES, Download, download_to
 from airflow_provider_genmedia.exceptions import GenMediaStorageError, GenMediaValidationError, LinkExpiredError
-from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, hook_for_api
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 from airflow_provider_genmedia.urls import check_http_url, public_url
 
@@ -48,6 +47,8 @@ DEFAULT_MANIFEST_NAME = "{api}_{task_id}.manifest.json"
 FILE_NAME_FIELDS = ("api", "task_id", "index", "ext", "kind")
 _EXTENSIONS = {"jpeg": "jpg"}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+#: Reads a vendor task again, for the links of its outputs as the vendor signs them now.
+ResultRefresher = Callable[[GenerationResult], GenerationResult]
 
 
 def _extension(output: MediaOutput) -> str:
@@ -63,7 +64,7 @@ class MediaPublisher:
     """Publish the outputs of one `GenerationResult` under ``destination``: the engine of `PublishMediaOperator`.
 
     :param destination: The folder to publish into (any ``ObjectStoragePath``: ``file://``, ``s3://``, ...).
-    :param vendor_conn_id: The vendor connection used to re-read the task when a link expired.
+    :param refresh: Reads the vendor task again when a link expired (once per publish); None: an expired link fails.
     """
 
     def __init__(
@@ -74,7 +75,7 @@ class MediaPublisher:
         manifest_name: str = DEFAULT_MANIFEST_NAME,
         max_bytes: int = DEFAULT_MAX_BYTES,
         chunk_size: int = CHUNK_SIZE,
-        vendor_conn_id: str | None = None,
+        refresh: ResultRefresher | None = None,
     ) -> None:
         self.destination = destination
         self.fs: AbstractFileSystem = destination.fs
@@ -83,7 +84,7 @@ class MediaPublisher:
         self.manifest_name = manifest_name
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
-        self.vendor_conn_id = vendor_conn_id
+        self.refresh = refresh
         self._session = requests.Session()
         self._refreshed: GenerationResult | None = None
 
@@ -254,13 +255,14 @@ class MediaPublisher:
         )
 
     def _fresh_url(self, result: GenerationResult, index: int) -> str:
-        """The output's link as the vendor signs it now: the task is re-read once per publish, through the hook."""
+        """The output's link as the vendor signs it now: the task is re-read once per publish, with `refresh`."""
+        if self.refresh is None:
+            raise LinkExpiredError(f"the link of {result.api} task {result.task_id} output {index} expired")
         if self._refreshed is None:
             log.warning(
                 "The link of %s task %s output %d expired: re-reading the task", result.api, result.task_id, index
             )
-            hook: GenMediaHook = hook_for_api(result.api, self.vendor_conn_id)
-            self._refreshed = hook.get_result(result.api, result.task_id)
+            self._refreshed = self.refresh(result)
         fresh = self._refreshed
         if fresh.status is not TaskStatus.SUCCEEDED or index >= len(fresh.outputs):
             raise LinkExpiredError(

@@ -6,6 +6,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.apis.base import RequestModel, Submission
 from airflow_provider_genmedia.apis.novita import ASYNC_PREFIX, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
@@ -63,7 +64,7 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
     :param fit_image: Scale an input over 16 MP or 10 MB down instead of refusing it.
     """
 
-    api: ClassVar[str] = "novita"
+    api: ClassVar[TaskApi] = get_api("novita")
     #: Every setting sent to Novita, so that Rendered Templates shows what was asked (media bytes elided).
     template_fields: Sequence[str] = (
         "image",
@@ -227,7 +228,7 @@ class NovitaTaskOperator(GenMediaSubmitOperator):
         Templates.
     """
 
-    api: ClassVar[str] = "novita"
+    api: ClassVar[TaskApi] = get_api("novita")
     template_fields: Sequence[str] = ("endpoint", "body", "conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"body": "json"}
 

@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.exceptions import GenMediaValidationError, MediaTooLargeError
+from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import (
     PUBLISHED_LINKS_KEY,
     S3_SCHEMES,
@@ -120,7 +122,7 @@ class PublishMediaOperator(BaseOperator):
             manifest_name=self.manifest_name,
             max_bytes=self.max_bytes,
             chunk_size=self.chunk_size,
-            vendor_conn_id=self.vendor_conn_id,
+            refresh=self._read_task_again,
         )
         try:
             result = self._reviewed_result()
@@ -151,6 +153,11 @@ class PublishMediaOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
         return published
+
+    def _read_task_again(self, result: GenerationResult) -> GenerationResult:
+        """The vendor task of ``result`` as the vendor reads it now, on ``vendor_conn_id``: fresh output links."""
+        api = get_api(result.api)
+        return hook_for(api, self.vendor_conn_id).get_result(api, result.task_id)
 
     def _reviewed_result(self) -> GenerationResult:
         """The result to publish, validated, with the outputs approved in review added back given ``reviews``."""

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from PIL import Image
 
+from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.images import image_size
 from airflow_provider_genmedia.inputs import read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
@@ -62,7 +63,7 @@ class JimengVideoOperator(GenMediaSubmitOperator):
     :param seed: -1 for a random seed.
     """
 
-    api: ClassVar[str] = "jimeng"
+    api: ClassVar[TaskApi] = get_api("jimeng")
     template_fields: Sequence[str] = ("prompt", "image", "aspect_ratio", "seed", "conn_id")
 
     def __init__(
@@ -110,7 +111,7 @@ class BailianVideoOperator(GenMediaSubmitOperator):
     :param watermark: Add the vendor's watermark (``parameters.watermark``).
     """
 
-    api: ClassVar[str] = "bailian"
+    api: ClassVar[TaskApi] = get_api("bailian")
     #: Every setting sent to Bailian, so that Rendered Templates shows what was asked (media bytes elided).
     template_fields: Sequence[str] = (
         "model",
@@ -212,7 +213,7 @@ class AvatarVideoOperator(GenMediaSubmitOperator):
     :param no_watermark: Ask for a video without the vendor's watermark.
     """
 
-    api: ClassVar[str] = "avatar"
+    api: ClassVar[TaskApi] = get_api("avatar")
     template_fields: Sequence[str] = (
         "avatar_url",
         "audio_url",

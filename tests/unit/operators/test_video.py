@@ -288,7 +288,7 @@ def test_avatar_result_without_a_clean_video_keeps_the_one_given() -> None:
 def test_vendor_verdicts_fail_without_retry(
     operator: GenMediaSubmitOperator, body: dict[str, Any], reason: str
 ) -> None:
-    api = get_api(operator.api)
+    api = operator.api
     result = api.task_failure("b-1", body) or api.parse_result("b-1", body)
     with pytest.raises(AirflowFailException, match=reason):
         operator.execute_complete({}, TaskEvent.completed(result).to_payload())
