@@ -67,7 +67,7 @@ async def test_async_hooks_poll_every_route(
     emulator_connections: EmulatorControl, api: str, path: str, body: dict
 ) -> None:
     hook = hook_for(get_api(api))
-    task_id = await asyncio.to_thread(hook.submit, api, path, body)
+    task_id = await asyncio.to_thread(hook.submit, get_api(api).prepare(body, path))
     async with hook:
         result = await hook.aget_result(api, task_id)
         first = result.status

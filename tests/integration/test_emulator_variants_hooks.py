@@ -76,7 +76,8 @@ def test_avatar_results_flat_and_wrapped(
 async def test_avatar_results_flat_and_wrapped_async(emulator_connections: EmulatorControl, shape: str) -> None:
     emulator_connections.configure(avatar_result=shape, video_seconds=0.3)
     hook = GptGeHook()
-    task_id = await asyncio.to_thread(hook.submit, "avatar", "/avatar/generation", sample_body("/avatar/generation")[1])
+    submission = get_api("avatar").prepare(sample_body("/avatar/generation")[1], "/avatar/generation")
+    task_id = await asyncio.to_thread(hook.submit, submission)
     async with hook:
         result = await hook.aget_result("avatar", task_id)
         seen = {result.status}
