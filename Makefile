@@ -7,28 +7,72 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # This machine's pip config names local wheel folders that may be absent; pip warns once per package.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+# uv installs a version's venv in seconds where pip takes minutes; pip puts it into .venv, so nothing is installed by hand.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+# The supported Airflow minors, each pinned by constraints/airflow-<minor>.txt (which names its exact release):
+# `make test` runs the newest in .venv, `make test-compat` the others, each in .venv-<minor>.
+AIRFLOW_MAIN := 3.3
+AIRFLOW_COMPAT := 3.0 3.1 3.2
+CONSTRAINTS := constraints/airflow-$(AIRFLOW_MAIN).txt
+# pytest exits 5 when it collects nothing: that is a failure here, a suite must not be empty.
+NOT_EMPTY = || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }
 
 DAG ?= genmedia_img2img_pipeline
 
-.PHONY: install test lint unit demo up constraints clean
+.PHONY: install test lint unit demo up constraints test-compat clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]" 2>&1 | $(QUIET_PIP)
 	touch $@
 
-## The tests: lint, types, then every test (unit, integration against the emulator, system with real Airflow).
-## pytest exits 5 when it collects nothing: that is a failure here, the suite must not be empty.
+$(UV): | $(STAMP)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)" 2>&1 | $(QUIET_PIP)
+
+## The tests: lint, types, then every test (unit, integration against the emulator, system with real Airflow),
+## on the newest supported Airflow.
 test: lint
-	$(BIN)/python -m pytest || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }
+	$(BIN)/python -m pytest $(NOT_EMPTY)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy airflow_provider_genmedia
+
+## The older supported Airflow minors (3.0, 3.1, 3.2; `make test` covers 3.3), each in its own venv: the unit tests,
+## then the deployment scenarios (tests marked `compat`: the img2img pipeline, a triggerer and a worker killed) on a
+## real deployment of that version. Every version runs even when one fails; a summary of the scenarios ends it.
+## `make test-compat-3.1` runs one version.
+test-compat:
+	rm -f .tmp/compat/summary-*.txt
+	status=0; $(MAKE) --no-print-directory -k $(foreach minor,$(AIRFLOW_COMPAT),test-compat-$(minor)) || status=$$?; \
+	echo "== make test-compat: the deployment scenarios, per Airflow version"; \
+	cat $(foreach minor,$(AIRFLOW_COMPAT),.tmp/compat/summary-$(minor).txt) 2>/dev/null || true; \
+	exit $$status
+
+test-compat-%: compat-unit-% compat-deployment-%
+	@true
+
+compat-unit-%: .venv-%/.installed
+	.venv-$*/bin/python -m pytest tests/unit -q $(NOT_EMPTY)
+
+compat-deployment-%: .venv-%/.installed
+	mkdir -p .tmp/compat
+	GENMEDIA_SCENARIO_SUMMARY=.tmp/compat/summary-$*.txt .venv-$*/bin/python -m pytest tests/deployment -m compat -rs \
+		$(NOT_EMPTY)
+
+# One Airflow minor's venv, from its constraints file, with the exact release that file pins.
+.venv-%/.installed: pyproject.toml constraints/airflow-%.txt | $(UV)
+	test -x .venv-$*/bin/python || $(UV) venv -q -p $(PYTHON) .venv-$*
+	$(UV) pip install -q -p .venv-$*/bin/python -c constraints/airflow-$*.txt -e ".[dev]" \
+		"apache-airflow==$$(sed -n 's/^apache-airflow==//p' constraints/airflow-$*.txt)"
+	touch $@
+
+.PRECIOUS: .venv-%/.installed
 
 ## The main job end to end on the local emulator: `make demo`, or `make demo DAG=genmedia_batch_video`.
 demo: install
@@ -43,15 +87,19 @@ up: install
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
-## Refresh constraints.txt from a clean install of the newest allowed versions (Airflow's advice for
-## reproducible installs); review the diff and run `make test` before committing it.
-constraints:
+## Regenerate one Airflow minor's constraints, `make constraints AIRFLOW=3.1.8` (writes constraints/airflow-3.1.txt):
+## resolves the dev extra with that exact Airflow and the newest versions allowed of everything else, installs it in
+## a throwaway venv and freezes it, the project itself left out (Airflow's advice for reproducible installs). Review
+## the diff and run `make test` / `make test-compat-<minor>` before committing it.
+constraints: | $(UV)
+	@[[ "$(AIRFLOW)" =~ ^[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make constraints AIRFLOW=3.x.y" >&2; exit 2; }
 	rm -rf .tmp/constraints-venv
-	$(PYTHON) -m venv .tmp/constraints-venv
-	.tmp/constraints-venv/bin/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
-	.tmp/constraints-venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
-	.tmp/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v "^-e " > constraints.txt
+	$(UV) venv -q -p $(PYTHON) .tmp/constraints-venv
+	$(UV) pip install -q -p .tmp/constraints-venv/bin/python --refresh "apache-airflow==$(AIRFLOW)" -e ".[dev]"
+	mkdir -p constraints
+	$(UV) pip freeze -q -p .tmp/constraints-venv/bin/python --exclude-editable \
+		> constraints/airflow-$(word 1,$(subst ., ,$(AIRFLOW))).$(word 2,$(subst ., ,$(AIRFLOW))).txt
 	rm -rf .tmp/constraints-venv
 
 clean:
-	rm -rf $(VENV) .tmp .airflow .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) $(VENV)-* .tmp .airflow .mypy_cache .ruff_cache demo-output

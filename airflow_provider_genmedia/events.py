@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus

@@ -104,7 +104,7 @@ class FirstOutputLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The URL, read from the task's result in XCom; empty while the task waits or once the URL expired."""
-        from airflow.sdk.execution_time.xcom import XCom
+        from airflow.providers.common.compat.sdk import XCom
 
         return first_output_url(XCom.get_value(ti_key=ti_key, key="return_value"))
 
@@ -114,7 +114,7 @@ class _PublishedLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The console page the publish task recorded in XCom ``genmedia_links``; empty when there is none."""
-        from airflow.sdk.execution_time.xcom import XCom
+        from airflow.providers.common.compat.sdk import XCom
 
         links = XCom.get_value(ti_key=ti_key, key=PUBLISHED_LINKS_KEY)
         value = links.get(self.slot) if isinstance(links, Mapping) else None

@@ -15,16 +15,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import quote
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+from airflow.sdk import ObjectStoragePath
+from fsspec.implementations.local import LocalFileSystem
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_genmedia.apis.base import Submission
-from airflow_provider_genmedia.exceptions import GenMediaNotFoundError, GenMediaUncertainSubmitError
+from airflow_provider_genmedia.exceptions import (
+    GenMediaNotFoundError,
+    GenMediaUncertainSubmitError,
+    GenMediaValidationError,
+)
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 
@@ -35,6 +45,11 @@ log = logging.getLogger(__name__)
 
 #: The ``task_state_store`` key of the record (all tries of one task share it).
 STATE_KEY = "genmedia_task"
+#: Where records are kept without ``task_state_store`` (Airflow < 3.3): ``[genmedia]`` options of that name.
+RECORD_PATH_OPTION = "submit_record_path"
+RECORD_CONN_OPTION = "submit_record_conn_id"
+#: Executors whose workers all run on the scheduler's machine, where a folder on local disk is shared by every try.
+LOCAL_EXECUTORS = frozenset({"LocalExecutor"})
 #: The version of `SubmitRecord` this code writes; records without one were written before it had a version.
 RECORD_VERSION = 1
 UncertainSubmitPolicy = Literal["fail", "resubmit"]
@@ -111,27 +126,30 @@ class StateStore(Protocol):
         """Drop ``key``."""
 
 
+def read_record(value: Any, where: str) -> SubmitRecord | None:
+    """The record in a stored JSON value; a value that is no record (another writer's, a newer version's) counts as
+    none, with a warning naming ``where`` it was found."""
+    try:
+        record = SubmitRecord.model_validate(value)
+    except ValidationError as error:
+        log.warning("%s holds no readable submit record: %s", where, error)
+        return None
+    if record.version > RECORD_VERSION:
+        log.warning("%s was written by a newer provider (record version %d): ignored", where, record.version)
+        return None
+    return record
+
+
 class TaskStateRecordStore(SubmitRecordStore):
-    """The record in Airflow's ``task_state_store`` under `STATE_KEY`."""
+    """The record in Airflow's ``task_state_store`` (3.3+) under `STATE_KEY`."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
     def get(self) -> SubmitRecord | None:
-        """The record; a value that is no record (another writer's, a newer version's) counts as none, with a
-        warning."""
+        """The record, or None."""
         value = self.store.get(STATE_KEY)
-        if value is None:
-            return None
-        try:
-            record = SubmitRecord.model_validate(value)
-        except ValidationError as error:
-            log.warning("task_state_store[%r] holds no readable submit record: %s", STATE_KEY, error)
-            return None
-        if record.version > RECORD_VERSION:
-            log.warning("The submit record was written by a newer provider (version %d): ignored", record.version)
-            return None
-        return record
+        return None if value is None else read_record(value, f"task_state_store[{STATE_KEY!r}]")
 
     def record_attempt(self, record: SubmitRecord) -> None:
         """Write the record as JSON."""
@@ -142,27 +160,86 @@ class TaskStateRecordStore(SubmitRecordStore):
         self.store.delete(STATE_KEY)
 
 
-class UnrecordedStore(SubmitRecordStore):
-    """No place to keep a record: every try submits anew. Used where Airflow hands the task no state store."""
+class ObjectStorageRecordStore(SubmitRecordStore):
+    """The record as a JSON file in object storage (Airflow < 3.3, which has no ``task_state_store``): one file per
+    task instance, ``<dag_id>/<run_id>/<task_id>/<map_index>.json`` under ``[genmedia] submit_record_path``. Every
+    try of the task, on any worker, reads the same file; it is replaced whole, never seen half-written."""
 
-    def get(self) -> None:
-        """Nothing was kept."""
-        return None
+    def __init__(self, path: ObjectStoragePath) -> None:
+        self.path = path
+
+    @classmethod
+    def for_task(cls, folder: ObjectStoragePath, ti: Any) -> ObjectStorageRecordStore:
+        """The store of task instance ``ti`` under ``folder`` (names quoted: a run id may hold any character)."""
+        parts = [quote(str(part), safe="") for part in (ti.dag_id, ti.run_id, ti.task_id)]
+        return cls(folder.joinpath(*parts, f"{ti.map_index}.json"))
+
+    def get(self) -> SubmitRecord | None:
+        """The record, or None."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        return read_record(value, str(self.path))
 
     def record_attempt(self, record: SubmitRecord) -> None:
-        """Nothing is kept."""
+        """Replace the file at once: one upload on an object store, a rename on a local disk. A store that cannot be
+        written fails here, before anything is sent."""
+        content = record.model_dump_json().encode()
+        try:
+            if isinstance(self.path.fs, LocalFileSystem):
+                folder = Path(self.path.path).parent
+                folder.mkdir(parents=True, exist_ok=True)
+                staging = folder / f".{Path(self.path.path).name}.{uuid.uuid4().hex}"
+                staging.write_bytes(content)
+                os.replace(staging, self.path.path)
+            else:
+                self.path.fs.pipe_file(self.path.path, content)
+        except OSError as error:
+            raise GenMediaValidationError(
+                f"[genmedia] {RECORD_PATH_OPTION}",
+                f"cannot keep the submit record at {self.path}: {error}. Point it at storage every worker can "
+                "write; nothing was sent",
+            ) from error
 
     def forget(self) -> None:
-        """Nothing was kept."""
+        """Delete the file."""
+        self.path.unlink(missing_ok=True)
+
+
+def record_folder() -> ObjectStoragePath:
+    """Where `ObjectStorageRecordStore` keeps records: ``[genmedia] submit_record_path`` (with the connection
+    ``submit_record_conn_id``), by default a folder under ``$AIRFLOW_HOME`` on this machine, which only executors that
+    run every task on one machine may use."""
+    configured = conf.get("genmedia", RECORD_PATH_OPTION, fallback=None)
+    conn_id = conf.get("genmedia", RECORD_CONN_OPTION, fallback=None)
+    if configured:
+        return ObjectStoragePath(configured, conn_id=conn_id or None)
+    executors = {name.strip().split(".")[-1] for name in conf.get("core", "executor", fallback="").split(",")}
+    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+    default = f"file://{home}/genmedia/submit-records"
+    if not executors <= LOCAL_EXECUTORS | {""}:
+        raise GenMediaValidationError(
+            f"[genmedia] {RECORD_PATH_OPTION}",
+            f"this Airflow has no task_state_store, so the provider keeps each submit's record itself; with "
+            f"{', '.join(sorted(executors))} a retry may run on another machine, which cannot read {default}. Set "
+            "AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH to storage every worker reaches (e.g. s3://bucket/genmedia/"
+            "submit-records, with AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID); nothing was sent",
+        )
+    return ObjectStoragePath(default)
 
 
 def record_store(context: Mapping[str, Any]) -> SubmitRecordStore:
-    """The record store of the running task: its ``task_state_store``, or none (with a warning) without one."""
+    """The record store of the running task: its ``task_state_store`` where Airflow has one (3.3+), else a file of
+    its own in object storage (`record_folder`)."""
     store = context.get("task_state_store")
-    if store is None:
-        log.warning("No task_state_store in this context: a retry could not resume the vendor task")
-        return UnrecordedStore()
-    return TaskStateRecordStore(store)
+    if store is not None:
+        return TaskStateRecordStore(store)
+    return ObjectStorageRecordStore.for_task(record_folder(), context["ti"])
 
 
 class PayOnce:

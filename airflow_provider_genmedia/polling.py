@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from airflow.sdk.log import redact
+from airflow.providers.common.compat.sdk import redact
 
 from airflow_provider_genmedia.apis.base import PollSchedule, TaskApi
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent

@@ -16,4 +16,4 @@ os.environ.setdefault("AIRFLOW__GENMEDIA__DEFER_SETTLE", "0")
 # dag.test() parses the whole folder and runs only DAGs inside it: the system tests' own DAGs live there.
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "tests" / "system" / "dags"))
 
-pytest_plugins = ["tests.emulator_fixtures"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.s3_fixtures"]

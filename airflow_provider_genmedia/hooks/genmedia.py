@@ -16,8 +16,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 from asgiref.sync import sync_to_async
 from tenacity import AsyncRetrying
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from airflow.sdk.log import mask_secret
+from airflow.providers.common.compat.sdk import mask_secret
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, get_args
 
-from airflow.sdk import BaseOperator, Context, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, conf
+from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_genmedia.apis.base import RequestModel, Submission, TaskApi
 from airflow_provider_genmedia.events import TaskEvent

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model

@@ -8,8 +8,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_genmedia.apis import TaskApi, get_api

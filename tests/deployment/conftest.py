@@ -1,17 +1,47 @@
-"""Fixtures of the deployment tests: one real Airflow deployment and one emulator process per test module."""
+"""Fixtures of the deployment tests: one real Airflow deployment and one emulator process per test module.
+
+Tests marked ``compat`` are the scenarios ``make test-compat`` runs on each older supported Airflow; each reports its
+counts with `record_scenario`, and the run ends with one line per scenario (also appended to the file named by
+``GENMEDIA_SCENARIO_SUMMARY``, where ``make test-compat`` gathers every version's).
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.deployment.stack import REPO, Deployment, EmulatorProcess
+from tests.deployment.stack import AIRFLOW_VERSION, REPO, Deployment, EmulatorProcess
 
 #: Emulated tasks take seconds, as on the demo: long enough to be caught waiting, short enough for the suite.
 EMULATOR_ARGUMENTS = ["--image-seconds", "2", "--video-seconds", "3", "--seed", "7"]
+SCENARIOS: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``compat`` marker."""
+    config.addinivalue_line("markers", "compat: a deployment scenario that make test-compat runs on every Airflow")
+
+
+def record_scenario(name: str, tasks: int, first_try: int, submits: int, note: str = "") -> None:
+    """Keep one scenario's counts for the run's closing summary."""
+    line = f"Airflow {AIRFLOW_VERSION} | {name}: {tasks} tasks, {first_try} first-try successes, {submits} submits"
+    SCENARIOS.append(f"{line} ({note})" if note else line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the scenarios' counts, and append them to ``GENMEDIA_SCENARIO_SUMMARY`` when it is set."""
+    if not SCENARIOS:
+        return
+    terminalreporter.section("deployment scenarios")
+    for line in SCENARIOS:
+        terminalreporter.write_line(line)
+    if summary := os.environ.get("GENMEDIA_SCENARIO_SUMMARY"):
+        with Path(summary).open("a") as out:
+            out.writelines(f"{line}\n" for line in SCENARIOS)
 
 
 def dag_sources() -> list[Path]:

@@ -6,18 +6,16 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Asset, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
-from moto.server import ThreadedMotoServer
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS
@@ -26,38 +24,7 @@ from airflow_provider_genmedia.operators.nsfw import filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.results import elide_blobs
 from tests.emulator_fixtures import EmulatorControl, sample_body
-
-BUCKET = "genmedia-published"
-S3_CONN_ID = "genmedia_test_s3"
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A local S3 server on a free loopback port, with an ``aws`` connection pointing at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    # moto keeps its buckets per process, not per server: start from none, whatever ran before in this process.
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(connection))
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint
-    server.stop()
+from tests.s3_fixtures import BUCKET, S3_CONN_ID
 
 
 @dataclass(frozen=True)

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.sdk import ObjectStoragePath
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import Submission
-from airflow_provider_genmedia.exceptions import GenMediaServerError
+from airflow_provider_genmedia.exceptions import GenMediaServerError, GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import NovitaHook
 from airflow_provider_genmedia.pay_once import (
     RECORD_VERSION,
     STATE_KEY,
+    ObjectStorageRecordStore,
     PayOnce,
     SubmitRecord,
     TaskStateRecordStore,
-    UnrecordedStore,
+    record_folder,
     record_store,
     request_fingerprint,
 )
@@ -127,12 +131,98 @@ def test_an_unreadable_record_counts_as_none(value: Any) -> None:
     assert TaskStateRecordStore(store).get() is None
 
 
-def test_without_a_state_store_nothing_is_recorded() -> None:
-    records = record_store({})
-    assert isinstance(records, UnrecordedStore)
-    records.record_attempt(SubmitRecord(api="novita", fingerprint="f"))
+@dataclass(frozen=True)
+class TaskInstance:
+    """The identity of a task instance, as the worker's ``ti`` carries it."""
+
+    dag_id: str = "nightly"
+    run_id: str = "manual__2026-11-30T02:00:00+00:00"
+    task_id: str = "restyle"
+    map_index: int = -1
+
+
+def test_with_a_state_store_the_record_lives_there() -> None:
+    assert isinstance(record_store({"task_state_store": StateStore(), "ti": TaskInstance()}), TaskStateRecordStore)
+
+
+def test_without_a_state_store_each_task_instance_has_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH", f"file://{tmp_path}/records")
+    first = record_store({"ti": TaskInstance(map_index=0)})
+    second = record_store({"ti": TaskInstance(map_index=1)})
+    assert isinstance(first, ObjectStorageRecordStore)
+    assert isinstance(second, ObjectStorageRecordStore)
+    assert first.path.path == f"{tmp_path}/records/nightly/manual__2026-11-30T02%3A00%3A00%2B00%3A00/restyle/0.json"
+
+    first.record_attempt(SubmitRecord(api="novita", fingerprint="f", task_id="t-0"))
+
+    assert second.get() is None
+    again = record_store({"ti": TaskInstance(map_index=0)}).get()
+    assert again is not None
+    assert again.task_id == "t-0"
+    assert [path.name for path in (tmp_path / "records").rglob("*") if path.is_file()] == ["0.json"]
+
+
+def test_a_file_record_round_trips_and_still_reads_the_old_dict(tmp_path: Path) -> None:
+    records = ObjectStorageRecordStore(ObjectStoragePath(f"file://{tmp_path}/a/b.json"))
     assert records.get() is None
-    assert isinstance(record_store({"task_state_store": StateStore()}), TaskStateRecordStore)
+    attempt = SubmitRecord.attempt(submission())
+    records.record_attempt(attempt)
+    assert records.get() == attempt
+    assert records.record_task_id(attempt, "wan-3") == records.get()
+
+    (tmp_path / "a" / "b.json").write_text(
+        json.dumps(
+            {
+                "api": "novita",
+                "task_id": "wan-1",
+                "fingerprint": "f",
+                "attempted_at": "2026-11-02T10:15:00+00:00",
+                "request": None,
+            }
+        )
+    )
+    old = records.get()
+    assert old is not None
+    assert (old.task_id, old.version) == ("wan-1", RECORD_VERSION)
+
+    (tmp_path / "a" / "b.json").write_text("{not json")
+    assert records.get() is None
+    records.forget()
+    assert not (tmp_path / "a" / "b.json").exists()
+    records.forget()
+
+
+def test_a_record_that_cannot_be_written_stops_the_submit_naming_the_option(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    records = ObjectStorageRecordStore(ObjectStoragePath(f"file://{tmp_path}/blocker/run/task.json"))
+    with pytest.raises(GenMediaValidationError, match=r"^\[genmedia\] submit_record_path: cannot keep"):
+        records.record_attempt(SubmitRecord(api="novita", fingerprint="f"))
+
+
+def test_the_default_folder_is_under_airflow_home_for_the_local_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    assert str(record_folder()) == f"file://{tmp_path}/genmedia/submit-records"
+
+
+@pytest.mark.parametrize("executor", ["CeleryExecutor", "LocalExecutor,KubernetesExecutor"])
+def test_a_distributed_executor_must_name_shared_storage(monkeypatch: pytest.MonkeyPatch, executor: str) -> None:
+    monkeypatch.delenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    with pytest.raises(GenMediaValidationError, match="AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH") as raised:
+        record_folder()
+    assert "nothing was sent" in str(raised.value)
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH", "s3://shared/records")
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID", "records_s3")
+    folder = record_folder()
+    assert folder == ObjectStoragePath("s3://shared/records", conn_id="records_s3")
+    # Airflow 3.0's ObjectStoragePath keeps the connection in its storage options, later ones in an attribute.
+    assert (getattr(folder, "conn_id", None) or folder.storage_options.get("conn_id")) == "records_s3"
 
 
 def test_a_submit_records_the_attempt_then_the_task_id(pay_once: PayOnce, novita: HTTPServer) -> None:

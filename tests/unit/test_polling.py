@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api

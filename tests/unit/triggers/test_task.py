@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk.serde import serialize
 from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
