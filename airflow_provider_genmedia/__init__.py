@@ -104,3 +104,8 @@ def get_provider_info() -> dict[str, Any]:
             ),
         ],
     }
+
+
+def connection_type_info(conn_type: str) -> dict[str, Any]:
+    """The provider info of one connection type (its form's fields and behaviour), by type."""
+    return next(info for info in get_provider_info()["connection-types"] if info["connection-type"] == conn_type)

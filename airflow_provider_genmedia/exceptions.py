@@ -165,6 +165,10 @@ class GenMediaStorageError(GenMediaError):
     """The object store does not hold what was written to it (an upload that did not verify)."""
 
 
+class GenMediaUnsupportedError(GenMediaError):
+    """A feature needs a newer Airflow than the one running; the message names the version needed."""
+
+
 class UncheckedOutputError(GenMediaError):
     """An output had no NSFW verdict and the policy is unchecked='fail'."""
 

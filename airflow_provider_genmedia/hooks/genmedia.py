@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHo
 from asgiref.sync import sync_to_async
 from tenacity import AsyncRetrying
 
-from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__
+from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__, connection_type_info
 from airflow_provider_genmedia.apis import apis_on, get_api
 from airflow_provider_genmedia.apis.base import Submission, TaskApi
 from airflow_provider_genmedia.exceptions import (
@@ -45,6 +45,31 @@ CONNECTION_TEST_TASK_ID = "airflow-connection-test"
 T = TypeVar("T")
 
 
+def _form_widgets(hook: type[GenMediaHook]) -> dict[str, Any]:
+    """The connection form's extra fields as wtforms fields (Airflow 3.0-3.1; its API server reads them with
+    wtforms stood in for, and the UI shows nothing extra where wtforms is missing, as for every provider). wtforms
+    offers no number field there: numbers are text fields, read as numbers by the hook."""
+    from wtforms import IntegerField, StringField
+    from wtforms.validators import Optional
+
+    fields = connection_type_info(hook.conn_type)["conn-fields"]
+    return {
+        name: (IntegerField if "integer" in field["schema"]["type"] else StringField)(
+            field["label"],
+            description=field["description"],
+            default=field["schema"].get("default"),
+            validators=[Optional()],
+        )
+        for name, field in fields.items()
+    }
+
+
+def _field_behaviour(hook: type[GenMediaHook]) -> dict[str, Any]:
+    """The connection form's hidden, relabelled and placeholder fields (Airflow 3.0-3.1)."""
+    behaviour = connection_type_info(hook.conn_type)["ui-field-behaviour"]
+    return {key.replace("-", "_"): value for key, value in behaviour.items()}
+
+
 class GenMediaHook(BaseHook):
     """Shared HTTP machinery of the vendor hooks: auth, retries, typed errors, one session per event loop.
 
@@ -67,6 +92,15 @@ class GenMediaHook(BaseHook):
         self._max_retries = max_retries
         self._settings: ConnectionSettings | None = None
         self._lease: SharedSession | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give each connection type's hook its own form methods: Airflow before 3.2 reads the connection form only
+        from methods defined on the hook class itself, never inherited ones (3.2+ reads the provider info's
+        ``conn-fields`` and ``ui-field-behaviour`` instead, the same fields)."""
+        super().__init_subclass__(**kwargs)
+        if "conn_type" in cls.__dict__:
+            cls.get_connection_form_widgets = classmethod(_form_widgets)  # type: ignore[assignment,method-assign]
+            cls.get_ui_field_behaviour = classmethod(_field_behaviour)  # type: ignore[assignment,method-assign]
 
     @classmethod
     def served_apis(cls) -> tuple[TaskApi, ...]:

@@ -16,6 +16,9 @@ aside, the mapped review has no task instance and Airflow marks it skipped; the 
 `PublishMediaOperator` given ``reviews`` defaults to the ``none_failed_min_one_success`` trigger rule. A request left
 unanswered waits until ``response_timeout`` (none by default), then takes ``Reject``. The logic apart from Airflow
 (`review_items`, `review_body`, `apply_reviews`) is `airflow_provider_genmedia.review`, importable from here too.
+
+Human-in-the-loop tasks need Airflow 3.1 or later: on 3.0 this module still imports, and building a
+`MediaReviewOperator` fails at DAG parse with an error naming the version needed.
 """
 
 from __future__ import annotations
@@ -24,13 +27,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Context
+from airflow import __version__ as airflow_version
+from airflow.exceptions import AirflowOptionalProviderFeatureException
+from airflow.sdk import BaseOperator, Context
 
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMediaValidationError
 from airflow_provider_genmedia.review import APPROVE, REJECT, apply_reviews, review_body, review_items
 
 __all__ = ["APPROVE", "REJECT", "MediaReviewOperator", "apply_reviews", "review_body", "review_items"]
+
+try:
+    from airflow.providers.standard.operators.hitl import HITLOperator
+except (ImportError, AirflowOptionalProviderFeatureException):  # Airflow 3.0 has no human-in-the-loop tasks
+
+    class HITLOperator(BaseOperator):  # type: ignore[no-redef]
+        """Stands in for the standard provider's HITLOperator where Airflow lacks it: building one fails."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            raise GenMediaUnsupportedError(
+                f"{type(self).__name__} needs Airflow 3.1 or later (human-in-the-loop tasks); this is Airflow "
+                f"{airflow_version}"
+            )
 
 
 class MediaReviewOperator(HITLOperator):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,9 @@ GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</bo
 
 
 class TaskInstance:
-    """The ``ti`` of the context: only what the operator pushes."""
+    """The ``ti`` of the context: its identity and what the operator pushes."""
+
+    dag_id, run_id, task_id, map_index = "nightly", "manual__2026-11-30T02:00:00+00:00", "generate", -1
 
     def __init__(self) -> None:
         self.xcom: dict[str, Any] = {}
@@ -165,3 +168,39 @@ def test_a_stored_task_is_resumed_and_never_submitted_again(vendor: HTTPServer) 
 def test_on_uncertain_submit_takes_only_its_two_choices() -> None:
     with pytest.raises(ValueError, match="on_uncertain_submit"):
         NovitaTaskOperator(task_id="t", endpoint="wan-t2v", body=BODY, on_uncertain_submit="retry")  # type: ignore[arg-type]
+
+
+def test_without_task_state_store_the_record_file_makes_a_later_try_resume(
+    vendor: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow < 3.3 hands the operator no task_state_store: the record lives in a file every try reads."""
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH", f"file://{tmp_path}")
+    submits = Submits(accepted("wan-1"))
+    serve(vendor, submits)
+
+    def run_without_state_store() -> dict[str, Any]:
+        operator = NovitaTaskOperator(task_id="generate", endpoint="wan-t2v", body=BODY, deferrable=False)
+        return operator.execute({"ti": TaskInstance()})  # type: ignore[arg-type]
+
+    first = run_without_state_store()
+    second = run_without_state_store()
+
+    assert submits.count == 1
+    assert first["task_id"] == second["task_id"] == "wan-1"
+    (record,) = [path for path in tmp_path.rglob("*.json")]
+    assert json.loads(record.read_text())["task_id"] == "wan-1"
+
+
+def test_without_task_state_store_an_uncertain_submit_is_remembered_too(
+    vendor: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH", f"file://{tmp_path}")
+    submits = Submits(Response(GATEWAY_PAGE, 502, content_type="text/html"))
+    serve(vendor, submits)
+    operator = NovitaTaskOperator(task_id="generate", endpoint="wan-t2v", body=BODY, deferrable=False)
+
+    for _ in range(2):
+        with pytest.raises(AirflowFailException, match="may have created a billed job"):
+            operator.execute({"ti": TaskInstance()})  # type: ignore[arg-type]
+
+    assert submits.count == 1

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-from airflow.sdk.serde import serialize
 from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
 
@@ -27,6 +26,12 @@ from tests.unit.triggers.vendor import (
     novita_task,
     use_connection,
 )
+
+try:
+    from airflow.sdk.serde import serialize
+except ImportError:  # Airflow < 3.2 keeps serde in core
+    from airflow.serialization.serde import serialize
+
 
 FAST = 0.05
 
@@ -306,7 +311,9 @@ async def test_a_trigger_bound_to_a_task_instance_still_polls_the_vendor_task(no
 
     events = await run_to_end(trigger)
 
-    assert trigger.task_id == "restyle"
+    # Airflow 3.1+ names a bound trigger's ``task_id`` after the Airflow task (3.0 has no such attribute): the
+    # vendor's id never lives there.
+    assert getattr(trigger, "task_id", "restyle") == "restyle"
     assert trigger.genmedia_task_id == "0a27c341-vendor"
     assert [request.args["task_id"] for request, _ in novita.log] == ["0a27c341-vendor"]
     assert len(route.calls) == 1
