@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.triggers.base import StartTriggerArgs
 
@@ -23,6 +24,11 @@ from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 def _pulls_every_map_index(template: Any) -> bool:
     """True when a template pulls an XCom without ``map_indexes``, a query the 3.3.2 triggerer cannot answer."""
     return isinstance(template, str) and "xcom_pull(" in template and "map_indexes" not in template
+
+
+def _is_template(value: Any) -> bool:
+    """True for a string that Jinja would render."""
+    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
 
 
 class GenMediaTaskSensor(BaseSensorOperator):
@@ -66,7 +72,16 @@ class GenMediaTaskSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        if deferrable and not _pulls_every_map_index(genmedia_task_id):
+        if (
+            deferrable
+            and not AIRFLOW_V_3_3_PLUS
+            and any(_is_template(value) for value in (api, genmedia_task_id, conn_id))
+        ):
+            self.log.info(
+                "%s defers from a worker: Airflow before 3.3 cannot render its templated arguments in the triggerer",
+                self.task_id,
+            )
+        elif deferrable and not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=f"{GenMediaTaskTrigger.__module__}.{GenMediaTaskTrigger.__qualname__}",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout, TaskDeferred
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
 
@@ -130,6 +131,7 @@ def test_a_trigger_timeout_becomes_a_sensor_timeout(novita: HTTPServer) -> None:
         sensor("s-slow").execute_complete(context={}, event=payload)
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="the triggerer renders templated arguments from Airflow 3.3")
 def test_a_deferrable_sensor_starts_in_the_triggerer_with_its_templated_arguments() -> None:
     waiting = GenMediaTaskSensor(
         task_id="wait",
@@ -164,6 +166,35 @@ def test_a_deferrable_sensor_starts_in_the_triggerer_with_its_templated_argument
         "conn_id",
     }
     assert trigger.genmedia_task_id == waiting.genmedia_task_id
+
+
+def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow() -> None:
+    waiting = GenMediaTaskSensor(task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True, timeout=60)
+    assert waiting.start_from_trigger is True
+    assert waiting.start_trigger_args is not None
+    assert waiting.start_trigger_args.trigger_kwargs == {
+        "api": "jimeng",
+        "genmedia_task_id": "j-1",
+        "conn_id": None,
+        "poll_interval": None,
+    }
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="this Airflow renders templated arguments in the triggerer")
+def test_before_airflow_3_3_a_templated_sensor_defers_from_a_worker(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with caplog.at_level("INFO"):
+        waiting = GenMediaTaskSensor(
+            task_id="wait",
+            api="jimeng",
+            genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
+            deferrable=True,
+        )
+    assert waiting.start_from_trigger is False
+    assert waiting.deferrable is True
+    logged = caplog.text + "".join(capsys.readouterr())  # Airflow 3.2's operator log goes to structlog's output
+    assert "defers from a worker: Airflow before 3.3 cannot render" in logged
 
 
 def test_the_vendor_task_id_is_templated() -> None:
