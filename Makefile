@@ -15,6 +15,12 @@ UV := $(BIN)/uv
 AIRFLOW_MAIN := 3.3
 AIRFLOW_COMPAT := 3.0 3.1 3.2
 CONSTRAINTS := constraints/airflow-$(AIRFLOW_MAIN).txt
+# Upper bounds that `make constraints` adds where a release leaves them open and breaks past them (Airflow's own
+# constraint files would hold them; these are the bounds the next releases declare): newer FastAPI, universal-pathlib
+# and aiosqlite break 3.0.6 (HTTP 422 on every task start, ObjectStoragePath refusing file://; 3.1 caps all three),
+# FastAPI 0.137+ breaks 3.2.2's dag-processor (a pydantic discriminator error; 3.3.2 caps it).
+CAPS_3.0 := "fastapi<0.118" "universal-pathlib<0.3" "aiosqlite<0.22"
+CAPS_3.2 := "fastapi<0.137"
 # pytest exits 5 when it collects nothing: that is a failure here, a suite must not be empty.
 NOT_EMPTY = || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }
 
@@ -65,9 +71,10 @@ compat-deployment-%: .venv-%/.installed
 	GENMEDIA_SCENARIO_SUMMARY=.tmp/compat/summary-$*.txt .venv-$*/bin/python -m pytest tests/deployment -m compat -rs \
 		$(NOT_EMPTY)
 
-# One Airflow minor's venv, from its constraints file, with the exact release that file pins.
+# One Airflow minor's venv, made afresh (seconds with uv) from its constraints file, with the exact release it pins.
 .venv-%/.installed: pyproject.toml constraints/airflow-%.txt | $(UV)
-	test -x .venv-$*/bin/python || $(UV) venv -q -p $(PYTHON) .venv-$*
+	rm -rf .venv-$*
+	$(UV) venv -q -p $(PYTHON) .venv-$*
 	$(UV) pip install -q -p .venv-$*/bin/python -c constraints/airflow-$*.txt -e ".[dev]" \
 		"apache-airflow==$$(sed -n 's/^apache-airflow==//p' constraints/airflow-$*.txt)"
 	touch $@
@@ -88,17 +95,18 @@ unit: install
 	$(BIN)/python -m pytest tests/unit
 
 ## Regenerate one Airflow minor's constraints, `make constraints AIRFLOW=3.1.8` (writes constraints/airflow-3.1.txt):
-## resolves the dev extra with that exact Airflow and the newest versions allowed of everything else, installs it in
-## a throwaway venv and freezes it, the project itself left out (Airflow's advice for reproducible installs). Review
-## the diff and run `make test` / `make test-compat-<minor>` before committing it.
+## resolves the dev extra with that exact Airflow, the minor's CAPS_<minor> above and the newest versions allowed of
+## everything else, installs it in a throwaway venv and freezes it, the project itself left out (Airflow's advice for
+## reproducible installs). Review the diff and run `make test` / `make test-compat-<minor>` before committing it.
+constraints: MINOR = $(word 1,$(subst ., ,$(AIRFLOW))).$(word 2,$(subst ., ,$(AIRFLOW)))
 constraints: | $(UV)
 	@[[ "$(AIRFLOW)" =~ ^[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make constraints AIRFLOW=3.x.y" >&2; exit 2; }
 	rm -rf .tmp/constraints-venv
 	$(UV) venv -q -p $(PYTHON) .tmp/constraints-venv
-	$(UV) pip install -q -p .tmp/constraints-venv/bin/python --refresh "apache-airflow==$(AIRFLOW)" -e ".[dev]"
+	$(UV) pip install -q -p .tmp/constraints-venv/bin/python --refresh "apache-airflow==$(AIRFLOW)" $(CAPS_$(MINOR)) \
+		-e ".[dev]"
 	mkdir -p constraints
-	$(UV) pip freeze -q -p .tmp/constraints-venv/bin/python --exclude-editable \
-		> constraints/airflow-$(word 1,$(subst ., ,$(AIRFLOW))).$(word 2,$(subst ., ,$(AIRFLOW))).txt
+	$(UV) pip freeze -q -p .tmp/constraints-venv/bin/python --exclude-editable > constraints/airflow-$(MINOR).txt
 	rm -rf .tmp/constraints-venv
 
 clean:

@@ -1,7 +1,8 @@
 """The example DAGs, a mapped batch and a sensor on a real deployment: every task succeeds on its first try.
 
-Also checks that the API key is nowhere in what the deployment wrote: task and trigger logs, the components'
-own output, and the metadata database.
+The img2img pipeline runs first and alone, so that the emulator's counts show its own submits; then everything else
+at once. Also checks that the API key is nowhere in what the deployment wrote: task and trigger logs, the
+components' own output, and the metadata database.
 """
 
 from __future__ import annotations
@@ -11,30 +12,39 @@ from typing import Any
 
 import pytest
 
-from tests.deployment.stack import Deployment, wait_until
+from tests.deployment.conftest import record_scenario
+from tests.deployment.stack import Deployment, requires_airflow, wait_until
 
-EXAMPLES = ("genmedia_img2img_pipeline", "genmedia_contact_sheet", "genmedia_batch_video", "genmedia_avatar")
+pytestmark = pytest.mark.compat
+PIPELINE = "genmedia_img2img_pipeline"
+EXAMPLES = (PIPELINE, "genmedia_contact_sheet", "genmedia_batch_video", "genmedia_avatar")
 MAPPED = "deploy_img2img_mapped"
 SENSOR = "deploy_sensor"
 
 
 @dataclass(frozen=True)
 class Runs:
-    """The module's DAG runs, by DAG id, and what the sensor looked like while it waited."""
+    """The module's DAG runs, by DAG id, what the sensor looked like while it waited, and the emulator's counts
+    once the img2img pipeline, run alone, had ended."""
 
     run_ids: dict[str, str]
     waiting_sensor: dict[str, Any]
+    pipeline_stats: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """Run every example DAG, the 10-task mapped img2img DAG and the sensor DAG at once, to their ends."""
+    """Run the img2img pipeline alone, then every other example DAG, the 10-task mapped img2img DAG and the sensor
+    DAG at once, to their ends."""
     deployment.wait_for_dags(*EXAMPLES, MAPPED, SENSOR)
     deployment.api("POST", "/pools", json={"name": "genmedia_video", "slots": 3, "include_deferred": True})
     destination = tmp_path_factory.mktemp("published").as_uri()
-    deployment.unpause(*EXAMPLES, MAPPED, SENSOR)  # genmedia_batch_video is @daily: unpausing starts its run
-    run_ids = {
-        "genmedia_img2img_pipeline": deployment.trigger("genmedia_img2img_pipeline", {"destination": destination}),
+    deployment.unpause(PIPELINE, "genmedia_contact_sheet")  # the contact sheet runs on what the pipeline publishes
+    run_ids = {PIPELINE: deployment.trigger(PIPELINE, {"destination": destination})}
+    deployment.wait_for_run(PIPELINE, run_ids[PIPELINE], timeout=120)
+    pipeline_stats = deployment.emulator.stats()
+    deployment.unpause("genmedia_batch_video", "genmedia_avatar", MAPPED, SENSOR)  # the @daily batch starts its run
+    run_ids |= {
         "genmedia_avatar": deployment.trigger("genmedia_avatar", {"destination": destination}),
         MAPPED: deployment.trigger(MAPPED),
         SENSOR: deployment.trigger(SENSOR),
@@ -52,15 +62,30 @@ def runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Ru
         )
     for dag_id, run_id in run_ids.items():
         deployment.wait_for_run(dag_id, run_id, timeout=240)
-    return Runs(run_ids, waiting_sensor)
+    return Runs(run_ids, waiting_sensor, pipeline_stats)
+
+
+def test_the_img2img_pipeline_succeeds_on_its_first_try_with_one_submit(deployment: Deployment, runs: Runs) -> None:
+    states = deployment.states(PIPELINE, runs.run_ids[PIPELINE])
+    retries = {task["task_id"]: task["retries"] for task in deployment.api("GET", f"/dags/{PIPELINE}/tasks")["tasks"]}
+    submits = sum(runs.pipeline_stats["submits"].values())
+    first_try = sum(state == ("success", 1) for state in states.values())
+    record_scenario("img2img pipeline, retries=0", len(states), first_try, submits)
+    assert retries == {"restyle": 0, "nsfw_filter": 0, "publish": 0}
+    assert {task: state for task, state in states.items() if state != ("success", 1)} == {}
+    paid = {api: count for api, count in runs.pipeline_stats["submits"].items() if count}
+    assert (paid, runs.pipeline_stats["submit_requests"]["novita"]) == ({"novita": 1}, 1)
 
 
 def test_every_task_succeeds_on_its_first_try(deployment: Deployment, runs: Runs) -> None:
-    for dag_id, run_id in runs.run_ids.items():
-        states = deployment.states(dag_id, run_id)
-        assert states, dag_id
-        assert {task: state for task, state in states.items() if state != ("success", 1)} == {}, dag_id
-    assert len(deployment.states(MAPPED, runs.run_ids[MAPPED])) == 10
+    states = {dag_id: deployment.states(dag_id, run_id) for dag_id, run_id in runs.run_ids.items()}
+    every = [state for dag_states in states.values() for state in dag_states.values()]
+    submits = sum(deployment.emulator.stats()["submits"].values())
+    record_scenario("every example, a 10-task map and a sensor", len(every), every.count(("success", 1)), submits)
+    for dag_id, dag_states in states.items():
+        assert dag_states, dag_id
+        assert {task: state for task, state in dag_states.items() if state != ("success", 1)} == {}, dag_id
+    assert len(states[MAPPED]) == 10
 
 
 def test_one_paid_job_per_generation_task(deployment: Deployment, runs: Runs) -> None:
@@ -80,6 +105,7 @@ def test_trigger_logs_follow_each_vendor_task_by_its_own_id(deployment: Deployme
     assert "task_id=restyle" not in logs and "HTTP 404" not in logs
 
 
+@requires_airflow("3.3", "A sensor that starts in the triggerer with templated arguments (start_from_trigger)")
 def test_a_deferrable_sensor_waits_without_ever_taking_a_worker_slot(deployment: Deployment, runs: Runs) -> None:
     waiting = runs.waiting_sensor
     assert (waiting["state"], waiting["try_number"]) == ("deferred", 1)

@@ -23,8 +23,17 @@ import pytest
 import requests
 
 from tests.deployment.conftest import dag_sources
-from tests.deployment.stack import BIN, Deployment, EmulatorProcess, _stop_group, free_port, wait_until
+from tests.deployment.stack import (
+    BIN,
+    Deployment,
+    EmulatorProcess,
+    _stop_group,
+    free_port,
+    requires_airflow,
+    wait_until,
+)
 
+pytestmark = requires_airflow("3.3", "The UI tests (human review parked as awaiting_input, connection test answers)")
 DAG_ID = "genmedia_human_review"
 BUCKET, PREFIX, REGION = "genmedia-reviewed", "reviewed", "eu-west-1"
 S3_CONSOLE = "https://s3.console.aws.amazon.com/s3"
