@@ -18,8 +18,9 @@ CONSTRAINTS := constraints/airflow-$(AIRFLOW_MAIN).txt
 # Upper bounds that `make constraints` adds where a release leaves them open and breaks past them (Airflow's own
 # constraint files would hold them; these are the bounds the next releases declare): newer FastAPI, universal-pathlib
 # and aiosqlite break 3.0.6 (HTTP 422 on every task start, ObjectStoragePath refusing file://; 3.1 caps all three),
+# and anyio 4.15+ warns on the Starlette that FastAPI 0.117 brings, at import (an error under pytest's -W error);
 # FastAPI 0.137+ breaks 3.2.2's dag-processor (a pydantic discriminator error; 3.3.2 caps it).
-CAPS_3.0 := "fastapi<0.118" "universal-pathlib<0.3" "aiosqlite<0.22"
+CAPS_3.0 := "fastapi<0.118" "universal-pathlib<0.3" "aiosqlite<0.22" "anyio<4.15"
 CAPS_3.2 := "fastapi<0.137"
 # pytest exits 5 when it collects nothing: that is a failure here, a suite must not be empty.
 NOT_EMPTY = || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }

@@ -46,10 +46,15 @@ AIRFLOW_VERSION = Version(version("apache-airflow"))
 T = TypeVar("T")
 
 
+def airflow_at_least(minimum: str) -> bool:
+    """True when the Airflow the components run is ``minimum`` or newer."""
+    return Version(minimum) <= AIRFLOW_VERSION
+
+
 def requires_airflow(minimum: str, feature: str) -> pytest.MarkDecorator:
     """Skip a test on an Airflow older than ``minimum``, saying which feature it needs and which version ran."""
     return pytest.mark.skipif(
-        Version(minimum) > AIRFLOW_VERSION, reason=f"{feature} needs Airflow {minimum}+; this is {AIRFLOW_VERSION}"
+        not airflow_at_least(minimum), reason=f"{feature} needs Airflow {minimum}+; this is {AIRFLOW_VERSION}"
     )
 
 
