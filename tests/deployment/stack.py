@@ -354,6 +354,17 @@ class Deployment:
             for ti in self.task_instances(dag_id, run_id)
         }
 
+    def failure_report(self, dag_id: str, run_id: str) -> str:
+        """The run's task states and the error lines of each unsuccessful task's logs, to tell why a run failed."""
+        states = self.states(dag_id, run_id)
+        failed = sorted({task for (task, _), (state, _) in states.items() if state not in ("success", "skipped")})
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        lines = [f"{dag_id} {run_id}: {states}"]
+        for path in (path for task in failed for path in sorted(folder.glob(f"task_id={task}/**/*.log*"))):
+            errors = [line for line in path.read_text(errors="replace").splitlines() if '"level":"error"' in line]
+            lines += [f"--- {path.relative_to(folder)}", *(line[:2000] for line in errors[-3:])]
+        return "\n".join(lines)
+
     def deferred(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The run's task instances that wait in a triggerer right now."""
         return [ti for ti in self.task_instances(dag_id, run_id) if ti["state"] == "deferred"]

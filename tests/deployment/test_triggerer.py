@@ -25,7 +25,7 @@ def start_waiting_batch(deployment: Deployment, video_seconds: float) -> str:
 def assert_first_try_and_paid_once(deployment: Deployment, run_id: str, scenario: str = "") -> None:
     """Every task succeeded on its first try and paid one job; ``scenario`` names the counts in the summary."""
     states = deployment.states(DAG_ID, run_id)
-    if scenario:
+    if scenario:  # counted before the checks, so that a failure shows its figures too
         first_try = sum(state == ("success", 1) for state in states.values())
         record_scenario(scenario, len(states), first_try, sum(deployment.emulator.stats()["submits"].values()))
     assert len(states) == TASKS
@@ -62,9 +62,10 @@ def test_a_triggerer_killed_while_tasks_wait_loses_none_of_them(deployment: Depl
     time.sleep(5)
     deployment.start_component("triggerer")
 
-    assert deployment.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
+    run_state = deployment.wait_for_run(DAG_ID, run_id, timeout=180)
     assert waiting
     assert_first_try_and_paid_once(deployment, run_id, "triggerer SIGKILL mid-wait, restarted")
+    assert run_state == "success", deployment.failure_report(DAG_ID, run_id)
 
 
 def test_two_triggerers_fire_exactly_one_event_per_task(deployment: Deployment) -> None:
