@@ -138,7 +138,9 @@ class GenMediaHook(BaseHook):
                 # connections stored in the metadata database; the sync lookup in a thread can.
                 conn = await sync_to_async(self.get_connection)(self.conn_id)
                 extras = await sync_to_async(lambda: conn.extra_dejson)()
-            self._settings = self._settings_from(conn, extras)
+            # Reading the settings masks the key, which Airflow 3.0's triggerer reports to its supervisor with a
+            # sync call that refuses to run on the event loop's thread: read them on a thread of their own.
+            self._settings = await sync_to_async(self._settings_from)(conn, extras)
         return self._settings
 
     def _headers(self, settings: ConnectionSettings) -> dict[str, str]:
