@@ -93,7 +93,25 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "float",
                         "example": "10",
                         "default": None,
-                    }
+                    },
+                    "submit_record_path": {
+                        "description": "Where the pay-once record of each submit is kept on an Airflow without "
+                        "task_state_store (before 3.3): a folder URI every worker can read and write, one JSON file "
+                        "per task instance under it. Unset: $AIRFLOW_HOME/genmedia/submit-records, which only "
+                        "LocalExecutor may use (another executor fails the first submit until this is set).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/genmedia/submit-records",
+                        "default": None,
+                    },
+                    "submit_record_conn_id": {
+                        "description": "The object-storage connection of submit_record_path (e.g. an aws "
+                        "connection for s3://).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "aws_default",
+                        "default": None,
+                    },
                 },
             }
         },
