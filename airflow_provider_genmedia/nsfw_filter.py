@@ -17,7 +17,13 @@ from typing import Any, Literal, get_args
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES, download_to
 from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, RejectedOutput, RejectionCause
+from airflow_provider_genmedia.results import (
+    GenerationResult,
+    MediaOutput,
+    NsfwVerdict,
+    RejectedOutput,
+    RejectionCause,
+)
 
 UncheckedPolicy = Literal["reject", "allow", "fail"]
 FlaggedPolicy = Literal["drop", "fail", "skip"]
@@ -52,16 +58,15 @@ def _score(scorer: Scorer, output: MediaOutput, max_bytes: int) -> float | None:
     return confidence
 
 
-def _judge(
-    output: MediaOutput, scorer: Scorer | None, max_bytes: int
-) -> tuple[float | None, Literal["vendor", "scorer"]]:
-    """The output's NSFW confidence and who gave it: the vendor's verdict, else ``scorer``'s; None when neither
+def _judge(output: MediaOutput, scorer: Scorer | None, max_bytes: int) -> NsfwVerdict | None:
+    """The output's NSFW verdict: the vendor's where it checked the output, else ``scorer``'s; None when neither
     could tell."""
     if output.nsfw is not None and output.nsfw.checked and output.nsfw.confidence is not None:
-        return output.nsfw.confidence, "vendor"
+        return output.nsfw
     if scorer is None:
-        return None, "vendor"
-    return _score(scorer, output, max_bytes), "scorer"
+        return None
+    confidence = _score(scorer, output, max_bytes)
+    return None if confidence is None else NsfwVerdict(checked=True, confidence=confidence, source="scorer")
 
 
 def filter_nsfw(
@@ -79,9 +84,10 @@ def filter_nsfw(
     generation = validate_model(GenerationResult, result, prefix="result")
     kept: list[tuple[int, MediaOutput]] = []
     rejected = list(generation.rejected)
-    for index, output in generation.indexed_outputs():
-        confidence, source = _judge(output, scorer, max_bytes)
-        if confidence is None:
+    for index, judged in generation.indexed_outputs():
+        verdict = _judge(judged, scorer, max_bytes)
+        output = judged if verdict is None else judged.model_copy(update={"nsfw": verdict})
+        if verdict is None or verdict.confidence is None:
             if unchecked == "fail":
                 raise UncheckedOutputError(
                     f"output {index} ({output.kind}) was not checked for NSFW (unchecked='fail')"
@@ -90,8 +96,9 @@ def filter_nsfw(
                 kept.append((index, output))
                 continue
             reason, cause = f"not checked for NSFW ({output.kind}; unchecked='reject')", UNCHECKED
-        elif confidence > threshold:
-            reason, cause = f"{source} NSFW confidence {confidence:g} is above the threshold {threshold:g}", FLAGGED
+        elif verdict.confidence > threshold:
+            reason = f"{verdict.source} NSFW confidence {verdict.confidence:g} is above the threshold {threshold:g}"
+            cause = FLAGGED
         else:
             kept.append((index, output))
             continue

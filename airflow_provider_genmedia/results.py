@@ -37,13 +37,24 @@ class TaskProgress(NamedTuple):
     eta_seconds: float | None = None
 
 
+#: Who judged an output: the vendor's own check, the built-in local model (the ``nsfw`` extra), or the user's scorer.
+VerdictSource = Literal["vendor", "local", "scorer"]
+
+
 class NsfwVerdict(BaseModel):
-    """The vendor's NSFW check of one output: ``checked`` is Novita's ``valid``."""
+    """An NSFW check of one output and where it came from: ``checked`` says a check ran (for the vendor, Novita's
+    ``valid``), ``confidence`` 0..100 is how likely the output is NSFW. For a video, ``frames_checked`` frames were
+    scored and the worst stood at ``worst_frame_seconds``. A verdict stored before ``source`` existed loads as the
+    vendor's."""
 
     model_config = ConfigDict(frozen=True)
 
     checked: bool
     confidence: float | None = Field(default=None, ge=0, le=100)
+    source: VerdictSource = "vendor"
+    model: str | None = None
+    frames_checked: int | None = Field(default=None, ge=0)
+    worst_frame_seconds: float | None = Field(default=None, ge=0)
 
 
 class MediaOutput(BaseModel):

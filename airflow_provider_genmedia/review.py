@@ -29,7 +29,8 @@ def review_body(item: Mapping[str, Any]) -> str:
     output = item.get("output") or {}
     url, kind = str(output.get("url") or ""), output.get("kind") or "output"
     nsfw = output.get("nsfw") or {}
-    score = f"{nsfw['confidence']:g}" if nsfw.get("confidence") is not None else "not checked"
+    judge = " ".join(str(part) for part in (nsfw.get("source") or "vendor", nsfw.get("model")) if part)
+    score = f"{nsfw['confidence']:g} ({judge})" if nsfw.get("confidence") is not None else "not checked"
     index = item.get("index")
     lines = [f"![output {index}]({url})" if kind == "image" else f"[Open the {kind}]({url})", ""]
     lines += [

@@ -114,6 +114,10 @@ def test_a_scorer_judges_what_the_vendor_did_not(media_server: HTTPServer) -> No
     assert filtered.source_indexes == [0, 1]
     assert filtered.rejected[0].reason == "scorer NSFW confidence 75 is above the threshold 50"
     assert seen == [("video", b"fake mp4 bytes", ".mp4")] * 2  # only the unchecked outputs, each downloaded
+    # Each output carries the verdict it was judged by, and says whose it was.
+    assert [output.nsfw.source if output.nsfw else None for output in filtered.outputs] == ["vendor", "scorer"]
+    assert filtered.outputs[1].nsfw == NsfwVerdict(checked=True, confidence=5.0, source="scorer")
+    assert filtered.rejected[0].output.nsfw == NsfwVerdict(checked=True, confidence=75.0, source="scorer")
 
 
 def test_a_scorer_that_cannot_tell_leaves_the_unchecked_policy_in_charge(media_server: HTTPServer) -> None:

@@ -70,7 +70,14 @@ def test_result_round_trips_through_json() -> None:
     )
     dumped = result.model_dump(mode="json")
     assert dumped["status"] == "succeeded"
-    assert dumped["outputs"][0]["nsfw"] == {"checked": True, "confidence": 3.0}
+    assert dumped["outputs"][0]["nsfw"] == {
+        "checked": True,
+        "confidence": 3.0,
+        "source": "vendor",
+        "model": None,
+        "frames_checked": None,
+        "worst_frame_seconds": None,
+    }
     assert GenerationResult.model_validate(dumped) == result
 
 
@@ -119,3 +126,22 @@ def test_an_unfiltered_result_numbers_its_outputs_from_zero_and_a_mismatch_is_re
         GenerationResult(api="novita", task_id="t-1", status=TaskStatus.SUCCEEDED, outputs=outputs, source_indexes=[1])
     with pytest.raises(ValidationError, match="cause"):
         RejectedOutput(index=0, output=outputs[0], reason="?", cause="maybe")  # type: ignore[arg-type]
+
+
+def test_a_verdict_stored_before_it_had_a_source_loads_as_the_vendors() -> None:
+    verdict = NsfwVerdict.model_validate({"checked": True, "confidence": 12.5})
+    assert (verdict.source, verdict.model, verdict.frames_checked, verdict.worst_frame_seconds) == (
+        "vendor",
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_local_video_verdict_round_trips_through_json() -> None:
+    verdict = NsfwVerdict(
+        checked=True, confidence=64.0, source="local", model="open_nsfw 1.1", frames_checked=16, worst_frame_seconds=7.5
+    )
+    assert NsfwVerdict.model_validate_json(verdict.model_dump_json()) == verdict
+    with pytest.raises(ValueError, match="source"):
+        NsfwVerdict.model_validate({"checked": True, "source": "guess"})

@@ -74,7 +74,7 @@ def test_the_request_body_shows_the_image_and_why() -> None:
     item = review_items(filter_nsfw(RESULT))[0] | {"output": image(1, 97.5) | {"expires_at": "2026-11-23T13:00:00Z"}}
     body = review_body(item)
     assert body.startswith(f"![output 1]({image(1, 0)['url']})")
-    assert "97.5" in body and "a mug" in body and "2026-11-23T13:00:00Z" in body and "`t-1`" in body
+    assert "97.5 (vendor)" in body and "a mug" in body and "2026-11-23T13:00:00Z" in body and "`t-1`" in body
     assert "**Model:** sd_xl_base_1.0.safetensors" in body
     video = review_body({"index": 0, "output": {"url": "https://v/0.mp4", "kind": "video"}, "reason": "not checked"})
     assert video.startswith("[Open the video](https://v/0.mp4)") and "not checked" in video
@@ -85,3 +85,9 @@ def test_the_engine_loads_no_operator() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     operators = ("airflow_provider_genmedia.operators", "airflow.sdk.bases.operator", "airflow.providers.standard")
     assert [name for name in loaded if name.startswith(operators)] == []
+
+
+def test_the_request_body_names_the_local_model_that_judged() -> None:
+    output = image(1, 88.0)
+    output["nsfw"] |= {"source": "local", "model": "open_nsfw 1.1"}
+    assert "**NSFW score (0-100):** 88 (local open_nsfw 1.1)" in review_body({"index": 1, "output": output})
