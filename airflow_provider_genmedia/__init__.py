@@ -104,6 +104,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "s3://my-bucket/genmedia/submit-records",
                         "default": None,
                     },
+                    "nsfw_threads": {
+                        "description": "Inference threads of the local NSFW model (NsfwFilterOperator with "
+                        "scorer='local', the nsfw extra), loaded once per worker process. Keep it below the cores "
+                        "a worker may give one task.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "2",
+                        "default": "1",
+                    },
                     "submit_record_conn_id": {
                         "description": "The object-storage connection of submit_record_path (e.g. an aws "
                         "connection for s3://).",

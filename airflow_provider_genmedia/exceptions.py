@@ -173,6 +173,11 @@ class UncheckedOutputError(GenMediaError):
     """An output had no NSFW verdict and the policy is unchecked='fail'."""
 
 
+class UndecodableMediaError(GenMediaError):
+    """An output is not the media it claims to be (an error page, a truncated video): it cannot be judged, so the NSFW
+    filter rejects it with this reason."""
+
+
 def api_error_class(status: int) -> type[GenMediaAPIError]:
     """The error class of an HTTP error status, the same for a vendor's answer and a download."""
     if status in (401, 403):

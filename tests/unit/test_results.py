@@ -112,7 +112,10 @@ def test_a_filtered_result_as_xcom_held_it_before_the_typed_fields_still_validat
     assert result.approved[0].responded_at == datetime(2026, 11, 23, 12, tzinfo=UTC)
     dumped = result.model_dump(mode="json")
     assert {key: dumped[key] for key in stored} == stored | {
-        "rejected": [stored["rejected"][0] | {"reviewer": None}, stored["rejected"][1]],
+        "rejected": [
+            stored["rejected"][0] | {"reviewer": None, "preview": None},
+            stored["rejected"][1] | {"preview": None},
+        ],
         "approved": [{"index": 3, "reviewer": "ada", "responded_at": "2026-11-23T12:00:00Z"}],
     }
     assert (dumped["prompt"], dumped["model"]) == (None, None)

