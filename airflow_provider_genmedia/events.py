@@ -4,6 +4,8 @@ Its JSON payload, carried by a `TriggerEvent` through the metadata database, is:
 
     {"status": "succeeded" | "failed" | "canceled" | "expired" | "timeout" | "error",
      "api": str, "task_id": str, "message": str, "result": GenerationResult json | None}
+
+``result`` is given only with ``succeeded``: how any other wait ended is told by ``message``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 
+#: The XCom key holding the vendor task id, pushed as soon as the task exists.
+XCOM_TASK_ID = "genmedia_task_id"
 TIMEOUT = "timeout"
 ERROR = "error"
 EventStatus = Literal["succeeded", "failed", "canceled", "expired", "timeout", "error"]
@@ -43,8 +47,11 @@ class TaskEvent(BaseModel):
         return cls(status=status, api=result.api, task_id=result.task_id, message=message, result=result)
 
     def to_payload(self) -> dict[str, Any]:
-        """The plain JSON a `TriggerEvent` carries."""
-        return self.model_dump(mode="json")
+        """The plain JSON a `TriggerEvent` carries; the result only when the task succeeded."""
+        payload = self.model_dump(mode="json")
+        if self.status != TaskStatus.SUCCEEDED.value:
+            payload["result"] = None
+        return payload
 
     @classmethod
     def from_payload(cls, payload: object) -> TaskEvent:

@@ -1,9 +1,10 @@
 """Operator extra links: the first output while its signed link is valid, and the published files in a console.
 
 Airflow 3 resolves an operator's links on the worker at the end of every try (``finalize``, deferrals included) and
-stores each in XCom under ``_link_<class name>``; the API server and the UI only read those values back. So a link
-is decided when the try ends: `FirstOutputLink` is given only while the output's signed URL is still valid then,
-and keeps that value afterwards (the vendor refuses it once it expired: Novita and Jimeng after 1 hour, Bailian after
+stores each in XCom under ``_link_<class name>``; the API server and the UI only read those values back. A task that
+its trigger ended stores its links with its other XComs (`GenMediaTaskTrigger`). So a link is decided when the
+task ends: `FirstOutputLink` is given only while the output's signed URL is still valid then, and keeps that value
+afterwards (the vendor refuses it once it expired: Novita and Jimeng after 1 hour, Bailian after
 24 hours). The published files keep working links: `PublishedFilesLink` and `PublishedManifestLink` open them in
 the object store's console (the AWS S3 console for ``s3://``). ``file://`` and other stores get no link, since a
 browser cannot open a local file from a web page.
@@ -98,15 +99,17 @@ def published_links(published: Mapping[str, Any], *, region: str | None, endpoin
 
 
 class FirstOutputLink(BaseOperatorLink):
-    """The first output of a generation task, while its signed URL is valid at the end of the try."""
+    """The first output of a generation task, while its signed URL is valid at the end of the try.
+
+    The worker resolves it on the operator that ran the try, from the result the operator keeps in
+    ``generation_result``: a try that deferred has none yet, and reads no XCom to find that out.
+    """
 
     name = "First output"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        """The URL, read from the task's result in XCom; empty while the task waits or once the URL expired."""
-        from airflow.providers.common.compat.sdk import XCom
-
-        return first_output_url(XCom.get_value(ti_key=ti_key, key="return_value"))
+        """The URL of the result the try returned; empty while the task waits or once the URL expired."""
+        return first_output_url(getattr(operator, "generation_result", None))
 
 
 class _PublishedLink(BaseOperatorLink):

@@ -39,7 +39,8 @@ DEADLINE_GRACE = 1.0
 class PollPlanner:
     """When to poll a vendor task next: the one place that holds the polling schedule.
 
-    A fixed ``poll_interval`` wins. Otherwise the first poll waits ``schedule.first``; later ones wait about
+    A fixed ``poll_interval`` wins. Otherwise the first poll comes ``schedule.first`` after ``submitted_at`` (a UTC
+    epoch; default: now), at once if that time has passed; later ones wait about
     half the work the vendor has left (its eta, or an estimate from the progress rate) clamped to
     ``[minimum, maximum]``, or 1.5 times the previous interval when the vendor tells nothing. Delays are
     jittered by ±20 %, a ``Retry-After`` is waited out as asked, and no delay runs past ``end_time``
@@ -52,6 +53,7 @@ class PollPlanner:
         *,
         poll_interval: float | None = None,
         end_time: float | None = None,
+        submitted_at: float | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -61,6 +63,7 @@ class PollPlanner:
         self._clock = clock
         self._uniform = (rng or random).uniform
         self.started_at = clock()
+        self.submitted_at = self.started_at if submitted_at is None else min(submitted_at, self.started_at)
         self._interval = schedule.minimum
         self._progress_seen: tuple[float, float] | None = None
 
@@ -84,8 +87,10 @@ class PollPlanner:
         return None if remaining is None else remaining + DEADLINE_GRACE
 
     def first_delay(self) -> float:
-        """The wait before the first poll."""
-        return self._jittered(self.poll_interval or self.schedule.first)
+        """The wait before the first poll: the API's typical first wait, counted from the submit."""
+        if self.poll_interval:
+            return self._jittered(self.poll_interval)
+        return max(self._jittered(self.schedule.first) - (self.started_at - self.submitted_at), 0.0)
 
     def after_result(self, result: TaskProgress | GenerationResult) -> float:
         """The wait after a poll that answered ``result`` (a task still queued or running)."""
@@ -225,16 +230,12 @@ async def watch_task(
     task_id: str,
     planner: PollPlanner,
     logger: logging.Logger | Logger,
-    *,
-    settle: float = 0.0,
 ) -> TaskEvent:
     """Poll a vendor task once per planned delay until the wait ends; return its one event.
 
     Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer.
-    The payload is held until ``settle`` seconds after the watch began (see `defer_settle`).
     """
     watch = TaskWatch(api, task_id, planner, logger)
-    settled_at = time.monotonic() + settle
     async with hook:
         while True:
             await asyncio.sleep(watch.next_delay)
@@ -249,7 +250,6 @@ async def watch_task(
             else:
                 event = watch.record(answer)
             if event is not None:
-                await asyncio.sleep(max(settled_at - time.monotonic(), 0.0))
                 return event
 
 

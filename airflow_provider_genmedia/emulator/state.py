@@ -183,7 +183,8 @@ class Emulator:
         return task
 
     def stats(self) -> dict[str, Any]:
-        """Paid submits, submit requests (accepted or not) and polls per API, injected faults, per-task counts."""
+        """Paid submits, submit requests (accepted or not) and polls per API, injected faults, per-task counts and
+        times (UTC epochs)."""
         now = time.time()
         return {
             "submits": {api: self.submits[api] for api in API_NAMES},
@@ -191,7 +192,14 @@ class Emulator:
             "polls": {api: self.polls[api] for api in API_NAMES},
             "faults": {name: self.faults[name] for name in FAULTS},
             "tasks": {
-                task.id: {"api": task.api, "status": task.status(now), "polls": task.polls, "downloads": task.downloads}
+                task.id: {
+                    "api": task.api,
+                    "status": task.status(now),
+                    "polls": task.polls,
+                    "downloads": task.downloads,
+                    "submitted_at": task.submitted_at,
+                    "finished_at": task.finished_at,
+                }
                 for task in self.tasks.values()
             },
         }

@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_genmedia.apis.base import RequestModel, Submission, TaskApi
-from airflow_provider_genmedia.events import TaskEvent
+from airflow_provider_genmedia.events import XCOM_TASK_ID, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.inputs import shown_image
@@ -22,15 +22,14 @@ from airflow_provider_genmedia.polling import wait_for_task
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
-#: The XCom key holding the vendor task id, pushed as soon as the task exists.
-XCOM_TASK_ID = "genmedia_task_id"
 DEFAULT_TIMEOUT = timedelta(hours=3)
 
 
 class GenMediaSubmitOperator(BaseOperator):
     """Base of every operator that submits a paid generation job and waits for its outputs.
 
-    Subclasses set ``api`` (the adapter of their vendor API) and implement `build_request`.
+    Subclasses set ``api`` (the adapter of their vendor API) and implement `build_request`. Deferred, the task
+    ends in the triggerer once the vendor task succeeded (one worker run per job); any other end resumes it here.
 
     :param conn_id: The Airflow connection; default: the API's default connection.
     :param deferrable: Wait in the triggerer, freeing the worker slot (default: ``[operators]
@@ -75,6 +74,8 @@ class GenMediaSubmitOperator(BaseOperator):
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         #: Rendered values that hold media bytes, kept here while their template fields show placeholders.
         self._inputs: dict[str, Any] = {}
+        #: The result json this try returns, once it has one (`FirstOutputLink` reads it).
+        self.generation_result: dict[str, Any] | None = None
 
     def _do_render_template_fields(
         self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
@@ -114,33 +115,40 @@ class GenMediaSubmitOperator(BaseOperator):
         except GenMediaValidationError as error:
             raise AirflowFailException(f"Invalid input, nothing was sent to {self.api.name}: {error}") from error
         hook = hook_for(self.api, self.conn_id)
+        submitted_at = time.time()
         task_id, result = PayOnce(hook, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
         if not self.wait_for_completion:
             return task_id
-        if result is None:
-            result = hook.get_result(self.api, task_id)
-        if result.status.is_terminal:
-            return self._complete(TaskEvent.completed(result).outcome(), submission.body)
+        if result is not None and result.status.is_terminal:
+            return self._returned(self.api.complete(TaskEvent.completed(result).outcome(), submission.body))
         end_time = time.time() + self.timeout
         if self.deferrable:
             self.log.info("Waiting for %s task %s in the triggerer", self.api.name, task_id)
             self.defer(
-                trigger=GenMediaTaskTrigger(self.api.name, task_id, self.conn_id, self.poll_interval, end_time),
+                trigger=GenMediaTaskTrigger(
+                    self.api.name,
+                    task_id,
+                    self.conn_id,
+                    self.poll_interval,
+                    end_time,
+                    request=elide_blobs(submission.body),
+                    end_task=True,
+                    # A task submitted by this try: the first poll comes the API's typical first wait after it.
+                    submitted_at=submitted_at if result is None else None,
+                ),
                 method_name="execute_complete",
             )
         done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
-        return self._complete(done, submission.body)
+        return self._returned(self.api.complete(done, submission.body))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume from the trigger: the result json, or the failure the event describes."""
-        result = TaskEvent.from_payload(event).outcome()
-        record = record_store(context).get()
-        request = record.request if record is not None and record.task_id == result.task_id else None
-        return self._complete(result, request)
+        """Resume from the trigger: the result json the trigger completed, or the failure the event describes."""
+        return self._returned(TaskEvent.from_payload(event).outcome())
 
-    def _complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _returned(self, result: GenerationResult) -> dict[str, Any]:
         """The result json returned to XCom: outputs and metadata (with the request's prompt and model), never media
         bytes."""
         self.log.info("%s task %s succeeded with %d output(s)", self.api.name, result.task_id, len(result.outputs))
-        return self.api.complete(result, request).model_dump(mode="json")
+        self.generation_result = result.model_dump(mode="json")
+        return self.generation_result

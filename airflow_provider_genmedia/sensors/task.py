@@ -17,6 +17,7 @@ from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
+from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.results import GenerationResult
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
@@ -35,7 +36,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
     """Wait until an existing vendor task ends and return its `GenerationResult` json.
 
     A failed, canceled or expired task fails the sensor without retries (`AirflowFailException`); a poll that
-    fails for a transient reason (connection, 429, 5xx) is just poked again.
+    fails for a transient reason (connection, 429, 5xx) is just poked again. Deferred, a task that succeeded ends
+    the sensor in the triggerer.
 
     :param api: The API that owns the task (``novita``, ``jimeng``, ``bailian`` or ``avatar``).
     :param genmedia_task_id: The vendor's task id (``task_id`` stays the Airflow task's id, as for every
@@ -52,6 +54,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("api", "genmedia_task_id", "conn_id")
+    operator_extra_links = (FirstOutputLink(),)
     start_from_trigger = False
 
     def __init__(
@@ -72,6 +75,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        #: The result json this try returns, once it has one (`FirstOutputLink` reads it).
+        self.generation_result: dict[str, Any] | None = None
         if (
             deferrable
             and not AIRFLOW_V_3_3_PLUS
@@ -90,6 +95,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
                     "genmedia_task_id": genmedia_task_id,
                     "conn_id": conn_id,
                     "poll_interval": poll_interval,
+                    "end_task": True,
                 },
                 next_method="execute_complete",
                 timeout=timedelta(seconds=self.timeout),
@@ -114,7 +120,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
         if not isinstance(answer, GenerationResult) or not answer.status.is_terminal:
             self.log.info("%s task %s is %s", self.api, self.genmedia_task_id, answer.status.value)
             return False
-        return PokeReturnValue(is_done=True, xcom_value=TaskEvent.completed(answer).outcome().model_dump(mode="json"))
+        self.generation_result = TaskEvent.completed(answer).outcome().model_dump(mode="json")
+        return PokeReturnValue(is_done=True, xcom_value=self.generation_result)
 
     def execute(self, context: Context) -> Any:
         """Poke on the worker, or check once and defer to the triggerer until the task ends."""
@@ -131,6 +138,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
                 conn_id=self.conn_id or self.task_api.default_conn_id,
                 poll_interval=self.poll_interval,
                 end_time=end_time,
+                end_task=True,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
@@ -141,4 +149,5 @@ class GenMediaTaskSensor(BaseSensorOperator):
         ended = TaskEvent.from_payload(event)
         if ended.status == TIMEOUT:
             raise AirflowSensorTimeout(ended.message)
-        return ended.outcome().model_dump(mode="json")
+        self.generation_result = ended.outcome().model_dump(mode="json")
+        return self.generation_result

@@ -1,27 +1,34 @@
-"""`GenMediaTaskTrigger`: the wait for a vendor task in the triggerer, ending in one `TaskEvent` payload."""
+"""`GenMediaTaskTrigger`: the wait for a vendor task in the triggerer, ending the Airflow task there when the vendor
+task succeeded, or resuming it on a worker with one `TaskEvent` payload."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.events import ERROR, TaskEvent
+from airflow_provider_genmedia.events import ERROR, XCOM_TASK_ID, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
+from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
 from airflow_provider_genmedia.polling import PollPlanner, watch_task
+from airflow_provider_genmedia.results import TaskStatus
 
 
 def defer_settle() -> float:
-    """Seconds a trigger holds its event after it started: ``[genmedia] defer_settle``.
+    """Seconds a trigger holds an event that resumes its task on a worker, after it started: ``[genmedia]
+    defer_settle``.
 
     Airflow 3.3 fails a resumed task when the worker's report of the deferral, sent up to ``[workers]
     min_heartbeat_interval`` after it, reaches the scheduler once the resumed try is running
-    (https://github.com/apache/airflow/issues/72716). The default, twice that interval, keeps a task that the
-    vendor finished within seconds from failing; it costs nothing to a task that takes longer.
+    (https://github.com/apache/airflow/issues/72716); a vendor failure resumed that way would be retried, and the
+    retry would pay for a new job. The default, twice that interval, keeps a task that the vendor ended within
+    seconds from that; it costs nothing to a task that takes longer, nor to one the trigger ends itself.
     """
     heartbeat = conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0)
     return conf.getfloat("genmedia", "defer_settle", fallback=2 * heartbeat)
@@ -29,6 +36,11 @@ def defer_settle() -> float:
 
 class GenMediaTaskTrigger(BaseTrigger):
     """Poll a vendor task from the triggerer until it ends or ``end_time`` passes; yield one event.
+
+    With ``end_task``, a vendor task that succeeded ends the Airflow task in the triggerer (`TaskSuccessEvent`,
+    no worker run): its XComs are the result json (``return_value``), the vendor task id and the first output's
+    link. Every other outcome, and every outcome without ``end_task``, resumes the task on a worker with a
+    `TaskEvent` payload (without its result unless it succeeded, so that Airflow's log line of it stays short).
 
     The vendor's id lives in ``genmedia_task_id``: ``task_id`` belongs to `BaseTrigger`, and the triggerer sets
     it to the Airflow task id when it binds the task instance. Every trigger of a triggerer process that uses
@@ -39,6 +51,12 @@ class GenMediaTaskTrigger(BaseTrigger):
     :param conn_id: The Airflow connection holding the base URL and the API key; None for the API's default.
     :param poll_interval: A fixed interval between polls in seconds; None for the API's adaptive schedule.
     :param end_time: Absolute deadline as a UTC epoch; None to wait as long as the vendor works.
+    :param request: The submitted body with its media elided, to complete a succeeded result as the operator
+        does (`TaskApi.complete`: prompt, model, the avatar's watermark choice); None returns the result as the
+        vendor gave it (a task submitted elsewhere).
+    :param end_task: End the Airflow task here when the vendor task succeeded.
+    :param submitted_at: When the vendor task was submitted, as a UTC epoch: the first poll is planned from it;
+        None plans it from the trigger's start.
     """
 
     def __init__(
@@ -48,6 +66,9 @@ class GenMediaTaskTrigger(BaseTrigger):
         conn_id: str | None,
         poll_interval: float | None = None,
         end_time: float | None = None,
+        request: dict[str, Any] | None = None,
+        end_task: bool = False,
+        submitted_at: float | None = None,
     ) -> None:
         super().__init__()
         if poll_interval is not None and poll_interval <= 0:
@@ -57,9 +78,13 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.end_time = end_time
+        self.request = request
+        self.end_task = end_task
+        self.submitted_at = submitted_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Identifiers, the schedule and the absolute deadline: plain JSON, never a credential."""
+        """Identifiers, the schedule, the absolute deadline and the elided request: plain JSON, never a credential
+        nor media bytes."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -68,11 +93,15 @@ class GenMediaTaskTrigger(BaseTrigger):
                 "conn_id": self.conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "request": self.request,
+                "end_task": self.end_task,
+                "submitted_at": self.submitted_at,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll over the process's shared session until the task ends, the deadline passes or polling fails."""
+        started = time.monotonic()
         task_id = str(self.genmedia_task_id)
         try:
             api = get_api(self.api)
@@ -82,8 +111,24 @@ class GenMediaTaskTrigger(BaseTrigger):
                 TaskEvent(status=ERROR, api=self.api, task_id=task_id, message=message, result=None).to_payload()
             )
             return
-        planner = PollPlanner(api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time)
-        event = await watch_task(hook_for(api, self.conn_id), api, task_id, planner, self.log, settle=defer_settle())
+        planner = PollPlanner(
+            api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time, submitted_at=self.submitted_at
+        )
+        event = await watch_task(hook_for(api, self.conn_id), api, task_id, planner, self.log)
+        if event.result is not None and event.result.status is TaskStatus.SUCCEEDED and self.request is not None:
+            event = event.model_copy(update={"result": api.complete(event.result, self.request)})
+        if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:
+            result = event.result.model_dump(mode="json")
+            self.log.info("%s; the task ends here, without a worker run", event.message)
+            yield TaskSuccessEvent(
+                xcoms={
+                    "return_value": result,
+                    XCOM_TASK_ID: task_id,
+                    FirstOutputLink().xcom_key: first_output_url(result),
+                }
+            )
+            return
+        await asyncio.sleep(max(started + defer_settle() - time.monotonic(), 0.0))
         yield TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:

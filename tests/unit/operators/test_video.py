@@ -1,5 +1,5 @@
-"""The video operators: request building per route, image handling, validation naming the field, the avatar video
-choice and each vendor's failure verdict (pure logic; the HTTP path runs in tests/system/test_video.py)."""
+"""The video operators: request building per route, image handling, validation naming the field, and each vendor's
+failure verdict (pure logic; the HTTP path runs in tests/system/test_video.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from PIL import Image
 
-from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator, BailianVideoOperator, JimengVideoOperator
-from airflow_provider_genmedia.pay_once import SubmitRecord, TaskStateRecordStore
-from tests.unit.operators.state import StateStore
 
 IMAGE_URL = "https://example.com/first-frame.png"
 AVATAR_URL = "https://example.com/face.png"
@@ -206,49 +203,6 @@ def test_avatar_needs_exactly_one_voice_source() -> None:
     assert rejection(AvatarVideoOperator(task_id="t", avatar_url="face.png", audio_url=AUDIO_URL)).startswith(
         "avatar_url:"
     )
-
-
-def submitted(operator: GenMediaSubmitOperator, task_id: str) -> Any:
-    """A context whose ``task_state_store`` holds the request an earlier try submitted as vendor task ``task_id``."""
-    store = StateStore()
-    TaskStateRecordStore(store).record_attempt(
-        SubmitRecord.attempt(operator.prepare()).model_copy(update={"task_id": task_id})
-    )
-    return {"task_state_store": store}
-
-
-AVATAR_DONE: dict[str, Any] = {
-    "id": "67930a6f8d5ac20007a77b1c",
-    "web_work_status": 200,
-    "work_video_path": "https://cdn.example.com/plain.mp4",
-    "wm_work_video_path": "https://cdn.example.com/marked.mp4",
-    "no_wm_work_video_path": "https://cdn.example.com/clean.mp4",
-}
-
-
-@pytest.mark.parametrize("wrapped", [False, True], ids=["flat", "data-wrapped"])
-@pytest.mark.parametrize(
-    ("no_watermark", "expected"),
-    [(True, "https://cdn.example.com/clean.mp4"), (False, "https://cdn.example.com/plain.mp4")],
-)
-def test_avatar_result_picks_the_video_asked_for(no_watermark: bool, expected: str, wrapped: bool) -> None:
-    """On a fresh operator, as ``execute_complete`` runs after a deferral: the choice rests on the request that the
-    submit recorded in ``task_state_store``, read by the avatar adapter."""
-    body = {"code": 0, "data": AVATAR_DONE} if wrapped else AVATAR_DONE
-    event = TaskEvent.completed(get_api("avatar").parse_result(AVATAR_DONE["id"], body)).to_payload()
-    operator = AvatarVideoOperator(task_id="t", avatar_url=AVATAR_URL, audio_url=AUDIO_URL, no_watermark=no_watermark)
-    result = operator.execute_complete(submitted(operator, AVATAR_DONE["id"]), event)
-    assert [(output["url"], output["kind"], output["format"]) for output in result["outputs"]] == [
-        (expected, "video", "mp4")
-    ]
-
-
-def test_avatar_result_without_a_clean_video_keeps_the_one_given() -> None:
-    body = {key: value for key, value in AVATAR_DONE.items() if key != "no_wm_work_video_path"}
-    event = TaskEvent.completed(get_api("avatar").parse_result(AVATAR_DONE["id"], body)).to_payload()
-    operator = AvatarVideoOperator(task_id="t", avatar_url=AVATAR_URL, audio_url=AUDIO_URL, no_watermark=True)
-    context = submitted(operator, AVATAR_DONE["id"])
-    assert operator.execute_complete(context, event)["outputs"][0]["url"] == AVATAR_DONE["work_video_path"]
 
 
 # Vendor failures: a task the vendor refused fails the Airflow task without retry, with the vendor's reason.

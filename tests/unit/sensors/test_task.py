@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-from airflow.triggers.base import TriggerEvent
+from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
@@ -21,14 +21,19 @@ from tests.unit.triggers.vendor import Answer, novita_route, novita_task
 FAST = 0.05
 
 
-def final_payload(trigger: GenMediaTaskTrigger) -> dict[str, Any]:
-    """Run the trigger to its end, as the triggerer would, and return its one event's payload."""
+def final_event(trigger: GenMediaTaskTrigger) -> TriggerEvent:
+    """Run the trigger to its end, as the triggerer would, and return its one event."""
 
     async def collect() -> list[TriggerEvent]:
         return [event async for event in trigger.run()]
 
     (event,) = asyncio.run(asyncio.wait_for(collect(), 10))
-    return event.payload
+    return event
+
+
+def final_payload(trigger: GenMediaTaskTrigger) -> dict[str, Any]:
+    """The payload of the trigger's one event, which resumes the sensor on a worker."""
+    return dict(final_event(trigger).payload)
 
 
 def sensor(vendor_task_id: str, **kwargs: Any) -> GenMediaTaskSensor:
@@ -105,12 +110,15 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
     assert kwargs["conn_id"] == "novita_default"
     assert kwargs["poll_interval"] == FAST
     assert time.time() + 590 < kwargs["end_time"] <= time.time() + 600
+    assert (kwargs["end_task"], kwargs["request"]) == (True, None)
 
-    returned = waiting.execute_complete(context={}, event=final_payload(trigger))
+    ended = final_event(trigger)
 
-    result = GenerationResult.model_validate(returned)
-    assert result.status is TaskStatus.SUCCEEDED
-    assert len(result.outputs) == 2
+    # The triggerer ends the sensor: its result as the vendor gave it, and the first output's link.
+    assert isinstance(ended, TaskSuccessEvent) and ended.xcoms is not None
+    result = GenerationResult.model_validate(ended.xcoms["return_value"])
+    assert (result.status, len(result.outputs)) == (TaskStatus.SUCCEEDED, 2)
+    assert ended.xcoms["_link_FirstOutputLink"] == result.outputs[0].url
 
 
 def test_a_task_already_done_is_returned_without_deferring(novita: HTTPServer) -> None:
@@ -177,6 +185,7 @@ def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow(
         "genmedia_task_id": "j-1",
         "conn_id": None,
         "poll_interval": None,
+        "end_task": True,
     }
 
 

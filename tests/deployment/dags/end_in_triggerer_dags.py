@@ -1,0 +1,49 @@
+"""DAGs of the deployment tests of a task ended by its trigger, or resumed on a worker when it must be."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator
+from airflow_provider_genmedia.operators.video import JimengVideoOperator
+from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+IMAGE = str(Path(__file__).parent / "data" / "product.png")
+
+# The API's own adaptive schedule (no poll_interval), as a user gets it.
+with DAG("deploy_end_in_triggerer", schedule=None, start_date=START, catchup=False):
+    NovitaImg2ImgOperator(
+        task_id="restyle",
+        image=IMAGE,
+        prompt="a watercolor teapot",
+        model_name="sd_xl_base_1.0.safetensors",
+        image_num=1,
+        response_image_type="png",
+        fit_image=True,
+        deferrable=True,
+    )
+    JimengVideoOperator(task_id="submit", prompt="a paper plane", wait_for_completion=False) >> GenMediaTaskSensor(
+        task_id="wait",
+        api="jimeng",
+        genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
+        deferrable=True,
+    )
+
+with DAG("deploy_vendor_failure", schedule=None, start_date=START, catchup=False):
+    NovitaImg2ImgOperator(
+        task_id="restyle",
+        image=IMAGE,
+        prompt="a watercolor kettle",
+        model_name="sd_xl_base_1.0.safetensors",
+        image_num=1,
+        response_image_type="png",
+        fit_image=True,
+        deferrable=True,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
