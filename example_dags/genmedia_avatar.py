@@ -1,8 +1,12 @@
-"""A talking-avatar video from a portrait and a voice recording, published without the vendor's watermark.
+"""A talking-avatar video from a portrait and a voice recording, NSFW-checked, published without the vendor's watermark.
 
 Give ``avatar_url`` (an image or a short video of a face) and ``audio_url`` (the speech) as URLs the vendor can
-fetch. Reads the ``gptge_default`` connection; ``make demo DAG=genmedia_avatar`` points it at the local emulator
-(which only checks that the URLs are well formed).
+fetch. The vendor does not score the video, so the local model of the ``nsfw`` extra does (sampled frames, the
+worst one counts): a video scored above 50 is not published and, on Airflow 3.1+, goes to a reviewer in
+**Browse > Required Actions** (`review`), who may approve it.
+
+Reads the ``gptge_default`` connection; ``make demo DAG=genmedia_avatar`` points it at the local emulator (which
+only checks that the URLs are well formed).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ import tempfile
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, Param, task
 
+from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
+from airflow_provider_genmedia.operators.review import HUMAN_REVIEW_AVAILABLE, MediaReviewOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator
+from airflow_provider_genmedia.review import review_items
 
 DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "avatars").as_uri()
 #: Unset: the vendor's own adaptive schedule. The demo sets a short fixed interval for the emulator.
@@ -23,7 +30,7 @@ POLL_INTERVAL = float(os.environ.get("GENMEDIA_POLL_INTERVAL", "0")) or None
 
 with DAG(
     dag_id="genmedia_avatar",
-    description="A talking-avatar video from a portrait and a voice recording, published without watermark",
+    description="A talking-avatar video from a portrait and a voice recording, NSFW-checked, published unwatermarked",
     doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -43,9 +50,18 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
+    safe = NsfwFilterOperator(task_id="nsfw_filter", result=talking.output, scorer="local")
+    reviews = None
+    if HUMAN_REVIEW_AVAILABLE:
+        reviews = (
+            MediaReviewOperator.partial(task_id="review", preview_destination="{{ params.destination }}/review-frames")
+            .expand(item=task(review_items, task_id="set_aside")(safe.output))
+            .output
+        )
     PublishMediaOperator(
         task_id="publish",
-        result=talking.output,
+        result=safe.output,
+        reviews=reviews,
         destination="{{ params.destination }}",
         outlets=[Asset("genmedia_avatar_videos")],
     )

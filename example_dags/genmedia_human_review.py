@@ -1,7 +1,8 @@
 """Restyle a product shot and let a person decide on the outputs the NSFW filter set aside.
 
 `restyle` asks Novita img2img for two images with NSFW detection. `nsfw_filter` keeps those scored at or below 50
-and sets the others aside, as well as any output the vendor could not check (`set_aside` lists them). Each one
+and sets the others aside (`set_aside` lists them); an output the vendor could not check is scored by the local
+model of the ``nsfw`` extra instead. Each one
 becomes a request in **Browse > Required Actions** (`review`, mapped): the image is shown in the request, with its
 NSFW score and the reason, and a reviewer answers *Approve* or *Reject*. `publish` then writes the safe outputs and
 the approved ones to `params.destination` (any `ObjectStoragePath` URI: `file://...`, `s3://bucket/prefix`), with a
@@ -70,7 +71,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
-    safe = NsfwFilterOperator(task_id="nsfw_filter", result=restyled.output, threshold=50.0)
+    safe = NsfwFilterOperator(task_id="nsfw_filter", result=restyled.output, threshold=50.0, scorer="local")
 
     @task
     def set_aside(filtered: dict[str, Any]) -> list[dict[str, Any]]:

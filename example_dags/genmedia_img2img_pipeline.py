@@ -1,10 +1,11 @@
 """Restyle a product shot with Novita img2img, drop NSFW outputs, publish the rest, then draw a contact sheet.
 
 ``genmedia_img2img_pipeline`` submits one img2img job with NSFW detection (paid once, awaited in the triggerer),
-keeps the outputs the vendor scored below 50, and publishes them to ``params.destination`` (any
-``ObjectStoragePath`` URI: ``file://...``, ``s3://bucket/prefix`` ...) with a manifest, updating the
-``genmedia_restyled_product_shots`` Asset. ``genmedia_contact_sheet`` runs on that Asset and writes one image of
-thumbnails captioned with prompt, seed and NSFW score next to the published files.
+keeps the outputs scored at or below 50 (by the vendor; one it could not check by the local model of the ``nsfw``
+extra), and publishes them to ``params.destination`` (any ``ObjectStoragePath`` URI: ``file://...``,
+``s3://bucket/prefix`` ...) with a manifest, updating the ``genmedia_restyled_product_shots`` Asset.
+``genmedia_contact_sheet`` runs on that Asset and writes one image of thumbnails captioned with prompt, seed and
+NSFW score next to the published files.
 
 Both read the ``novita_default`` connection: ``make demo`` points it at the local emulator; point it at Novita
 (and set your key) to run the same file for real.
@@ -72,7 +73,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
-    safe = NsfwFilterOperator(task_id="nsfw_filter", result=restyled.output, threshold=50.0)
+    safe = NsfwFilterOperator(task_id="nsfw_filter", result=restyled.output, threshold=50.0, scorer="local")
     PublishMediaOperator(
         task_id="publish",
         result=safe.output,

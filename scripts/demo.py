@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -58,6 +59,30 @@ def airflow(args: list[str], env: dict[str, str], log: Path) -> int:
         out.write(f"\n$ airflow {' '.join(args)}\n".encode())
         out.flush()
         return subprocess.run([str(BIN / "airflow"), *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def _verdict(nsfw: dict[str, Any] | None) -> str:
+    """An NSFW verdict in a few words: its score, who gave it, and for a video its frames."""
+    if not nsfw or nsfw.get("confidence") is None:
+        return "not checked"
+    words = f"NSFW {nsfw['confidence']:.2f} by {nsfw.get('source', 'vendor')} {nsfw.get('model') or ''}".rstrip()
+    if nsfw.get("frames_checked"):
+        words += f" ({nsfw['frames_checked']} frames, worst at {nsfw['worst_frame_seconds']:.1f} s)"
+    return words
+
+
+def nsfw_summary(output: Path) -> list[str]:
+    """What the NSFW filter decided, from the manifests: each published output with its verdict, each one set aside
+    (sent to review where the DAG has one) with its reason."""
+    lines = []
+    for path in sorted(output.rglob("*.manifest.json")):
+        manifest = json.loads(path.read_text())
+        lines += [f"  kept       {file['name']}: {_verdict(file.get('nsfw'))}" for file in manifest["files"]]
+        lines += [
+            f"  set aside  {manifest['api']} task {manifest['task_id']} output {item['index']}: {item['reason']}"
+            for item in manifest.get("rejected", [])
+        ]
+    return lines
 
 
 def main() -> int:
@@ -113,6 +138,8 @@ def main() -> int:
     print(f"Published under {output}:")
     for path in files:
         print(f"  {path.relative_to(output)}  ({path.stat().st_size} bytes)")
+    if summary := nsfw_summary(output):
+        print("NSFW filter:", *summary, sep="\n")
     print(f"Full log: {log}")
     if failed:
         print(f"FAILED: {', '.join(failed)} (see the log above)", file=sys.stderr)

