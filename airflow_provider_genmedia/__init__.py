@@ -85,9 +85,11 @@ def get_provider_info() -> dict[str, Any]:
                 "description": "Settings of the genmedia provider.",
                 "options": {
                     "defer_settle": {
-                        "description": "Seconds a GenMediaTaskTrigger holds its event after it started. Airflow "
-                        "3.3 fails a resumed task when the worker's late report of the deferral reaches the "
-                        "scheduler after the resumed try runs (apache/airflow#72716); that report comes up to "
+                        "description": "Seconds after it started that a GenMediaTaskTrigger holds an event that "
+                        "resumes its task on a worker (a vendor task that failed, a timeout, an error; a success "
+                        "ends the task in the triggerer and is never held). Airflow 3.3 fails a resumed task when "
+                        "the worker's late report of the deferral reaches the scheduler after the resumed try runs "
+                        "(apache/airflow#72716), and a retry would then pay for a new job; that report comes up to "
                         "[workers] min_heartbeat_interval after the deferral. Default: twice that interval.",
                         "version_added": "0.1.0",
                         "type": "float",

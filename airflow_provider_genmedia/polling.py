@@ -40,11 +40,12 @@ class PollPlanner:
     """When to poll a vendor task next: the one place that holds the polling schedule.
 
     A fixed ``poll_interval`` wins. Otherwise the first poll comes ``schedule.first`` after ``submitted_at`` (a UTC
-    epoch; default: now), at once if that time has passed; later ones wait about
-    half the work the vendor has left (its eta, or an estimate from the progress rate) clamped to
-    ``[minimum, maximum]``, or 1.5 times the previous interval when the vendor tells nothing. Delays are
-    jittered by ±20 %, a ``Retry-After`` is waited out as asked, and no delay runs past ``end_time``
-    (a UTC epoch, read against the wall clock so that it survives a triggerer restart).
+    epoch; default: now), at once if that time has passed. Later ones wait for the work the vendor has left (its
+    eta, or an estimate from the progress rate), at least ``minimum`` and at most ``maximum`` seconds, or 1.5 times
+    the previous interval when the vendor tells nothing. Delays are jittered by ±20 %, except the poll planned for
+    when the vendor should be done, which the jitter only delays (by up to 10 %): polling before it is wasted. A
+    ``Retry-After`` is waited out as asked, and no delay runs past ``end_time`` (a UTC epoch, read against the
+    wall clock so that it survives a triggerer restart).
     """
 
     def __init__(
@@ -99,8 +100,10 @@ class PollPlanner:
         work_left = self._work_left(result)
         if work_left is None:
             return self._grown()
-        self._interval = min(max(work_left / 2, self.schedule.minimum), self.schedule.maximum)
-        return self._jittered(self._interval)
+        self._interval = min(max(work_left, self.schedule.minimum), self.schedule.maximum)
+        if work_left > self.schedule.maximum:
+            return self._jittered(self._interval)
+        return self._capped(self._interval * self._uniform(1, 1 + JITTER / 2))
 
     def after_error(self, error: Exception) -> float:
         """The wait after a failed poll: the vendor's ``Retry-After`` if it sent one, else the next interval."""

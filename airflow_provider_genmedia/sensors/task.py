@@ -65,6 +65,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
         conn_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | None = None,
+        start_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         if poll_interval is not None:
@@ -86,7 +87,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
                 "%s defers from a worker: Airflow before 3.3 cannot render its templated arguments in the triggerer",
                 self.task_id,
             )
-        elif deferrable and not _pulls_every_map_index(genmedia_task_id):
+        elif deferrable and start_from_trigger and not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=f"{GenMediaTaskTrigger.__module__}.{GenMediaTaskTrigger.__qualname__}",

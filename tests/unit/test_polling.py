@@ -92,12 +92,28 @@ def test_first_poll_follows_the_schedule_or_the_fixed_interval() -> None:
     assert planner(poll_interval=0.5).first_delay() == 0.5
 
 
-def test_eta_sets_half_the_remaining_time_within_the_bounds() -> None:
+def test_the_first_poll_counts_from_the_submit() -> None:
+    clock = FakeClock()
+
+    assert planner(clock=clock, submitted_at=clock.now - 1.5).first_delay() == pytest.approx(0.5)
+    assert planner(clock=clock, submitted_at=clock.now - 30).first_delay() == 0.0
+    assert planner(clock=clock, submitted_at=clock.now + 5).first_delay() == 2.0  # a clock ahead counts as now
+
+
+def test_eta_plans_the_poll_for_when_the_vendor_should_be_done_within_the_bounds() -> None:
     plan = planner()
 
-    assert plan.after_result(running(eta_seconds=8)) == 4.0
+    assert plan.after_result(running(eta_seconds=8)) == pytest.approx(8 * 1.05)  # the jitter only delays it
     assert plan.after_result(running(eta_seconds=600)) == SCHEDULE.maximum
-    assert plan.after_result(running(eta_seconds=0.5)) == SCHEDULE.minimum
+    assert plan.after_result(running(eta_seconds=0.5)) == pytest.approx(SCHEDULE.minimum * 1.05)
+
+
+def test_the_poll_due_at_the_end_is_never_early() -> None:
+    plan = PollPlanner(SCHEDULE, rng=random.Random(4))
+
+    delays = [plan.after_result(running(eta_seconds=6)) for _ in range(200)]
+
+    assert all(6.0 <= delay <= 6.6 for delay in delays)
 
 
 def test_progress_rate_estimates_the_remaining_time() -> None:
@@ -106,8 +122,8 @@ def test_progress_rate_estimates_the_remaining_time() -> None:
 
     plan.after_result(running(progress=10))
     clock.now += 2
-    # 20 points in 2 s: 70 points left take 7 s, so poll again in 3.5 s.
-    assert plan.after_result(running(progress=30)) == 3.5
+    # 20 points in 2 s: 70 points left take 7 s, so poll again then.
+    assert plan.after_result(running(progress=30)) == pytest.approx(7 * 1.05)
 
 
 def test_without_news_the_interval_grows_to_the_cap() -> None:

@@ -189,6 +189,13 @@ def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow(
     }
 
 
+def test_start_from_trigger_false_checks_once_on_a_worker_before_deferring() -> None:
+    waiting = GenMediaTaskSensor(
+        task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True, start_from_trigger=False
+    )
+    assert (waiting.start_from_trigger, waiting.deferrable) == (False, True)
+
+
 @pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="this Airflow renders templated arguments in the triggerer")
 def test_before_airflow_3_3_a_templated_sensor_defers_from_a_worker(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
