@@ -148,10 +148,11 @@ VARIANTS = {
 }
 
 
-def tree_cpu(deployment: Deployment) -> float:
-    """User+system seconds of every live process of the components, with the reaped children each one counted."""
-    total = 0.0
-    for leader in deployment.processes.values():
+def tree_cpu(deployment: Deployment) -> dict[str, float]:
+    """User+system seconds of every live process of each component (LocalExecutor's workers are the scheduler's),
+    with the reaped children each one counted."""
+    seconds = dict.fromkeys(deployment.processes, 0.0)
+    for name, leader in deployment.processes.items():
         try:
             processes = [psutil.Process(leader.pid), *psutil.Process(leader.pid).children(recursive=True)]
         except psutil.NoSuchProcess:
@@ -161,8 +162,8 @@ def tree_cpu(deployment: Deployment) -> float:
                 times = process.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += times.user + times.system + times.children_user + times.children_system
-    return total
+            seconds[name] += times.user + times.system + times.children_user + times.children_system
+    return seconds
 
 
 def submit_vendor_tasks(emulator: EmulatorProcess, count: int) -> list[str]:
@@ -228,7 +229,7 @@ def run_variant(
             state = deployment.wait_for_run(DAG_ID, run_id, timeout=cap)
         except AssertionError:
             state = f"unfinished after {cap:.0f} s"
-        cpu = tree_cpu(deployment) - cpu_before
+        cpu = {name: spent - cpu_before.get(name, 0.0) for name, spent in tree_cpu(deployment).items()}
         run = deployment.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
         instances = deployment.task_instances(DAG_ID, run_id)
         stats = emulator.stats()
@@ -242,7 +243,8 @@ def run_variant(
             "state": state,
             "succeeded": sum(ti["state"] == "success" for ti in instances),
             "makespan": None if started is None or ended is None else ended - started,
-            "cpu_per_task": cpu / tasks,
+            "cpu_per_task": sum(cpu.values()) / tasks,
+            "cpu_per_task_by_component": {name: round(spent / tasks, 3) for name, spent in cpu.items()},
             "worker_runs_per_task": sum(worker_runs(deployment, DAG_ID, run_id).values()) / tasks,
             "lag_p50": statistics.median(lags) if lags else None,
             "lag_p99": percentile(lags, 0.99) if lags else None,
