@@ -43,14 +43,16 @@ class GenMediaTaskSensor(BaseSensorOperator):
     :param genmedia_task_id: The vendor's task id (``task_id`` stays the Airflow task's id, as for every
         operator); an XCom ``genmedia_task_id`` pushed by a submit operator fits here as a template.
     :param conn_id: The Airflow connection; default: the API's default connection.
-    :param deferrable: Wait in the triggerer with `GenMediaTaskTrigger` instead of poking on a worker. The
-        task then starts in the triggerer itself (``start_from_trigger``), its templates rendered there, so
-        no worker slot is taken until the vendor task ends. It defers from a worker after one check instead
-        when it is mapped, or when ``genmedia_task_id`` pulls an XCom without ``map_indexes``: Airflow
-        3.3.2's triggerer cannot answer that query and the task would wait forever (write
-        ``ti.xcom_pull(task_ids="submit", key="genmedia_task_id", map_indexes=-1)`` to start from the trigger).
+    :param deferrable: Wait in the triggerer with `GenMediaTaskTrigger` instead of poking on a worker: one
+        check on a worker, then the wait in the triggerer, which ends the task once the vendor task succeeded.
     :param poll_interval: A fixed interval between polls in seconds. Deferrable: None uses the API's
         adaptive schedule. Poking: it becomes ``poke_interval`` unless that is given.
+    :param start_from_trigger: Deferrable, start in the triggerer itself, its templates rendered there: the task
+        then takes no worker run at all. Off by default, as for Airflow's own sensors: Airflow 3.3 hands each such
+        trigger the whole serialized DAG, so a DAG with hundreds of them slows its triggerer down (see the README's
+        figures). It still defers from a worker when ``genmedia_task_id`` pulls an XCom without ``map_indexes``
+        (Airflow 3.3.2's triggerer cannot answer that query; write ``ti.xcom_pull(task_ids="submit",
+        key="genmedia_task_id", map_indexes=-1)``), or, before Airflow 3.3, when an argument is a template.
     """
 
     template_fields: Sequence[str] = ("api", "genmedia_task_id", "conn_id")
@@ -65,7 +67,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
         conn_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | None = None,
-        start_from_trigger: bool = True,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         if poll_interval is not None:
@@ -78,16 +80,14 @@ class GenMediaTaskSensor(BaseSensorOperator):
         self.poll_interval = poll_interval
         #: The result json this try returns, once it has one (`FirstOutputLink` reads it).
         self.generation_result: dict[str, Any] | None = None
-        if (
-            deferrable
-            and not AIRFLOW_V_3_3_PLUS
-            and any(_is_template(value) for value in (api, genmedia_task_id, conn_id))
-        ):
+        if not (deferrable and start_from_trigger):
+            return
+        if not AIRFLOW_V_3_3_PLUS and any(_is_template(value) for value in (api, genmedia_task_id, conn_id)):
             self.log.info(
                 "%s defers from a worker: Airflow before 3.3 cannot render its templated arguments in the triggerer",
                 self.task_id,
             )
-        elif deferrable and start_from_trigger and not _pulls_every_map_index(genmedia_task_id):
+        elif not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=f"{GenMediaTaskTrigger.__module__}.{GenMediaTaskTrigger.__qualname__}",

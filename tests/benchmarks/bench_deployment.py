@@ -7,9 +7,10 @@ Each variant runs on a fresh deployment from ``tests/deployment/stack.py`` (api-
 triggerer as separate processes, LocalExecutor with parallelism 4, SQLite) with the emulator as the vendor, and one
 DAG of ``--tasks`` tasks whose waits end ``--seconds`` after their start:
 
-- ``genmedia-sensor``: `GenMediaTaskSensor(deferrable=True)`, each on a Novita task the benchmark submitted
-  beforehand (as another system would) just before the DAG appears;
-- ``genmedia-sensor-worker``: the same with ``start_from_trigger=False`` (one check on a worker, then the wait);
+- ``genmedia-sensor``: `GenMediaTaskSensor(deferrable=True, start_from_trigger=True)`, each on a Novita task the
+  benchmark submitted beforehand (as another system would) just before the DAG appears;
+- ``genmedia-sensor-worker``: the same with ``start_from_trigger=False``, the default (one check on a worker,
+  then the wait);
 - ``genmedia-job``: `NovitaImg2ImgOperator(deferrable=True)`, each submitting a job that takes ``--seconds``;
 - ``datetime-resumed``: Airflow's ``DateTimeSensorAsync(start_from_trigger=True)``, resumed on a worker;
 - ``datetime-ended``: the same with ``end_from_trigger=True``, which the triggerer ends;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -70,13 +72,19 @@ class Variant:
 def genmedia_sensor(start_from_trigger: bool) -> Callable[[list[str], list[float], int, float], str]:
     def source(task_ids: list[str], _ends: list[float], _tasks: int, _seconds: float) -> str:
         return HEADER + textwrap.dedent(f"""
+            import inspect
+
             from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
+
+            # Earlier checkouts (--provider-src) took no such argument: they always started from the trigger.
+            takes_it = "start_from_trigger" in inspect.signature(GenMediaTaskSensor).parameters
+            START_ARGS = {{"start_from_trigger": {start_from_trigger!r}}} if takes_it else {{}}
 
             with DAG("{DAG_ID}", schedule=None, start_date=START, catchup=False):
                 for index, vendor_id in enumerate({task_ids!r}):
                     GenMediaTaskSensor(
                         task_id=f"wait_{{index}}", api="novita", genmedia_task_id=vendor_id, deferrable=True,
-                        {"" if start_from_trigger else "start_from_trigger=False,"}
+                        **START_ARGS,
                     )
         """)
 
@@ -190,6 +198,15 @@ def submit_vendor_tasks(emulator: EmulatorProcess, count: int) -> list[str]:
     return ids
 
 
+def all_task_instances(deployment: Deployment, run_id: str) -> list[dict[str, Any]]:
+    """Every task instance of the run, page by page (the REST API gives at most 100 at a time)."""
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
+    instances: list[dict[str, Any]] = []
+    while page := deployment.api("GET", path, params={"limit": 100, "offset": len(instances)})["task_instances"]:
+        instances += page
+    return instances
+
+
 def epoch(value: str | None) -> float | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC).timestamp()
 
@@ -231,7 +248,7 @@ def run_variant(
             state = f"unfinished after {cap:.0f} s"
         cpu = {name: spent - cpu_before.get(name, 0.0) for name, spent in tree_cpu(deployment).items()}
         run = deployment.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
-        instances = deployment.task_instances(DAG_ID, run_id)
+        instances = all_task_instances(deployment, run_id)
         stats = emulator.stats()
         lags = task_lags(deployment, run_id, instances, stats, ends) if variant.vendor_lag else []
         if not variant.vendor_lag and variant.name.startswith("datetime"):
@@ -288,6 +305,7 @@ def main() -> None:
         help="run the components with the provider of this checkout (a git worktree of an earlier commit), to compare",
     )
     arguments = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the running deployment on the way out
     rows = []
     for name in arguments.variants.split(","):
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as folder:

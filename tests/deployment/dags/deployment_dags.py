@@ -45,6 +45,7 @@ with DAG("deploy_sensor", schedule=None, start_date=START, catchup=False):
             genmedia_task_id=f"{{{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id'{pull}) }}}}",
             deferrable=True,
             poll_interval=FAST_POLLS,
+            start_from_trigger=True,
         )
         # Starts in the triggerer; the second pulls every map index, so it defers from a worker instead.
         for task_id, pull in (("wait", ", map_indexes=-1"), ("wait_from_worker", ""))

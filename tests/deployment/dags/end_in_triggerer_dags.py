@@ -32,6 +32,7 @@ with DAG("deploy_end_in_triggerer", schedule=None, start_date=START, catchup=Fal
         api="jimeng",
         genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
         deferrable=True,
+        start_from_trigger=True,
     )
 
 with DAG("deploy_vendor_failure", schedule=None, start_date=START, catchup=False):

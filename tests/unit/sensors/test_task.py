@@ -147,14 +147,18 @@ def test_a_deferrable_sensor_starts_in_the_triggerer_with_its_templated_argument
         genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
         deferrable=True,
         timeout=120,
+        start_from_trigger=True,
     )
-    poking = GenMediaTaskSensor(task_id="poke", api="jimeng", genmedia_task_id="j-1", deferrable=False)
+    poking = GenMediaTaskSensor(
+        task_id="poke", api="jimeng", genmedia_task_id="j-1", deferrable=False, start_from_trigger=True
+    )
     # Airflow 3.3.2's triggerer cannot answer a pull of every map index: that sensor defers from a worker.
     pulling_all = GenMediaTaskSensor(
         task_id="all",
         api="jimeng",
         genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id') }}",
         deferrable=True,
+        start_from_trigger=True,
     )
 
     args = waiting.start_trigger_args
@@ -177,7 +181,9 @@ def test_a_deferrable_sensor_starts_in_the_triggerer_with_its_templated_argument
 
 
 def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow() -> None:
-    waiting = GenMediaTaskSensor(task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True, timeout=60)
+    waiting = GenMediaTaskSensor(
+        task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True, timeout=60, start_from_trigger=True
+    )
     assert waiting.start_from_trigger is True
     assert waiting.start_trigger_args is not None
     assert waiting.start_trigger_args.trigger_kwargs == {
@@ -189,10 +195,8 @@ def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow(
     }
 
 
-def test_start_from_trigger_false_checks_once_on_a_worker_before_deferring() -> None:
-    waiting = GenMediaTaskSensor(
-        task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True, start_from_trigger=False
-    )
+def test_by_default_a_deferrable_sensor_checks_once_on_a_worker_before_deferring() -> None:
+    waiting = GenMediaTaskSensor(task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True)
     assert (waiting.start_from_trigger, waiting.deferrable) == (False, True)
 
 
@@ -206,6 +210,7 @@ def test_before_airflow_3_3_a_templated_sensor_defers_from_a_worker(
             api="jimeng",
             genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
             deferrable=True,
+            start_from_trigger=True,
         )
     assert waiting.start_from_trigger is False
     assert waiting.deferrable is True
