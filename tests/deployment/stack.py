@@ -1,9 +1,12 @@
-"""A real Airflow deployment on loopback: api-server, scheduler, dag-processor and triggerer as separate processes.
+"""A real Airflow deployment on loopback: api-server, scheduler, dag-processor, triggerers (and workers) as separate
+processes.
 
 `Deployment` prepares a throwaway AIRFLOW_HOME (SQLite, LocalExecutor), starts each component in its own process
-group, talks to it over the REST API, and stops every process it started by PID. `EmulatorProcess` runs the
-vendor emulator as its own process, the way a vendor is another machine. Connections reach the components as
-``AIRFLOW_CONN_*`` environment variables, never through the metadata database.
+group, talks to it over the REST API, and stops every process it started by PID. `CeleryDeployment` is the same
+mechanism in the shape production teams run: CeleryExecutor on Redis, PostgreSQL, two triggerers and two
+``airflow celery worker`` processes, each worker and triggerer on a `Machine` of its own (no shared disk).
+`EmulatorProcess` runs the vendor emulator as its own process, the way a vendor is another machine. Connections
+reach the components as ``AIRFLOW_CONN_*`` environment variables, never through the metadata database.
 """
 
 from __future__ import annotations
@@ -17,28 +20,38 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
+import celery
+import psutil
+import psycopg2
 import pytest
+import redis
 import requests
 from cryptography.fernet import Fernet
 from packaging.version import Version
+
+from tests.deployment.machine import MACHINE_VARIABLE, hostname
+from tests.s3_fixtures import S3_CONN_ID, aws_environment, s3_connection
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 HEALTH_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
-#: Components in start order; a triggerer may run more than once (HA).
+#: The ``airflow`` command of each component; a triggerer or a worker may run more than once, as ``{instance}``.
 COMPONENTS = {
     "api-server": ["api-server", "-H", "127.0.0.1", "-p", "{port}", "-w", "1"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
+    # Its log server would take the same port as the other worker's: the tests read the task logs off its disk.
+    "celery-worker": ["celery", "worker", "--skip-serve-logs", "--celery-hostname", "{instance}@%h"],
 }
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 #: The Airflow the components run: the one installed next to this interpreter (``make test-compat`` runs each venv's).
@@ -82,8 +95,21 @@ def _clean_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
 
 
+def _launch(command: list[str], log: Path, **options: Any) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a process group of its own, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **options
+        )
+
+
 def _stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Signal the process group of ``process`` and wait for its leader; SIGKILL the group if it lingers."""
+    """Signal the process group of ``process`` and wait for its leader; SIGKILL the group if it lingers, and every
+    process it started that outlived it in a group of its own (Airflow 3.3 gives each task process one)."""
+    try:
+        tree = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
     if process.poll() is None:
         try:
             os.killpg(process.pid, sig)
@@ -95,6 +121,9 @@ def _stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> 
             pass
     with contextlib.suppress(ProcessLookupError):  # children (LocalExecutor workers, trigger runner) may linger
         os.killpg(process.pid, signal.SIGKILL)
+    for child in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 @dataclass
@@ -115,8 +144,7 @@ class EmulatorProcess:
     def start(self) -> EmulatorProcess:
         """Start and wait until it answers."""
         command = [str(BIN / "genmedia-emulator"), "--port", str(self.port), "--api-key", self.api_key, *self.arguments]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = _launch(command, self.log)
         wait_until(self._answers, 30, "the emulator")
         return self
 
@@ -144,6 +172,177 @@ class EmulatorProcess:
         """Stop the process."""
         if self.process is not None:
             _stop_group(self.process)
+
+
+def install_debian_packages(*packages: str) -> None:
+    """Install Debian packages with apt-get, as CI must on a bare machine (only root may)."""
+    assert os.geteuid() == 0, f"install Debian's {' '.join(packages)} (apt-get needs root)"
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert done.returncode == 0, f"{' '.join(command)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+
+def debian_program(package: str, name: str) -> Path:
+    """The program ``name`` of Debian's ``package``, installed first when missing. PostgreSQL's server programs are
+    off PATH, under /usr/lib/postgresql/<version>/bin: the newest version's are taken."""
+
+    def find() -> Path | None:
+        versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda path: Version(path.parts[-3]))
+        on_path = shutil.which(name)
+        return versions[-1] if versions else Path(on_path) if on_path else None
+
+    if (found := find()) is None:
+        install_debian_packages(package)
+        found = find()
+    assert found is not None, f"Debian's {package} installed no {name}"
+    return found
+
+
+@dataclass
+class PostgresServer:
+    """PostgreSQL from Debian's packages in a throwaway cluster on a free loopback port, run as the ``postgres`` user
+    when this runs as root (the server refuses root), stopped by PID. Clients are trusted: it listens on loopback."""
+
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    user: str = "airflow"
+    database: str = "airflow"
+
+    def __post_init__(self) -> None:
+        # Not under pytest's temporary folder, which only root may enter: the server's own user must reach its files.
+        self.folder = Path(tempfile.mkdtemp(prefix="genmedia-postgres-"))
+        self.owner: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            self.owner = {"user": "postgres", "group": "postgres", "extra_groups": []}
+            shutil.chown(self.folder, "postgres", "postgres")
+
+    @property
+    def url(self) -> str:
+        """The database's SQLAlchemy URL, with psycopg2 (SQLAlchemy 2.1 takes psycopg 3 for a bare ``postgresql``)."""
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> PostgresServer:
+        """Make the cluster, start the server, wait until it answers and create the database."""
+        self.programs = debian_program("postgresql", "initdb").parent
+        cluster = self.folder / "cluster"
+        initdb = [str(self.programs / "initdb"), "-D", str(cluster), "-U", self.user, "-A", "trust", "-E", "UTF8"]
+        made = subprocess.run(
+            initdb, cwd=self.folder, capture_output=True, text=True, timeout=120, check=False, **self.owner
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+        server = [str(self.programs / "postgres"), "-D", str(cluster), "-p", str(self.port)]
+        settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.folder)}
+        server += [option for name, value in settings.items() for option in ("-c", f"{name}={value}")]
+        self.process = _launch(server, self.log, cwd=self.folder, **self.owner)
+        wait_until(self._answers, 60, "PostgreSQL")
+        with contextlib.closing(self._connect("postgres")) as connection:
+            connection.autocommit = True
+            connection.cursor().execute(f'CREATE DATABASE "{self.database}"')
+        return self
+
+    def _connect(self, database: str) -> Any:
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=database, connect_timeout=5)
+
+    def _answers(self) -> bool:
+        try:
+            self._connect("postgres").close()
+        except psycopg2.OperationalError:
+            return False
+        return True
+
+    def dump(self) -> bytes:
+        """``pg_dump`` of the database: every row, as SQL."""
+        command = [str(self.programs / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user]
+        return subprocess.run([*command, self.database], capture_output=True, timeout=120, check=True).stdout
+
+    def stop(self) -> None:
+        """Stop the server (SIGINT: its fast shutdown) and delete the cluster."""
+        if self.process is not None:
+            _stop_group(self.process, signal.SIGINT)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    """Redis from Debian's ``redis-server`` on a free loopback port, keeping nothing on disk, stopped by PID."""
+
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL of its database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start it and wait until it answers."""
+        program = str(debian_program("redis-server", "redis-server"))
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = _launch([program, *options, "--dir", str(self.log.parent)], self.log)
+        wait_until(self._answers, 30, "Redis")
+        return self
+
+    def _answers(self) -> bool:
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.process is not None:
+            _stop_group(self.process)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine of its own for one component: an AIRFLOW_HOME (where its logs go), HOME, TMPDIR and working folder
+    that no other component sees, and the host name it reports (tests/deployment/machine.py)."""
+
+    name: str
+    root: Path
+
+    def __post_init__(self) -> None:
+        for folder in (self.airflow_home, self.home, self.tmp, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def airflow_home(self) -> Path:
+        """Its AIRFLOW_HOME."""
+        return self.root / "airflow-home"
+
+    @property
+    def home(self) -> Path:
+        """Its HOME."""
+        return self.root / "home"
+
+    @property
+    def tmp(self) -> Path:
+        """Its TMPDIR."""
+        return self.root / "tmp"
+
+    @property
+    def work(self) -> Path:
+        """The working folder its component starts in."""
+        return self.root / "work"
+
+    def env(self) -> dict[str, str]:
+        """What its component's environment says about the machine."""
+        return {
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "HOME": str(self.home),
+            "TMPDIR": str(self.tmp),
+            MACHINE_VARIABLE: self.name,
+        }
 
 
 @dataclass
@@ -191,8 +390,6 @@ class Deployment:
             TMPDIR=str(self.tmp),
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-            AIRFLOW__CORE__PARALLELISM="4",
             # A task's retries are its own: a first-try success is one (the default is 0 on 3.0 to 3.3 alike).
             AIRFLOW__CORE__DEFAULT_TASK_RETRIES="0",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
@@ -212,10 +409,28 @@ class Deployment:
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
             GENMEDIA_POLL_INTERVAL="1",
         )
+        env.update(self.profile_env())
         for conn_id, connection in self.vendor_connections().items() if self.env_connections else ():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
         env.update(self.extra_env)
         return env
+
+    def profile_env(self) -> dict[str, str]:
+        """What this profile sets on top of the common settings: the executor and what it needs."""
+        return {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4"}
+
+    def components(self) -> list[tuple[str, str]]:
+        """``(component, instance)`` of every process `start` runs, in start order."""
+        return [(name, name) for name in ("api-server", "scheduler", "dag-processor", "triggerer")]
+
+    def machine(self, instance: str) -> Machine | None:
+        """The machine of its own that ``instance`` runs on; None: it shares the deployment's AIRFLOW_HOME."""
+        return None
+
+    def component_env(self, instance: str) -> dict[str, str]:
+        """The environment of one component: the deployment's, with its machine's folders where it has one."""
+        machine = self.machine(instance)
+        return self.env | (machine.env() if machine else {})
 
     def vendor_connections(self) -> dict[str, dict[str, str]]:
         """The default vendor connections, by id, aimed at the emulator."""
@@ -238,28 +453,30 @@ class Deployment:
             [str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
         )
 
-    def start(self) -> Deployment:
-        """Migrate the database, start the four components and wait until they report healthy."""
+    def start(self) -> Self:
+        """Migrate the database, start the components and wait until they report healthy."""
         migrated = self.airflow("db", "migrate")
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        for name in COMPONENTS:
-            self.start_component(name)
-        wait_until(self._healthy, HEALTH_TIMEOUT, "all four components to report healthy")
+        for name, instance in self.components():
+            self.start_component(name, instance)
+        self.wait_until_healthy()
         return self
+
+    def wait_until_healthy(self) -> None:
+        """Wait until every component reports healthy."""
+        wait_until(self._healthy, HEALTH_TIMEOUT, "every component to report healthy")
 
     def start_component(self, name: str, instance: str | None = None) -> subprocess.Popen[bytes]:
         """Start one component in its own process group; ``instance`` names a second copy (HA)."""
         key = instance or name
-        command = [arg.format(port=self.port) for arg in COMPONENTS[name]]
-        with (self.logs / f"{key}.log").open("ab") as log:
-            process = subprocess.Popen(
-                [str(BIN / "airflow"), *command],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        command = [arg.format(port=self.port, instance=key) for arg in COMPONENTS[name]]
+        machine = self.machine(key)
+        process = _launch(
+            [str(BIN / "airflow"), *command],
+            self.logs / f"{key}.log",
+            env=self.component_env(key),
+            cwd=machine.work if machine else None,
+        )
         self.processes[key] = process
         return process
 
@@ -320,9 +537,9 @@ class Deployment:
         for dag_id in dag_ids:
             self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        """Start a DAG run now; return its run id."""
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
+        """Start a DAG run now (for ``logical_date``, e.g. the one its schedule is due for); return its run id."""
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": conf or {}})
         return str(run["dag_run_id"])
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
@@ -358,11 +575,11 @@ class Deployment:
         """The run's task states and the error lines of each unsuccessful task's logs, to tell why a run failed."""
         states = self.states(dag_id, run_id)
         failed = sorted({task for (task, _), (state, _) in states.items() if state not in ("success", "skipped")})
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         lines = [f"{dag_id} {run_id}: {states}"]
-        for path in (path for task in failed for path in sorted(folder.glob(f"task_id={task}/**/*.log*"))):
-            errors = [line for line in path.read_text(errors="replace").splitlines() if '"level":"error"' in line]
-            lines += [f"--- {path.relative_to(folder)}", *(line[:2000] for line in errors[-3:])]
+        for folder in (logs / f"dag_id={dag_id}" / f"run_id={run_id}" for logs in self.task_log_folders()):
+            for path in (path for task in failed for path in sorted(folder.glob(f"task_id={task}/**/*.log*"))):
+                errors = [line for line in path.read_text(errors="replace").splitlines() if '"level":"error"' in line]
+                lines += [f"--- {path.relative_to(self.root)}", *(line[:2000] for line in errors[-3:])]
         return "\n".join(lines)
 
     def deferred(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -371,12 +588,114 @@ class Deployment:
 
     # -- files --------------------------------------------------------------------------------------------
 
+    def task_log_folders(self) -> list[Path]:
+        """Where task and trigger logs are written: the logs folder of every AIRFLOW_HOME, each machine's too."""
+        machines = (self.machine(instance) for _, instance in self.components())
+        return [self.home / "logs", *(machine.airflow_home / "logs" for machine in machines if machine)]
+
     def log_files(self) -> Iterator[Path]:
-        """Every log file: task and trigger logs under AIRFLOW_HOME and the components' own output."""
-        for folder in (self.home / "logs", self.logs):
+        """Every log file: task and trigger logs under each AIRFLOW_HOME and the components' own output."""
+        for folder in (*self.task_log_folders(), self.logs):
             yield from (path for path in folder.rglob("*") if path.is_file())
+
+    def task_logs(self, dag_id: str, pattern: str) -> list[Path]:
+        """The log files of a DAG's task instances whose path under ``dag_id=...`` matches ``pattern``, on every
+        machine (e.g. ``task_id=jimeng/attempt=2.log``, ``**/*.log.trigger.*``)."""
+        folders = (logs / f"dag_id={dag_id}" for logs in self.task_log_folders())
+        return sorted(path for folder in folders for path in folder.rglob(pattern))
 
     def trigger_logs(self, dag_id: str) -> str:
         """The text of every trigger log of a DAG's task instances."""
-        folder = self.home / "logs" / f"dag_id={dag_id}"
-        return "\n".join(path.read_text(errors="replace") for path in sorted(folder.rglob("*.log.trigger.*")))
+        return "\n".join(path.read_text(errors="replace") for path in self.task_logs(dag_id, "*.log.trigger.*"))
+
+
+@dataclass(kw_only=True)
+class CeleryDeployment(Deployment):
+    """The deployment production teams run, on loopback: CeleryExecutor on Redis, PostgreSQL as the metadata database
+    (both from Debian's packages), the api-server, scheduler, dag-processor, two triggerers and two
+    ``airflow celery worker`` processes. Each triggerer and worker runs on a `Machine` of its own, so nothing a task
+    leaves on its worker's disk is there for a task on the other.
+
+    Object storage is the S3 server at ``s3_endpoint``, never ``file://``: published media (``s3://`` destinations,
+    reached with the AWS credentials in the environment, as on machines given credentials of their own) and, below
+    Airflow 3.3, the pay-once records, under `record_folder` with the ``aws`` connection ``S3_CONN_ID``.
+    """
+
+    s3_endpoint: str
+    bucket: str
+    triggerers: ClassVar[tuple[str, ...]] = ("triggerer", "triggerer-2")
+    workers: ClassVar[tuple[str, ...]] = ("worker-1", "worker-2")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = (*self.triggerers, *self.workers)
+        self.machines = {name: Machine(name, self.root / "machines" / name) for name in names}
+        self.postgres = PostgresServer(log=self.logs / "postgres.log")
+        self.redis = RedisServer(log=self.logs / "redis.log")
+        self.celery_app = celery.Celery(broker=self.redis.url)
+
+    @property
+    def record_folder(self) -> str:
+        """Where the pay-once records are kept below Airflow 3.3 (``[genmedia] submit_record_path``)."""
+        return f"s3://{self.bucket}/submit-records"
+
+    def profile_env(self) -> dict[str, str]:
+        """CeleryExecutor on Redis and PostgreSQL; S3 for media and records; each component's host name its own."""
+        return aws_environment(self.s3_endpoint) | {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
+            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.postgres.url}",
+            # A worker that vanished fails its running tasks (to be retried elsewhere) once their heartbeat is this old
+            # (default 300 s).
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{hostname.__module__}.{hostname.__name__}",
+            "PYTHONPATH": str(REPO),
+            "AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH": self.record_folder,
+            "AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID": S3_CONN_ID,
+            f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": json.dumps(s3_connection(self.s3_endpoint)),
+        }
+
+    def components(self) -> list[tuple[str, str]]:
+        """The LocalExecutor profile's components, a second triggerer and the workers."""
+        extra_triggerers = [("triggerer", name) for name in self.triggerers[1:]]
+        return [*super().components(), *extra_triggerers, *(("celery-worker", name) for name in self.workers)]
+
+    def machine(self, instance: str) -> Machine | None:
+        """The machine of a triggerer or a worker."""
+        return self.machines.get(instance)
+
+    def start(self) -> Self:
+        """Start PostgreSQL and Redis, then Airflow."""
+        self.postgres.start()
+        self.redis.start()
+        return super().start()
+
+    def stop(self) -> None:
+        """Stop Airflow, then Redis and PostgreSQL."""
+        try:
+            super().stop()
+        finally:
+            self.celery_app.close()
+            self.redis.stop()
+            self.postgres.stop()
+
+    def _healthy(self) -> bool:
+        return (
+            super()._healthy()
+            and self.live_triggerers() == set(self.triggerers)
+            and self.ready_workers() == set(self.workers)
+        )
+
+    def live_triggerers(self) -> set[str]:
+        """The triggerers whose heartbeat is recent, by machine."""
+        params = {"job_type": "TriggererJob", "is_alive": True, "limit": 100}
+        return {job["hostname"] for job in self.api("GET", "/jobs", params=params)["jobs"]}
+
+    def ready_workers(self) -> set[str]:
+        """The workers that answer a Celery ping, by machine."""
+        replies = self.celery_app.control.ping(timeout=1.0)
+        return {name.split("@")[0] for reply in replies for name in reply}
