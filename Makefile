@@ -15,6 +15,10 @@ UV := $(BIN)/uv
 # `make test` runs the newest in .venv, `make test-compat` the others, each in .venv-<minor>.
 AIRFLOW_MAIN := 3.3
 AIRFLOW_COMPAT := 3.0 3.1 3.2
+# `make test-distributed` runs the CeleryExecutor scenarios on the newest and on this older minor, where the pay-once
+# record lives in object storage, not in task_state_store (3.2 keeps it as 3.0 and 3.1 do, and retries a killed task
+# process itself, which 3.0 does not).
+AIRFLOW_DISTRIBUTED := $(AIRFLOW_MAIN) 3.2
 CONSTRAINTS := constraints/airflow-$(AIRFLOW_MAIN).txt
 # Upper bounds that `make constraints` adds where a release leaves them open and breaks past them (Airflow's own
 # constraint files would hold them; these are the bounds the next releases declare): newer FastAPI, universal-pathlib
@@ -27,7 +31,7 @@ NOT_EMPTY = || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tes
 
 DAG ?= genmedia_img2img_pipeline
 
-.PHONY: install test lint unit demo up constraints test-compat clean
+.PHONY: install test lint unit demo up constraints test-compat test-distributed clean
 
 install: $(STAMP)
 
@@ -75,6 +79,31 @@ compat-deployment-%: .venv-%/.installed
 	mkdir -p .tmp/compat && rm -f .tmp/compat/summary-$*.txt
 	GENMEDIA_SCENARIO_SUMMARY=.tmp/compat/summary-$*.txt .venv-$*/bin/python -m pytest $(COMPAT_PYTEST) \
 		tests/deployment -m compat -rs $(NOT_EMPTY)
+
+## The deployment production teams run, on loopback: CeleryExecutor on PostgreSQL and Redis (Debian's packages,
+## installed with apt-get when missing, so as root), two triggerers and two workers that share no disk, publishing to a
+## local S3; the tests marked `distributed`, on Airflow 3.3 and 3.2. Both versions run even when one fails; a summary
+## of the scenarios and the wall time end it. `make distributed-3.2` runs one version.
+test-distributed:
+	start=$$SECONDS; status=0; \
+	$(MAKE) --no-print-directory -k $(foreach minor,$(AIRFLOW_DISTRIBUTED),distributed-$(minor)) || status=$$?; \
+	echo "== make test-distributed: the CeleryExecutor scenarios, per Airflow version"; \
+	cat $(foreach minor,$(AIRFLOW_DISTRIBUTED),.tmp/distributed/summary-$(minor).txt) 2>/dev/null || true; \
+	echo "== make test-distributed: $$((SECONDS - start)) s"; \
+	exit $$status
+
+# $(1): the Airflow minor, $(2): the python of its venv.
+define distributed-scenarios
+mkdir -p .tmp/distributed && rm -f .tmp/distributed/summary-$(1).txt
+GENMEDIA_SCENARIO_SUMMARY=.tmp/distributed/summary-$(1).txt $(2) -m pytest $(COMPAT_PYTEST) tests/deployment \
+	-m distributed -rs $(NOT_EMPTY)
+endef
+
+distributed-$(AIRFLOW_MAIN): install
+	$(call distributed-scenarios,$(AIRFLOW_MAIN),$(BIN)/python)
+
+distributed-%: .venv-%/.installed
+	$(call distributed-scenarios,$*,.venv-$*/bin/python)
 
 # One Airflow minor's venv, made afresh (seconds with uv) from its constraints file, with the exact release it pins.
 .venv-%/.installed: pyproject.toml constraints/airflow-%.txt | $(UV)

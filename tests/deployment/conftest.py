@@ -1,8 +1,10 @@
 """Fixtures of the deployment tests: one real Airflow deployment and one emulator process per test module.
 
-Tests marked ``compat`` are the scenarios ``make test-compat`` runs on each older supported Airflow; each reports its
-counts with `record_scenario`, and the run ends with one line per scenario (also appended to the file named by
-``GENMEDIA_SCENARIO_SUMMARY``, where ``make test-compat`` gathers every version's).
+Tests marked ``compat`` are the scenarios ``make test-compat`` runs on each older supported Airflow; tests marked
+``distributed`` run on the CeleryExecutor profile (`celery_deployment`), only when asked for (``make
+test-distributed``). Each scenario reports its counts with `record_scenario`, and the run ends with one line per
+scenario (also appended to the file named by ``GENMEDIA_SCENARIO_SUMMARY``, where the make targets gather every
+version's).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployment.stack import AIRFLOW_VERSION, REPO, Deployment, EmulatorProcess
+from tests.deployment.stack import AIRFLOW_VERSION, REPO, CeleryDeployment, Deployment, EmulatorProcess
+from tests.s3_fixtures import BUCKET
 
 #: Emulated tasks take seconds, as on the demo: long enough to be caught waiting, short enough for the suite.
 EMULATOR_ARGUMENTS = ["--image-seconds", "2", "--video-seconds", "3", "--seed", "7"]
@@ -22,13 +25,21 @@ SCENARIOS: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``compat`` marker."""
+    """Register the ``compat`` and ``distributed`` markers."""
     config.addinivalue_line("markers", "compat: a deployment scenario that make test-compat runs on every Airflow")
+    config.addinivalue_line(
+        "markers", "distributed: a scenario on the CeleryExecutor profile (make test-distributed; not in make test)"
+    )
 
 
-def record_scenario(name: str, tasks: int, first_try: int, submits: int, note: str = "") -> None:
-    """Keep one scenario's counts for the run's closing summary."""
+def record_scenario(
+    name: str, tasks: int, first_try: int, submits: int, note: str = "", *, faults: int = 0, killed: str = ""
+) -> None:
+    """Keep one scenario's counts for the run's closing summary: ``faults`` the vendor faults injected, ``killed``
+    what was killed."""
     line = f"Airflow {AIRFLOW_VERSION} | {name}: {tasks} tasks, {first_try} first-try successes, {submits} submits"
+    line += f", {faults} faults injected" if faults else ""
+    line += f", killed: {killed}" if killed else ""
     SCENARIOS.append(f"{line} ({note})" if note else line)
 
 
@@ -63,6 +74,25 @@ def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emula
 def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorProcess) -> Iterator[Deployment]:
     """api-server, scheduler, dag-processor and triggerer on loopback, with connections to the emulator."""
     stack = Deployment(root=tmp_path_factory.mktemp("deployment"), dag_sources=dag_sources(), emulator=emulator_process)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_deployment(
+    tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorProcess, s3_server: str
+) -> Iterator[CeleryDeployment]:
+    """CeleryExecutor on PostgreSQL and Redis, two triggerers and two workers on machines of their own, with
+    connections to the emulator and object storage on the local S3 server."""
+    stack = CeleryDeployment(
+        root=tmp_path_factory.mktemp("celery-deployment"),
+        dag_sources=dag_sources(),
+        emulator=emulator_process,
+        s3_endpoint=s3_server,
+        bucket=BUCKET,
+    )
     try:
         yield stack.start()
     finally:
