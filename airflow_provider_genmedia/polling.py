@@ -65,7 +65,8 @@ class PollPlanner:
         self._uniform = (rng or random).uniform
         self.started_at = clock()
         self.submitted_at = self.started_at if submitted_at is None else min(submitted_at, self.started_at)
-        self._interval = schedule.minimum
+        #: The last planned interval: a wait without news grows from it, the first one from the first poll's delay.
+        self._interval = schedule.first
         self._progress_seen: tuple[float, float] | None = None
 
     @property

@@ -131,7 +131,7 @@ def test_without_news_the_interval_grows_to_the_cap() -> None:
 
     delays = [plan.after_result(running()) for _ in range(8)]
 
-    assert delays[:3] == [1.5, 2.25, 3.375]
+    assert delays[:3] == [3.0, 4.5, 6.75]  # 1.5 times the first poll's 2 s, and so on
     assert delays == sorted(delays)
     assert delays[-1] == SCHEDULE.maximum
 
@@ -153,7 +153,7 @@ def test_retry_after_is_waited_out_exactly() -> None:
     error = GenMediaRateLimitError("slow down", status_code=429, retry_after=7.0)
 
     assert planner().after_error(error) == 7.0
-    assert planner().after_error(GenMediaConnectionError("refused", connected=False)) == 1.5
+    assert planner().after_error(GenMediaConnectionError("refused", connected=False)) == 3.0
 
 
 def test_no_delay_runs_past_the_deadline() -> None:
