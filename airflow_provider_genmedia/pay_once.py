@@ -35,11 +35,12 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
 )
-from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
+
+    from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
 
 log = logging.getLogger(__name__)
 

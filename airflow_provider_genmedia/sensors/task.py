@@ -1,4 +1,8 @@
-"""Wait for a vendor task that was submitted elsewhere (for example by a webhook-driven system)."""
+"""Wait for a vendor task that was submitted elsewhere (for example by a webhook-driven system).
+
+The hook and the trigger are imported when the task runs, not when its DAG file is parsed (see
+`airflow_provider_genmedia.operators.base`).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ from airflow.triggers.base import StartTriggerArgs
 from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaError
-from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.results import GenerationResult
-from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
+
+#: The class path of `GenMediaTaskTrigger`, for a sensor that starts in the triggerer.
+TRIGGER_CLASSPATH = "airflow_provider_genmedia.triggers.task.GenMediaTaskTrigger"
 
 
 def _pulls_every_map_index(template: Any) -> bool:
@@ -90,7 +95,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
         elif not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=f"{GenMediaTaskTrigger.__module__}.{GenMediaTaskTrigger.__qualname__}",
+                trigger_cls=TRIGGER_CLASSPATH,
                 trigger_kwargs={
                     "api": api,
                     "genmedia_task_id": genmedia_task_id,
@@ -110,6 +115,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read the task once, as one poll of the trigger: done with its result json once it succeeded; raise if
         it ended otherwise. The poke interval is the retry layer: a transient failure is just poked again."""
+        from airflow_provider_genmedia.hooks.genmedia import hook_for
+
         hook = hook_for(self.task_api, self.conn_id)
         try:
             answer = hook.run_sync(hook.apoll(self.task_api, self.genmedia_task_id))
@@ -126,6 +133,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke on the worker, or check once and defer to the triggerer until the task ends."""
+        from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
+
         if not self.deferrable:
             return super().execute(context)
         end_time = time.time() + self.timeout
