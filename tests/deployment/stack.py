@@ -212,14 +212,7 @@ class PostgresServer:
     process: subprocess.Popen[bytes] | None = None
     user: str = "airflow"
     database: str = "airflow"
-
-    def __post_init__(self) -> None:
-        # Not under pytest's temporary folder, which only root may enter: the server's own user must reach its files.
-        self.folder = Path(tempfile.mkdtemp(prefix="genmedia-postgres-"))
-        self.owner: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            self.owner = {"user": "postgres", "group": "postgres", "extra_groups": []}
-            shutil.chown(self.folder, "postgres", "postgres")
+    folder: Path | None = None
 
     @property
     def url(self) -> str:
@@ -229,16 +222,22 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         """Make the cluster, start the server, wait until it answers and create the database."""
         self.programs = debian_program("postgresql", "initdb").parent
+        # Not under pytest's temporary folder, which only root may enter: the server's own user must reach its files.
+        self.folder = Path(tempfile.mkdtemp(prefix="genmedia-postgres-"))
+        owner: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            owner = {"user": "postgres", "group": "postgres", "extra_groups": []}
+            shutil.chown(self.folder, "postgres", "postgres")
         cluster = self.folder / "cluster"
         initdb = [str(self.programs / "initdb"), "-D", str(cluster), "-U", self.user, "-A", "trust", "-E", "UTF8"]
         made = subprocess.run(
-            initdb, cwd=self.folder, capture_output=True, text=True, timeout=120, check=False, **self.owner
+            initdb, cwd=self.folder, capture_output=True, text=True, timeout=120, check=False, **owner
         )
         assert made.returncode == 0, made.stdout + made.stderr
         server = [str(self.programs / "postgres"), "-D", str(cluster), "-p", str(self.port)]
         settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.folder)}
         server += [option for name, value in settings.items() for option in ("-c", f"{name}={value}")]
-        self.process = _launch(server, self.log, cwd=self.folder, **self.owner)
+        self.process = _launch(server, self.log, cwd=self.folder, **owner)
         wait_until(self._answers, 60, "PostgreSQL")
         with contextlib.closing(self._connect("postgres")) as connection:
             connection.autocommit = True
@@ -264,7 +263,8 @@ class PostgresServer:
         """Stop the server (SIGINT: its fast shutdown) and delete the cluster."""
         if self.process is not None:
             _stop_group(self.process, signal.SIGINT)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass
