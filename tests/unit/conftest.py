@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
+from tests.unit.triggers.supervisor import supervisor  # noqa: F401  (a fixture of every unit test module)
 from tests.unit.triggers.vendor import local_server, use_connection
 
 

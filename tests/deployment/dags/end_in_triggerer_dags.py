@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator
 from airflow_provider_genmedia.operators.video import JimengVideoOperator
@@ -15,9 +15,16 @@ from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 IMAGE = str(Path(__file__).parent / "data" / "product.png")
 
+
+@task
+def read_result(result: dict[str, object]) -> str:
+    """What a downstream task does with a result: read it as the mapping it is (a string would fail here)."""
+    return f"{result['api']} task {result['task_id']}: {result['status']}"
+
+
 # The API's own adaptive schedule (no poll_interval), as a user gets it.
 with DAG("deploy_end_in_triggerer", schedule=None, start_date=START, catchup=False):
-    NovitaImg2ImgOperator(
+    restyled = NovitaImg2ImgOperator(
         task_id="restyle",
         image=IMAGE,
         prompt="a watercolor teapot",
@@ -27,13 +34,16 @@ with DAG("deploy_end_in_triggerer", schedule=None, start_date=START, catchup=Fal
         fit_image=True,
         deferrable=True,
     )
-    JimengVideoOperator(task_id="submit", prompt="a paper plane", wait_for_completion=False) >> GenMediaTaskSensor(
+    waited = GenMediaTaskSensor(
         task_id="wait",
         api="jimeng",
         genmedia_task_id="{{ ti.xcom_pull(task_ids='submit', key='genmedia_task_id', map_indexes=-1) }}",
         deferrable=True,
         start_from_trigger=True,
     )
+    JimengVideoOperator(task_id="submit", prompt="a paper plane", wait_for_completion=False) >> waited
+    read_result.override(task_id="read_job")(restyled.output)
+    read_result.override(task_id="read_sensor")(waited.output)
 
 with DAG("deploy_vendor_failure", schedule=None, start_date=START, catchup=False):
     NovitaImg2ImgOperator(

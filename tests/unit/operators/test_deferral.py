@@ -1,7 +1,8 @@
 """A deferred job against a real local vendor: what the operator hands its trigger, and how the trigger ends it.
 
-The trigger ends a succeeded job in the triggerer with the XComs the worker would have pushed; every other end
-resumes the operator on a worker, with a short payload.
+The trigger ends a succeeded job in the triggerer once it wrote the XComs the worker would have pushed (through the
+Task SDK's channel to its supervisor, recorded here); every other end resumes the operator on a worker, with a short
+payload.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from airflow_provider_genmedia.results import elide_blobs
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 from tests.unit.operators.state import StateStore
 from tests.unit.operators.test_submit import TaskInstance
+from tests.unit.triggers.supervisor import Supervisor, bind
 from tests.unit.triggers.vendor import Answer, novita_route, novita_task, use_connection
 
 SUBMIT = "/v3/async/wan-t2v"
@@ -30,7 +32,8 @@ BODY = {"prompt": "a boat at dawn", "width": 832, "height": 480, "image_url": "d
 
 
 def events_of(trigger: GenMediaTaskTrigger) -> list[TriggerEvent]:
-    """Run the trigger to its end, as the triggerer would."""
+    """Run the trigger to its end, bound to a task instance, as the triggerer would."""
+    bind(trigger)
 
     async def collect() -> list[TriggerEvent]:
         return [event async for event in trigger.run()]
@@ -58,7 +61,9 @@ def wan(**arguments: Any) -> NovitaTaskOperator:
     return NovitaTaskOperator(task_id="generate", endpoint="wan-t2v", body=BODY, poll_interval=0.05, **arguments)
 
 
-def test_a_deferred_job_ends_in_the_triggerer_with_what_the_worker_returns(novita: HTTPServer) -> None:
+def test_a_deferred_job_ends_in_the_triggerer_with_what_the_worker_returns(
+    novita: HTTPServer, supervisor: Supervisor
+) -> None:
     novita.expect_request(SUBMIT, method="POST").respond_with_json({"task_id": "wan-1"})
     status = novita_route(novita, "wan-1", Answer(novita_task("wan-1", "TASK_STATUS_SUCCEED", images=1)))
     ti = TaskInstance()
@@ -78,14 +83,30 @@ def test_a_deferred_job_ends_in_the_triggerer_with_what_the_worker_returns(novit
     on_worker = wan(deferrable=False).execute({"task_state_store": StateStore(), "ti": TaskInstance()})
 
     assert isinstance(event, TaskSuccessEvent)
-    assert event.xcoms is not None
-    assert set(event.xcoms) == {"return_value", "genmedia_task_id", "_link_FirstOutputLink"}
-    result = event.xcoms["return_value"]
+    assert event.xcoms is None  # Airflow would store them JSON-encoded once more: they went to the supervisor
+    assert set(supervisor.xcoms) == {"return_value", "genmedia_task_id", "_link_FirstOutputLink"}
+    result = supervisor.xcoms["return_value"]
     assert isinstance(result, dict)
     assert without_expiry(result) == without_expiry(on_worker)
     assert (result["prompt"], result["request"]) == ("a boat at dawn", elide_blobs(BODY))
-    assert event.xcoms["genmedia_task_id"] == "wan-1"
-    assert event.xcoms["_link_FirstOutputLink"] == result["outputs"][0]["url"]
+    assert supervisor.xcoms["genmedia_task_id"] == "wan-1"
+    assert supervisor.xcoms["_link_FirstOutputLink"] == result["outputs"][0]["url"]
+
+
+def test_when_the_xcoms_cannot_be_written_the_success_resumes_on_a_worker(
+    novita: HTTPServer, supervisor: Supervisor
+) -> None:
+    novita.expect_request(SUBMIT, method="POST").respond_with_json({"task_id": "wan-3"})
+    novita_route(novita, "wan-3", Answer(novita_task("wan-3", "TASK_STATUS_SUCCEED", images=1)))
+    supervisor.refuse = True
+    operator = wan(deferrable=True)
+
+    (event,) = events_of(deferred_trigger(operator))
+
+    assert not isinstance(event, TaskSuccessEvent)
+    returned = operator.execute_complete({}, event.payload)
+    assert (returned["status"], returned["prompt"]) == ("succeeded", "a boat at dawn")
+    assert operator.generation_result == returned
 
 
 def test_a_vendor_failure_resumes_on_the_worker_and_fails_without_retry(novita: HTTPServer) -> None:
@@ -105,13 +126,14 @@ def test_a_vendor_failure_resumes_on_the_worker_and_fails_without_retry(novita: 
     assert operator.generation_result is None
 
 
-def test_a_trigger_without_end_task_resumes_a_success_on_the_worker(novita: HTTPServer) -> None:
+def test_a_trigger_without_end_task_resumes_a_success_on_the_worker(novita: HTTPServer, supervisor: Supervisor) -> None:
     # A user's own operator deferring to the trigger expects its method to run.
     novita_route(novita, "t-own", Answer(novita_task("t-own", "TASK_STATUS_SUCCEED", images=2)))
 
     (event,) = events_of(GenMediaTaskTrigger("novita", "t-own", "novita_default", poll_interval=0.05))
 
     assert not isinstance(event, TaskSuccessEvent)
+    assert supervisor.xcoms == {}
     assert (event.payload["status"], len(event.payload["result"]["outputs"])) == ("succeeded", 2)
     assert event.payload["result"]["prompt"] is None  # not completed: no request was given
 
@@ -131,7 +153,12 @@ AVATAR_DONE: dict[str, Any] = {
     [(True, "https://cdn.example.com/clean.mp4"), (False, "https://cdn.example.com/plain.mp4")],
 )
 def test_the_triggerer_picks_the_avatar_video_the_request_asked_for(
-    monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer, no_watermark: bool, expected: str, wrapped: bool
+    monkeypatch: pytest.MonkeyPatch,
+    vendor: HTTPServer,
+    supervisor: Supervisor,
+    no_watermark: bool,
+    expected: str,
+    wrapped: bool,
 ) -> None:
     use_connection(monkeypatch, "gptge", vendor)
     vendor.expect_request("/avatar/generation", method="POST").respond_with_json({"code": 0, "data": {"id": "av-1"}})
@@ -148,9 +175,8 @@ def test_the_triggerer_picks_the_avatar_video_the_request_asked_for(
 
     (event,) = events_of(deferred_trigger(operator))
 
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
-    result = event.xcoms["return_value"]
-    assert isinstance(result, dict)
+    assert isinstance(event, TaskSuccessEvent)
+    result = supervisor.xcoms["return_value"]
     assert [(output["url"], output["kind"]) for output in result["outputs"]] == [(expected, "video")]
 
 

@@ -16,6 +16,7 @@ from pytest_httpserver import HTTPServer
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
+from tests.unit.triggers.supervisor import Supervisor, bind
 from tests.unit.triggers.vendor import Answer, novita_route, novita_task
 
 FAST = 0.05
@@ -87,7 +88,7 @@ def test_poking_a_failed_task_fails_without_retry(novita: HTTPServer) -> None:
         sensor("s-bad", deferrable=False).execute(context={})
 
 
-def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPServer) -> None:
+def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPServer, supervisor: Supervisor) -> None:
     route = novita_route(
         novita,
         "s-def",
@@ -112,13 +113,13 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
     assert time.time() + 590 < kwargs["end_time"] <= time.time() + 600
     assert (kwargs["end_task"], kwargs["request"]) == (True, None)
 
-    ended = final_event(trigger)
+    ended = final_event(bind(trigger))
 
     # The triggerer ends the sensor: its result as the vendor gave it, and the first output's link.
-    assert isinstance(ended, TaskSuccessEvent) and ended.xcoms is not None
-    result = GenerationResult.model_validate(ended.xcoms["return_value"])
+    assert isinstance(ended, TaskSuccessEvent)
+    result = GenerationResult.model_validate(supervisor.xcoms["return_value"])
     assert (result.status, len(result.outputs)) == (TaskStatus.SUCCEEDED, 2)
-    assert ended.xcoms["_link_FirstOutputLink"] == result.outputs[0].url
+    assert supervisor.xcoms["_link_FirstOutputLink"] == result.outputs[0].url
 
 
 def test_a_task_already_done_is_returned_without_deferring(novita: HTTPServer) -> None:

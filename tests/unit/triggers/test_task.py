@@ -6,7 +6,6 @@ import asyncio
 import importlib
 import json
 import time
-from dataclasses import dataclass
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
@@ -17,6 +16,7 @@ from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.polling import MAX_CONSECUTIVE_FAILURES
 from airflow_provider_genmedia.results import TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
+from tests.unit.triggers.supervisor import Supervisor, bind
 from tests.unit.triggers.vendor import (
     API_KEY,
     Answer,
@@ -305,21 +305,12 @@ async def test_an_unknown_api_ends_in_one_error_event_naming_it() -> None:
     assert "midjourney" in events[0].payload["message"]
 
 
-@dataclass
-class _BoundTaskInstance:
-    """What the triggerer hands a trigger: a task instance with the Airflow task id (and no task here)."""
-
-    task_id: str
-    dag_id: str = "genmedia_img2img_pipeline"
-    map_index: int = -1
-
-
 async def test_a_trigger_bound_to_a_task_instance_still_polls_the_vendor_task(novita: HTTPServer) -> None:
     route = novita_route(
         novita, "0a27c341-vendor", Answer(novita_task("0a27c341-vendor", "TASK_STATUS_SUCCEED", images=1))
     )
     trigger = novita_trigger("0a27c341-vendor")
-    trigger.task_instance = _BoundTaskInstance(task_id="restyle")  # type: ignore[assignment]
+    bind(trigger)  # the task instance of the Airflow task "restyle"
 
     events = await run_to_end(trigger)
 
@@ -354,13 +345,16 @@ async def test_an_event_that_resumes_on_a_worker_is_held_until_the_deferral_has_
     assert time.monotonic() - started >= 1.5
 
 
-async def test_a_task_ended_in_the_triggerer_is_not_held(novita: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_task_ended_in_the_triggerer_is_not_held(
+    novita: HTTPServer, monkeypatch: pytest.MonkeyPatch, supervisor: Supervisor
+) -> None:
     # Nothing resumes on a worker, so no late report of the deferral can fail a resumed try.
     monkeypatch.setenv("AIRFLOW__GENMEDIA__DEFER_SETTLE", "5")
     novita_route(novita, "t-fast", Answer(novita_task("t-fast", "TASK_STATUS_SUCCEED", images=1)))
     started = time.monotonic()
 
-    events = await run_to_end(GenMediaTaskTrigger("novita", "t-fast", "novita_default", FAST, end_task=True))
+    trigger = bind(GenMediaTaskTrigger("novita", "t-fast", "novita_default", FAST, end_task=True))
+    events = await run_to_end(trigger)
 
     assert [type(event).__name__ for event in events] == ["TaskSuccessEvent"]
     assert time.monotonic() - started < 2
