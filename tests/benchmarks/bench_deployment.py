@@ -7,10 +7,9 @@ Each variant runs on a fresh deployment from ``tests/deployment/stack.py`` (api-
 triggerer as separate processes, LocalExecutor with parallelism 4, SQLite) with the emulator as the vendor, and one
 DAG of ``--tasks`` tasks whose waits end ``--seconds`` after their start:
 
-- ``genmedia-sensor``: `GenMediaTaskSensor(deferrable=True, start_from_trigger=True)`, each on a Novita task the
-  benchmark submitted beforehand (as another system would) just before the DAG appears;
-- ``genmedia-sensor-worker``: the same with ``start_from_trigger=False``, the default (one check on a worker,
-  then the wait);
+- ``genmedia-sensor``: `GenMediaTaskSensor(deferrable=True)` (it starts in the triggerer), each on a Novita task
+  the benchmark submitted beforehand (as another system would) just before the DAG appears;
+- ``genmedia-sensor-worker``: the same with ``start_from_trigger=False`` (one check on a worker, then the wait);
 - ``genmedia-job``: `NovitaImg2ImgOperator(deferrable=True)`, each submitting a job that takes ``--seconds``;
 - ``datetime-resumed``: Airflow's ``DateTimeSensorAsync(start_from_trigger=True)``, resumed on a worker;
 - ``datetime-ended``: the same with ``end_from_trigger=True``, which the triggerer ends;

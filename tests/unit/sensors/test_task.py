@@ -196,9 +196,16 @@ def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow(
     }
 
 
-def test_by_default_a_deferrable_sensor_checks_once_on_a_worker_before_deferring() -> None:
-    waiting = GenMediaTaskSensor(task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True)
-    assert (waiting.start_from_trigger, waiting.deferrable) == (False, True)
+def test_start_from_trigger_false_checks_once_on_a_worker_before_deferring() -> None:
+    by_default = GenMediaTaskSensor(task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True)
+    on_a_worker = GenMediaTaskSensor(
+        task_id="check", api="jimeng", genmedia_task_id="j-1", deferrable=True, start_from_trigger=False
+    )
+    assert (by_default.start_from_trigger, on_a_worker.start_from_trigger, on_a_worker.deferrable) == (
+        True,
+        False,
+        True,
+    )
 
 
 @pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="this Airflow renders templated arguments in the triggerer")
