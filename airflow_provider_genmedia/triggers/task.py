@@ -13,7 +13,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.events import ERROR, XCOM_TASK_ID, TaskEvent
+from airflow_provider_genmedia.events import ERROR, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
@@ -39,13 +39,12 @@ class GenMediaTaskTrigger(BaseTrigger):
     """Poll a vendor task from the triggerer until it ends or ``end_time`` passes; yield one event.
 
     With ``end_task``, a vendor task that succeeded ends the Airflow task in the triggerer (`TaskSuccessEvent`,
-    no worker run), once its XComs are written: the result json (``return_value``), the vendor task id and the
-    first output's link. Every other outcome, and every outcome without ``end_task``, resumes the task on a worker
+    no worker run), once its result json is written to XCom ``return_value`` as a worker writes it (the Task
+    SDK's ``XCom.set``): Airflow 3.0 to 3.3 store an event's own ``xcoms`` JSON-encoded once more, which a
+    downstream task would read as a string. The event carries only the first output's link, which the API server
+    decodes either way. Every other outcome, and every outcome without ``end_task``, resumes the task on a worker
     with a `TaskEvent` payload (without its result unless it succeeded, so that Airflow's log line of it stays
     short).
-
-    The XComs are written as a worker writes them (the Task SDK's ``XCom.set``), not given to the event: Airflow
-    3.0 to 3.3 store an event's ``xcoms`` JSON-encoded once more, and a downstream task would read a string.
 
     The vendor's id lives in ``genmedia_task_id``: ``task_id`` belongs to `BaseTrigger`, and the triggerer sets
     it to the Airflow task id when it binds the task instance. Every trigger of a triggerer process that uses
@@ -124,27 +123,25 @@ class GenMediaTaskTrigger(BaseTrigger):
             event = event.model_copy(update={"result": api.complete(event.result, self.request)})
         if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:
             result = event.result.model_dump(mode="json")
-            if await self._push_xcoms({"return_value": result, XCOM_TASK_ID: task_id}):
+            if await self._push_result(result):
                 self.log.info("%s; the task ends here, without a worker run", event.message)
-                yield TaskSuccessEvent()
+                yield TaskSuccessEvent(xcoms={FirstOutputLink().xcom_key: first_output_url(result)})
                 return
         await asyncio.sleep(max(started + defer_settle() - time.monotonic(), 0.0))
         yield TriggerEvent(event.to_payload())
 
-    async def _push_xcoms(self, xcoms: dict[str, Any]) -> bool:
-        """Write the XComs of the bound task instance, with the first output's link; False (the task then resumes
-        on a worker, which writes them) when there is no task instance or the write failed."""
+    async def _push_result(self, result: dict[str, Any]) -> bool:
+        """Write the result json as the bound task instance's ``return_value``; False (the task then resumes on a
+        worker, which returns it) when there is no task instance or the write failed."""
         ti = self.task_instance
         if ti is None:
             return False
-        xcoms[FirstOutputLink().xcom_key] = first_output_url(xcoms["return_value"])
         try:
-            for key, value in xcoms.items():
-                await sync_to_async(XCom.set)(
-                    key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
-                )
+            await sync_to_async(XCom.set)(
+                "return_value", result, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+            )
         except Exception as error:
-            self.log.warning("Could not write the XComs in the triggerer (%s): the task resumes on a worker", error)
+            self.log.warning("Could not write the result in the triggerer (%s): the task resumes on a worker", error)
             return False
         return True
 

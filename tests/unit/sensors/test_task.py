@@ -119,7 +119,7 @@ def test_deferring_hands_a_trigger_over_and_resumes_from_its_event(novita: HTTPS
     assert isinstance(ended, TaskSuccessEvent)
     result = GenerationResult.model_validate(supervisor.xcoms["return_value"])
     assert (result.status, len(result.outputs)) == (TaskStatus.SUCCEEDED, 2)
-    assert supervisor.xcoms["_link_FirstOutputLink"] == result.outputs[0].url
+    assert ended.xcoms == {"_link_FirstOutputLink": result.outputs[0].url}
 
 
 def test_a_task_already_done_is_returned_without_deferring(novita: HTTPServer) -> None:
