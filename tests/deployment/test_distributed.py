@@ -280,6 +280,7 @@ def test_a_worker_and_a_triggerer_killed_mid_run_lose_no_task_and_pay_no_job_twi
     )
     deployment.start_component("celery-worker", worker)  # back, for the scenarios after this one
     deployment.start_component("triggerer", triggerer)
+    deployment.wait_until_healthy()
     assert run_states == dict.fromkeys(run_states, "success"), [deployment.failure_report(*run) for run in runs]
     assert held_states == {run_id: ("success", 2 if run_id in lost else 1) for run_id in held_runs}
     assert video_states == dict.fromkeys(video_states, ("success", 1))
@@ -290,7 +291,6 @@ def test_a_worker_and_a_triggerer_killed_mid_run_lose_no_task_and_pay_no_job_twi
     for retry_log in deployment.task_logs(WORKER_WAIT, "task_id=jimeng/attempt=2.log"):
         assert "Resuming jimeng task" in retry_log.read_text()
     assert_records_kept_where_this_airflow_keeps_them(deployment, WORKER_WAIT, held_runs)
-    deployment.wait_until_healthy()
 
 
 # -- 4. vendor faults ----------------------------------------------------------------------------------------------
