@@ -13,7 +13,15 @@ from airflow_provider_genmedia.operators.video import JimengVideoOperator
 from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
-IMAGE = str(Path(__file__).parent / "data" / "product.png")
+#: The img2img request of both DAGs but its prompt, on the API's own adaptive schedule (no poll_interval).
+IMG2IMG: dict[str, object] = {
+    "image": str(Path(__file__).parent / "data" / "product.png"),
+    "model_name": "sd_xl_base_1.0.safetensors",
+    "image_num": 1,
+    "response_image_type": "png",
+    "fit_image": True,
+    "deferrable": True,
+}
 
 
 @task
@@ -22,18 +30,8 @@ def read_result(result: dict[str, object]) -> str:
     return f"{result['api']} task {result['task_id']}: {result['status']}"
 
 
-# The API's own adaptive schedule (no poll_interval), as a user gets it.
 with DAG("deploy_end_in_triggerer", schedule=None, start_date=START, catchup=False):
-    restyled = NovitaImg2ImgOperator(
-        task_id="restyle",
-        image=IMAGE,
-        prompt="a watercolor teapot",
-        model_name="sd_xl_base_1.0.safetensors",
-        image_num=1,
-        response_image_type="png",
-        fit_image=True,
-        deferrable=True,
-    )
+    restyled = NovitaImg2ImgOperator(task_id="restyle", prompt="a watercolor teapot", **IMG2IMG)
     waited = GenMediaTaskSensor(
         task_id="wait",
         api="jimeng",
@@ -47,14 +45,5 @@ with DAG("deploy_end_in_triggerer", schedule=None, start_date=START, catchup=Fal
 
 with DAG("deploy_vendor_failure", schedule=None, start_date=START, catchup=False):
     NovitaImg2ImgOperator(
-        task_id="restyle",
-        image=IMAGE,
-        prompt="a watercolor kettle",
-        model_name="sd_xl_base_1.0.safetensors",
-        image_num=1,
-        response_image_type="png",
-        fit_image=True,
-        deferrable=True,
-        retries=1,
-        retry_delay=timedelta(seconds=1),
+        task_id="restyle", prompt="a watercolor kettle", retries=1, retry_delay=timedelta(seconds=1), **IMG2IMG
     )
