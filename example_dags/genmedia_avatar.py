@@ -42,6 +42,7 @@ with DAG(
     },
     tags=["genmedia", "example"],
 ) as avatar:
+    # [START howto_operator_avatar_video]
     talking = AvatarVideoOperator(
         task_id="talking_avatar",
         avatar_url="{{ params.avatar_url }}",
@@ -50,6 +51,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
+    # [END howto_operator_avatar_video]
     safe = NsfwFilterOperator(task_id="nsfw_filter", result=talking.output, scorer="local")
     reviews = None
     if HUMAN_REVIEW_AVAILABLE:

@@ -61,9 +61,12 @@ with DAG(
     },
     tags=["genmedia", "example"],
 ) as batch_video:
+    # [START howto_operator_jimeng_video]
     jimeng = JimengVideoOperator.partial(
         task_id="jimeng_video", pool=VIDEO_POOL, deferrable=True, poll_interval=POLL_INTERVAL
     ).expand_kwargs(PROMPTS)
+    # [END howto_operator_jimeng_video]
+    # [START howto_operator_bailian_video]
     wan = BailianVideoOperator.partial(
         task_id="wan_video",
         pool=VIDEO_POOL,
@@ -73,13 +76,17 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     ).expand(prompt=[item["prompt"] for item in PROMPTS])
+    # [END howto_operator_bailian_video]
+    # [START howto_operator_nsfw_filter_videos]
     filtered = {
         vendor: NsfwFilterOperator.partial(task_id=f"nsfw_{vendor}", scorer="local", threshold=NSFW_THRESHOLD).expand(
             result=videos.output
         )
         for vendor, videos in (("jimeng", jimeng), ("wan", wan))
     }
+    # [END howto_operator_nsfw_filter_videos]
     results: dict[str, Any] = {vendor: safe.output for vendor, safe in filtered.items()}
+    # [START howto_operator_media_review_batch]
     if HUMAN_REVIEW_AVAILABLE:
 
         @task
@@ -100,9 +107,12 @@ with DAG(
             vendor: reviewed.override(task_id=f"reviewed_{vendor}")(output, reviews.output)
             for vendor, output in results.items()
         }
+    # [END howto_operator_media_review_batch]
+    # [START howto_operator_publish_media_mapped]
     for vendor, output in results.items():
         PublishMediaOperator.partial(
             task_id=f"publish_{vendor}",
             destination=f"{{{{ params.destination }}}}/{{{{ ds }}}}/{vendor}",
             outlets=[DAILY_VIDEOS],
         ).expand(result=output)
+    # [END howto_operator_publish_media_mapped]

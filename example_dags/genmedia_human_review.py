@@ -71,6 +71,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
+    # [START howto_operator_media_review]
     safe = NsfwFilterOperator(task_id="nsfw_filter", result=restyled.output, threshold=50.0, scorer="local")
 
     @task
@@ -88,3 +89,4 @@ with DAG(
         destination="{{ params.destination }}",
         outlets=[Asset("genmedia_reviewed_product_shots")],
     )
+    # [END howto_operator_media_review]

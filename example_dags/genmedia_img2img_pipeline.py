@@ -56,6 +56,7 @@ with DAG(
     },
     tags=["genmedia", "example"],
 ) as img2img_pipeline:
+    # [START howto_operator_novita_img2img]
     restyled = NovitaImg2ImgOperator(
         task_id="restyle",
         image="{{ params.image }}",
@@ -73,13 +74,18 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
+    # [END howto_operator_novita_img2img]
+    # [START howto_operator_nsfw_filter]
     safe = NsfwFilterOperator(task_id="nsfw_filter", result=restyled.output, threshold=50.0, scorer="local")
+    # [END howto_operator_nsfw_filter]
+    # [START howto_operator_publish_media]
     PublishMediaOperator(
         task_id="publish",
         result=safe.output,
         destination="{{ params.destination }}",
         outlets=[RESTYLED_PRODUCT_SHOTS],
     )
+    # [END howto_operator_publish_media]
 
 
 CONTACT_SHEET_DOC = """Draw a contact sheet of every batch of restyled product shots.
@@ -133,7 +139,7 @@ with DAG(
     params={"destination": Param(DEFAULT_DESTINATION, type="string", description="Where the manifests are")},
     tags=["genmedia", "example"],
 ) as contact_sheet_dag:
-
+    # [START howto_asset_triggered_dag]
     @task
     def contact_sheet(params: dict[str, Any], triggering_asset_events: Any = None) -> str:
         """Draw the contact sheet of the published batch (from the Asset event, else the newest manifest)."""
@@ -146,5 +152,7 @@ with DAG(
         sheet = manifest_path.parent / manifest_path.name.replace(".manifest.json", ".contact_sheet.png")
         sheet.write_bytes(draw_contact_sheet(manifest))
         return str(sheet)
+
+    # [END howto_asset_triggered_dag]
 
     contact_sheet()
