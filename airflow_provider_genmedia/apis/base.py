@@ -30,9 +30,10 @@ class PollSchedule:
 
 
 class RequestModel(BaseModel):
-    """Base of every submit body model: unknown fields are an error, not silently sent."""
+    """Base of every submit body model: unknown fields are an error, not silently sent. A model's validator is built
+    when it first checks a request (on a worker), not when a DAG file imports it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body to send: optional fields that were not given are left out."""

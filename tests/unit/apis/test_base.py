@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from airflow_provider_genmedia.apis import API_NAMES, get_api
@@ -49,6 +52,25 @@ def test_each_api_names_its_connection_type_once_and_the_hooks_follow() -> None:
         assert hook.conn_type == api.conn_type
         assert hook.conn_id == api.default_conn_id == hook.default_conn_name
     assert hook_for(get_api("bailian"), "my_gptge").conn_id == "my_gptge"
+
+
+def test_an_api_name_gives_its_adapter_once_and_an_unknown_name_is_refused() -> None:
+    for name in API_NAMES:
+        assert get_api(name).name == name
+        assert get_api(name) is get_api(name)
+    with pytest.raises(GenMediaValidationError, match=r"^api: unknown API 'kling'"):
+        get_api("kling")
+
+
+def test_a_dag_file_with_a_novita_operator_loads_no_other_adapter() -> None:
+    code = (
+        "import sys; import airflow_provider_genmedia.operators.novita; "
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_genmedia.apis.')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "airflow_provider_genmedia.apis.novita" in loaded
+    for other in ("jimeng", "bailian", "avatar"):
+        assert f"airflow_provider_genmedia.apis.{other}" not in loaded
 
 
 def test_the_hook_follows_the_connection_type_not_a_connection_id() -> None:
