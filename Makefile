@@ -35,10 +35,15 @@ DAG ?= genmedia_img2img_pipeline
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+# The emulator (emulator/, the distribution genmedia-emulator that the dev extra names) is installed from this
+# repository in the same command, so that the dev extra takes it from here.
+DEV_INSTALL := -e ./emulator -e ".[dev]"
+DEV_PYPROJECTS := pyproject.toml emulator/pyproject.toml
+
+$(STAMP): $(DEV_PYPROJECTS) $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) $(DEV_INSTALL) 2>&1 | $(QUIET_PIP)
 	touch $@
 
 $(UV): | $(STAMP)
@@ -52,7 +57,7 @@ test: lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airflow_provider_genmedia
+	$(BIN)/mypy airflow_provider_genmedia emulator/genmedia_emulator
 
 ## The older supported Airflow minors (3.0, 3.1, 3.2; `make test` covers 3.3), each in its own venv: the unit tests,
 ## then the deployment scenarios (tests marked `compat`: the img2img pipeline, a triggerer and a worker killed) on a
@@ -106,10 +111,10 @@ distributed-%: .venv-%/.installed
 	$(call distributed-scenarios,$*,.venv-$*/bin/python)
 
 # One Airflow minor's venv, made afresh (seconds with uv) from its constraints file, with the exact release it pins.
-.venv-%/.installed: pyproject.toml constraints/airflow-%.txt | $(UV)
+.venv-%/.installed: $(DEV_PYPROJECTS) constraints/airflow-%.txt | $(UV)
 	rm -rf .venv-$*
 	$(UV) venv -q -p $(PYTHON) .venv-$*
-	$(UV) pip install -q -p .venv-$*/bin/python -c constraints/airflow-$*.txt -e ".[dev]" \
+	$(UV) pip install -q -p .venv-$*/bin/python -c constraints/airflow-$*.txt $(DEV_INSTALL) \
 		"apache-airflow==$$(sed -n 's/^apache-airflow==//p' constraints/airflow-$*.txt)"
 	touch $@
 
@@ -130,15 +135,16 @@ unit: install
 
 ## Regenerate one Airflow minor's constraints, `make constraints AIRFLOW=3.1.8` (writes constraints/airflow-3.1.txt):
 ## resolves the dev extra with that exact Airflow, the minor's CAPS_<minor> above and the newest versions allowed of
-## everything else, installs it in a throwaway venv and freezes it, the project itself left out (Airflow's advice for
-## reproducible installs). Review the diff and run `make test` / `make test-compat-<minor>` before committing it.
+## everything else, installs it in a throwaway venv and freezes it, the project and its emulator left out (Airflow's
+## advice for reproducible installs). Review the diff and run `make test` / `make test-compat-<minor>` before committing
+## it.
 constraints: MINOR = $(word 1,$(subst ., ,$(AIRFLOW))).$(word 2,$(subst ., ,$(AIRFLOW)))
 constraints: | $(UV)
 	@[[ "$(AIRFLOW)" =~ ^[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make constraints AIRFLOW=3.x.y" >&2; exit 2; }
 	rm -rf .tmp/constraints-venv
 	$(UV) venv -q -p $(PYTHON) .tmp/constraints-venv
 	$(UV) pip install -q -p .tmp/constraints-venv/bin/python --refresh "apache-airflow==$(AIRFLOW)" $(CAPS_$(MINOR)) \
-		-e ".[dev]"
+		$(DEV_INSTALL)
 	mkdir -p constraints
 	$(UV) pip freeze -q -p .tmp/constraints-venv/bin/python --exclude-editable > constraints/airflow-$(MINOR).txt
 	rm -rf .tmp/constraints-venv

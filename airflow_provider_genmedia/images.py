@@ -1,7 +1,4 @@
-"""Image bytes: their size, and scaling one down to a vendor's limits.
-
-Pillow only, no Airflow: the emulator process uses this module too.
-"""
+"""Image bytes: their size, and scaling one down to a vendor's limits (Pillow only)."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ import requests
 from PIL import Image
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_genmedia.results import GenerationResult
+from genmedia_emulator import EmulatorConfig, EmulatorServer
 
 TEST_CONFIG = EmulatorConfig(image_seconds=0.1, video_seconds=0.2, retry_after=0)
 CONTROL_TIMEOUT = 10

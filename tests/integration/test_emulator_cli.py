@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_genmedia.emulator.cli import config_from_args
-from airflow_provider_genmedia.emulator.config import FaultRule
+from genmedia_emulator.cli import config_from_args
+from genmedia_emulator.config import FaultRule
 from tests.emulator_fixtures import sample_body
 
 STARTUP_LIMIT = 20.0

@@ -19,11 +19,11 @@ from PIL import Image, ImageDraw
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia import nsfw_local
-from airflow_provider_genmedia.emulator.media import MediaSpec, render, sample_mp4
 from airflow_provider_genmedia.exceptions import UndecodableMediaError
 from airflow_provider_genmedia.nsfw_filter import filter_nsfw
 from airflow_provider_genmedia.nsfw_local import LocalNsfwModel, sample_times, shared_model
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskStatus
+from genmedia_emulator.media import MediaSpec, render, sample_mp4
 
 #: How far the model's batched scores may stray from the library's one-at-a-time ones (on the 0..100 scale).
 SAME_SCORE = 1e-3

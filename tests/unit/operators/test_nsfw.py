@@ -10,10 +10,10 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia import nsfw_filter
-from airflow_provider_genmedia.emulator.media import sample_mp4
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.operators import nsfw
 from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
+from genmedia_emulator.media import sample_mp4
 from tests.unit.test_nsfw_filter import image, result, video
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from PIL import Image, UnidentifiedImageError
 from pydantic import AfterValidator, Field, model_validator
 
-from airflow_provider_genmedia.emulator.schemas.base import VendorSchema, base64_bytes, vendor_error
+from genmedia_emulator.schemas.base import VendorSchema, base64_bytes, vendor_error
 
 #: img2img: "a maximum resolution of 16 megapixels and a maximum file size of 10 Mb".
 MAX_PIXELS = 16 * 1024 * 1024

@@ -13,12 +13,11 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.media import CONTENT_TYPES, render
-from airflow_provider_genmedia.emulator.schemas.base import BodyError
-from airflow_provider_genmedia.emulator.state import Emulator, Task
-from airflow_provider_genmedia.emulator.vendors import GPTGE, NOVITA, RENDERERS, Gateway, Renderer, View
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import EmulatorConfig
+from genmedia_emulator.media import CONTENT_TYPES, render
+from genmedia_emulator.schemas.base import BodyError
+from genmedia_emulator.state import Emulator, Phase, Task
+from genmedia_emulator.vendors import GPTGE, NOVITA, RENDERERS, Gateway, Renderer, View
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -135,7 +134,7 @@ async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.St
     now = time.time()
     status = task.status(now)
     ttl = emulator.config.url_ttl or renderer.url_ttl
-    urls = _signed_urls(request, task, ttl, now) if status is TaskStatus.SUCCEEDED else {}
+    urls = _signed_urls(request, task, ttl, now) if status is Phase.SUCCEEDED else {}
     return renderer.result(View(task, now, status, urls, ttl, emulator.config))
 
 
@@ -214,7 +213,7 @@ async def _reset(request: web.Request) -> web.StreamResponse:
 def create_app(config: EmulatorConfig | None = None) -> web.Application:
     """The emulator of all four vendor APIs as an aiohttp application (serve it with any aiohttp runner)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[EMULATOR] = Emulator(config or EmulatorConfig())
+    app[EMULATOR] = Emulator(config or EmulatorConfig(), tuple(RENDERERS))
     router = app.router
     router.add_get("/v3/async/task-result", _guarded(NOVITA, partial(_poll, (RENDERERS["novita"],))))
     router.add_get("/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["jimeng"], RENDERERS["bailian"]))))

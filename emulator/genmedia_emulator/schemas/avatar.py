@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
-from airflow_provider_genmedia.emulator.schemas.base import VendorSchema
+from genmedia_emulator.schemas.base import VendorSchema
 
 ROUTE = "/avatar/generation"
 

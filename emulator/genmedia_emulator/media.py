@@ -35,6 +35,15 @@ class MediaSpec:
     source: bytes | None = None
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) of image bytes; None when Pillow cannot read them as an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
+
+
 @cache
 def sample_mp4() -> bytes:
     """The packaged MP4 (see media/README.md for how it was made)."""

@@ -14,13 +14,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.media import MediaSpec
-from airflow_provider_genmedia.emulator.schemas.avatar import ROUTES
-from airflow_provider_genmedia.emulator.schemas.base import BodyError, VendorSchema
-from airflow_provider_genmedia.emulator.state import Plan, Task
-from airflow_provider_genmedia.emulator.vendors.base import GPTGE, Renderer, SeedPicker, View, texts
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import EmulatorConfig
+from genmedia_emulator.media import MediaSpec
+from genmedia_emulator.schemas.avatar import ROUTES
+from genmedia_emulator.schemas.base import BodyError, VendorSchema
+from genmedia_emulator.state import Phase, Plan, Task
+from genmedia_emulator.vendors.base import GPTGE, Renderer, SeedPicker, View, texts
 
 VIDEO_SIZE = (320, 180)
 
@@ -31,11 +30,11 @@ class AvatarRenderer(Renderer):
     api = "avatar"
     gateway = GPTGE
     submit_routes = tuple(ROUTES)
-    _web_work_status: ClassVar[dict[TaskStatus, int]] = {
-        TaskStatus.QUEUED: 0,
-        TaskStatus.RUNNING: 0,
-        TaskStatus.SUCCEEDED: 200,
-        TaskStatus.FAILED: -1,
+    _web_work_status: ClassVar[dict[Phase, int]] = {
+        Phase.QUEUED: 0,
+        Phase.RUNNING: 0,
+        Phase.SUCCEEDED: 200,
+        Phase.FAILED: -1,
     }
 
     def schema(self, path: str) -> type[VendorSchema] | None:
@@ -63,7 +62,7 @@ class AvatarRenderer(Renderer):
     def result(self, view: View) -> web.Response:
         """The work, flat or wrapped; the three video paths once done."""
         task, status = view.task, view.status
-        if status is TaskStatus.EXPIRED:
+        if status is Phase.EXPIRED:
             return self.not_found(task.id)
         created_ms = int(task.submitted_at * 1000)
         clean, marked = view.urls.get("no_wm.mp4", ""), view.urls.get("wm.mp4", "")

@@ -12,15 +12,30 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from airflow_provider_genmedia.apis import API_NAMES
-from airflow_provider_genmedia.emulator.config import FAULTS, EmulatorConfig, FaultCounter
-from airflow_provider_genmedia.emulator.media import MediaSpec
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import FAULTS, EmulatorConfig, FaultCounter
+from genmedia_emulator.media import MediaSpec
 
 #: Share of a task's duration spent queued before it runs.
 QUEUE_SHARE = 0.2
+
+
+class Phase(StrEnum):
+    """Where an emulated task stands, in the stats' words: queued, running, then the outcome drawn at its submit.
+    Each vendor renderer words it in its own status field."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task has reached its outcome."""
+        return self not in (Phase.QUEUED, Phase.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,7 @@ class Task:
     path: str
     body: dict[str, Any]
     plan: Plan
-    outcome: TaskStatus
+    outcome: Phase
     nsfw_flagged: bool
     submitted_at: float
     duration: float
@@ -66,11 +81,11 @@ class Task:
         """When the task reaches its outcome."""
         return self.submitted_at + self.duration
 
-    def status(self, now: float) -> TaskStatus:
+    def status(self, now: float) -> Phase:
         """Queued, running, then the outcome chosen at submit."""
         if now >= self.finished_at:
             return self.outcome
-        return TaskStatus.RUNNING if now >= self.started_at else TaskStatus.QUEUED
+        return Phase.RUNNING if now >= self.started_at else Phase.QUEUED
 
     def progress(self, now: float) -> int:
         """Percent of the running phase done (0 while queued, 100 at the end)."""
@@ -114,10 +129,11 @@ def _matches(marker: str, text: str) -> bool:
 
 
 class Emulator:
-    """The emulator's state: config, tasks, fault counters and stats, shared by every route."""
+    """The emulator's state: config, tasks, fault counters and stats (per API of ``apis``), shared by every route."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(self, config: EmulatorConfig, apis: tuple[str, ...]) -> None:
         self.initial_config = config
+        self.apis = apis
         self.signer = UrlSigner(secrets.token_bytes(32))
         self.reset()
 
@@ -162,11 +178,11 @@ class Emulator:
     def create_task(self, task_id: str, api: str, path: str, body: dict[str, Any], plan: Plan) -> Task:
         """Register a paid task, its outcome decided now from the markers and the fault rules."""
         config = self.config
-        outcome = TaskStatus.SUCCEEDED
+        outcome = Phase.SUCCEEDED
         if _matches(config.fail_marker, plan.prompt) or self.fault("task_failure"):
-            outcome = TaskStatus.FAILED
+            outcome = Phase.FAILED
         elif _matches(config.expire_marker, plan.prompt) or self.fault("task_expiry"):
-            outcome = TaskStatus.EXPIRED
+            outcome = Phase.EXPIRED
         task = Task(
             id=task_id,
             api=api,
@@ -187,9 +203,9 @@ class Emulator:
         times (UTC epochs)."""
         now = time.time()
         return {
-            "submits": {api: self.submits[api] for api in API_NAMES},
-            "submit_requests": {api: self.submit_requests[api] for api in API_NAMES},
-            "polls": {api: self.polls[api] for api in API_NAMES},
+            "submits": {api: self.submits[api] for api in self.apis},
+            "submit_requests": {api: self.submit_requests[api] for api in self.apis},
+            "polls": {api: self.polls[api] for api in self.apis},
             "faults": {name: self.faults[name] for name in FAULTS},
             "tasks": {
                 task.id: {

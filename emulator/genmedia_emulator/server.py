@@ -8,8 +8,8 @@ from types import TracebackType
 
 from aiohttp import web
 
-from airflow_provider_genmedia.emulator.app import create_app
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
+from genmedia_emulator.app import create_app
+from genmedia_emulator.config import EmulatorConfig
 
 START_TIMEOUT = 10.0
 

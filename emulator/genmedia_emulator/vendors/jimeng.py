@@ -17,13 +17,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.media import MediaSpec
-from airflow_provider_genmedia.emulator.schemas.base import BodyError, VendorSchema
-from airflow_provider_genmedia.emulator.schemas.jimeng import IMAGE2VIDEO, ROUTES, SIZES
-from airflow_provider_genmedia.emulator.state import Plan, Task
-from airflow_provider_genmedia.emulator.vendors.base import GPTGE, Renderer, SeedPicker, View
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import EmulatorConfig
+from genmedia_emulator.media import MediaSpec
+from genmedia_emulator.schemas.base import BodyError, VendorSchema
+from genmedia_emulator.schemas.jimeng import IMAGE2VIDEO, ROUTES, SIZES
+from genmedia_emulator.state import Phase, Plan, Task
+from genmedia_emulator.vendors.base import GPTGE, Renderer, SeedPicker, View
 
 
 def _volcengine(code: int, message: str, data: dict[str, Any] | None) -> dict[str, Any]:
@@ -44,11 +43,11 @@ class JimengRenderer(Renderer):
     api = "jimeng"
     gateway = GPTGE
     submit_routes = tuple(ROUTES)
-    _states: ClassVar[dict[TaskStatus, str]] = {
-        TaskStatus.QUEUED: "in_queue",
-        TaskStatus.RUNNING: "generating",
-        TaskStatus.SUCCEEDED: "done",
-        TaskStatus.EXPIRED: "expired",
+    _states: ClassVar[dict[Phase, str]] = {
+        Phase.QUEUED: "in_queue",
+        Phase.RUNNING: "generating",
+        Phase.SUCCEEDED: "done",
+        Phase.EXPIRED: "expired",
     }
     failure_code = 50413
 
@@ -100,7 +99,7 @@ class JimengRenderer(Renderer):
     def result(self, view: View) -> web.Response:
         """The task in ``data``; a failed one as a 50413 verdict."""
         task, status = view.task, view.status
-        if status is TaskStatus.FAILED:
+        if status is Phase.FAILED:
             return web.json_response(_volcengine(self.failure_code, view.config.fail_reason, None), status=400)
         data: dict[str, Any] = {
             "status": self._states[status],
@@ -109,7 +108,7 @@ class JimengRenderer(Renderer):
             "image_urls": None,
             "binary_data_base64": [],
         }
-        if status is TaskStatus.SUCCEEDED:
+        if status is Phase.SUCCEEDED:
             video_url = view.urls["video.mp4"]
             data.update(resp_data=self._context(task, video_url), video_url=video_url)
         return web.json_response(_volcengine(10000, "Success", data))

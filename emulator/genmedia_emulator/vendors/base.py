@@ -10,10 +10,9 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.schemas.base import BodyError, VendorSchema, check
-from airflow_provider_genmedia.emulator.state import Plan, Task
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import EmulatorConfig
+from genmedia_emulator.schemas.base import BodyError, VendorSchema, check
+from genmedia_emulator.state import Phase, Plan, Task
 
 SeedPicker = Callable[[Any], int]
 HOUR = 3600
@@ -25,7 +24,7 @@ class View:
 
     task: Task
     now: float
-    status: TaskStatus
+    status: Phase
     urls: dict[str, str]
     ttl: int
     config: EmulatorConfig

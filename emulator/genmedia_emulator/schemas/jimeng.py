@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from airflow_provider_genmedia.emulator.schemas.base import VendorSchema
+from genmedia_emulator.schemas.base import VendorSchema
 
 TEXT2VIDEO = "/task/jimeng/text2video"
 IMAGE2VIDEO = "/task/jimeng/image2video"

@@ -10,8 +10,8 @@ from typing import get_args
 from aiohttp import web
 from pydantic import ValidationError
 
-from airflow_provider_genmedia.emulator.app import create_app
-from airflow_provider_genmedia.emulator.config import FAULTS, VARIANTS, EmulatorConfig
+from genmedia_emulator.app import create_app
+from genmedia_emulator.config import FAULTS, VARIANTS, EmulatorConfig
 
 
 def _parser() -> argparse.ArgumentParser:

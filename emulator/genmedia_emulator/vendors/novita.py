@@ -15,16 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_genmedia.apis.base import mapping
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.media import MediaSpec
-from airflow_provider_genmedia.emulator.schemas.base import VendorSchema
-from airflow_provider_genmedia.emulator.schemas.novita import ENDPOINTS
-from airflow_provider_genmedia.emulator.state import Plan, Task
-from airflow_provider_genmedia.emulator.vendors.base import NOVITA, Renderer, SeedPicker, View, texts
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.images import image_size
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import EmulatorConfig
+from genmedia_emulator.media import MediaSpec, image_size
+from genmedia_emulator.schemas.base import VendorSchema
+from genmedia_emulator.schemas.novita import ENDPOINTS
+from genmedia_emulator.state import Phase, Plan, Task
+from genmedia_emulator.vendors.base import NOVITA, Renderer, SeedPicker, View, texts
 
 PREFIX = "/v3/async/"
 #: Endpoints whose outputs are videos; every other endpoint makes images.
@@ -32,10 +28,10 @@ VIDEO_ENDPOINT = re.compile(r"video|2v\b|hailuo")
 DEFAULT_IMAGE_SIDE = 512
 DEFAULT_VIDEO_SIZE = (320, 180)
 STATUSES = {
-    TaskStatus.QUEUED: "TASK_STATUS_QUEUED",
-    TaskStatus.RUNNING: "TASK_STATUS_PROCESSING",
-    TaskStatus.SUCCEEDED: "TASK_STATUS_SUCCEED",
-    TaskStatus.FAILED: "TASK_STATUS_FAILED",
+    Phase.QUEUED: "TASK_STATUS_QUEUED",
+    Phase.RUNNING: "TASK_STATUS_PROCESSING",
+    Phase.SUCCEEDED: "TASK_STATUS_SUCCEED",
+    Phase.FAILED: "TASK_STATUS_FAILED",
 }
 TASK_TYPES = {
     "img2img": "IMG_TO_IMG",
@@ -55,6 +51,11 @@ def _whole(fields: dict[str, Any], name: str, default: int, low: int = 16, high:
     return value if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high else default
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for null, a list or anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 def _input_image(fields: dict[str, Any]) -> bytes | None:
     """The first input image sent as base64, if any."""
     for name in ("image_base64", "image_file", "image"):
@@ -63,10 +64,10 @@ def _input_image(fields: dict[str, Any]) -> bytes | None:
             continue
         try:
             data = base64.b64decode(value.split(",", 1)[-1], validate=True)
-            image_size(data)
-        except (binascii.Error, ValueError, GenMediaValidationError):  # not base64, or not an image
+        except (binascii.Error, ValueError):  # not base64
             continue
-        return data
+        if image_size(data) is not None:
+            return data
     return None
 
 
@@ -83,8 +84,8 @@ class NovitaRenderer(Renderer):
 
     def plan(self, path: str, body: dict[str, Any], pick_seed: SeedPicker) -> Plan:
         """Sizes, count, seed and input image from ``request`` (or the flat body); formats from ``extra``."""
-        extra = mapping(body.get("extra"))
-        fields = mapping(body.get("request")) or body
+        extra = _object(body.get("extra"))
+        fields = _object(body.get("request")) or body
         prompt = " ".join(texts(body, ("prompt",)))
         seed = pick_seed(fields.get("seed"))
         if VIDEO_ENDPOINT.search(path.removeprefix(PREFIX)):
@@ -93,7 +94,7 @@ class NovitaRenderer(Renderer):
             return Plan(prompt, {f"0.{video_type}": MediaSpec("video", video_type, *size, seed)}, seed)
         image_type = extra.get("response_image_type") or "png"
         source = _input_image(fields)
-        source_side = image_size(source) if source else (DEFAULT_IMAGE_SIDE, DEFAULT_IMAGE_SIDE)
+        source_side = (image_size(source) if source else None) or (DEFAULT_IMAGE_SIDE, DEFAULT_IMAGE_SIDE)
         size = (_whole(fields, "width", source_side[0]), _whole(fields, "height", source_side[1]))
         count = _whole(fields, "image_num", 1, 1, 8)
         files = {
@@ -130,15 +131,15 @@ class NovitaRenderer(Renderer):
     def result(self, view: View) -> web.Response:
         """The task-result body."""
         task, status, now = view.task, view.status, view.now
-        if status is TaskStatus.EXPIRED:
+        if status is Phase.EXPIRED:
             return self.not_found(task.id)
         endpoint = task.path.removeprefix(PREFIX)
-        nsfw_check = mapping(task.body.get("extra")).get("enable_nsfw_detection") is True
-        progress = {TaskStatus.QUEUED: 0, TaskStatus.RUNNING: task.progress(now)}.get(status)
+        nsfw_check = _object(task.body.get("extra")).get("enable_nsfw_detection") is True
+        progress = {Phase.QUEUED: 0, Phase.RUNNING: task.progress(now)}.get(status)
         if progress is None:  # finished: image tasks report 0, video tasks 100
-            progress = 100 if task.plan.video and status is TaskStatus.SUCCEEDED else 0
+            progress = 100 if task.plan.video and status is Phase.SUCCEEDED else 0
         extra: dict[str, Any] = {}
-        if status is not TaskStatus.QUEUED:
+        if status is not Phase.QUEUED:
             debug_info = {
                 "request_info": "",
                 "submit_time_ms": _millis(task.submitted_at),
@@ -152,8 +153,8 @@ class NovitaRenderer(Renderer):
                 "task_id": task.id,
                 "task_type": TASK_TYPES.get(endpoint) or re.sub(r"[^A-Z0-9]+", "_", endpoint.upper()),
                 "status": STATUSES[status],
-                "reason": view.config.fail_reason if status is TaskStatus.FAILED else "",
-                "eta": task.eta(now) if status is TaskStatus.RUNNING else 0,
+                "reason": view.config.fail_reason if status is Phase.FAILED else "",
+                "eta": task.eta(now) if status is Phase.RUNNING else 0,
                 "progress_percent": progress,
             },
             **self._outputs(view, nsfw_check),

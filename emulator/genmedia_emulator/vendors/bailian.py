@@ -12,13 +12,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from airflow_provider_genmedia.emulator.config import EmulatorConfig
-from airflow_provider_genmedia.emulator.media import MediaSpec
-from airflow_provider_genmedia.emulator.schemas.bailian import ROUTES
-from airflow_provider_genmedia.emulator.schemas.base import BodyError, VendorSchema
-from airflow_provider_genmedia.emulator.state import Plan, Task
-from airflow_provider_genmedia.emulator.vendors.base import GPTGE, HOUR, Renderer, SeedPicker, View, request_id
-from airflow_provider_genmedia.results import TaskStatus
+from genmedia_emulator.config import EmulatorConfig
+from genmedia_emulator.media import MediaSpec
+from genmedia_emulator.schemas.bailian import ROUTES
+from genmedia_emulator.schemas.base import BodyError, VendorSchema
+from genmedia_emulator.state import Phase, Plan, Task
+from genmedia_emulator.vendors.base import GPTGE, HOUR, Renderer, SeedPicker, View, request_id
 
 #: DashScope's times are Beijing time.
 BEIJING = timezone(timedelta(hours=8))
@@ -35,12 +34,12 @@ class BailianRenderer(Renderer):
     gateway = GPTGE
     submit_routes = tuple(ROUTES)
     url_ttl = 24 * HOUR
-    _states: ClassVar[dict[TaskStatus, str]] = {
-        TaskStatus.QUEUED: "PENDING",
-        TaskStatus.RUNNING: "RUNNING",
-        TaskStatus.SUCCEEDED: "SUCCEEDED",
-        TaskStatus.FAILED: "FAILED",
-        TaskStatus.EXPIRED: "UNKNOWN",
+    _states: ClassVar[dict[Phase, str]] = {
+        Phase.QUEUED: "PENDING",
+        Phase.RUNNING: "RUNNING",
+        Phase.SUCCEEDED: "SUCCEEDED",
+        Phase.FAILED: "FAILED",
+        Phase.EXPIRED: "UNKNOWN",
     }
 
     def schema(self, path: str) -> type[VendorSchema] | None:
@@ -67,16 +66,16 @@ class BailianRenderer(Renderer):
         task, status = view.task, view.status
         output: dict[str, Any] = {"task_id": task.id, "task_status": self._states[status]}
         body: dict[str, Any] = {"request_id": request_id(), "output": output}
-        if status is TaskStatus.EXPIRED:
+        if status is Phase.EXPIRED:
             return web.json_response(body)
         output.update(submit_time=_dashscope_time(task.submitted_at), orig_prompt=task.plan.prompt)
-        if status is not TaskStatus.QUEUED:
+        if status is not Phase.QUEUED:
             output["scheduled_time"] = _dashscope_time(task.started_at)
         if status.is_terminal:
             output["end_time"] = _dashscope_time(task.finished_at)
-        if status is TaskStatus.FAILED:
+        if status is Phase.FAILED:
             output.update(code="InternalError.Algo", message=view.config.fail_reason)
-        elif status is TaskStatus.SUCCEEDED:
+        elif status is Phase.SUCCEEDED:
             parameters = task.body["parameters"]
             output["video_url"] = view.urls["video.mp4"]
             if parameters.get("prompt_extend", True) is not False:
