@@ -31,7 +31,7 @@ NOT_EMPTY = || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tes
 
 DAG ?= genmedia_img2img_pipeline
 
-.PHONY: install test lint unit demo up constraints test-compat test-distributed clean
+.PHONY: install test lint unit demo up docs constraints test-compat test-distributed clean
 
 install: $(STAMP)
 
@@ -129,6 +129,19 @@ demo: install
 up: install
 	$(BIN)/python scripts/up.py $(if $(PORT),--port $(PORT))
 
+## The docs site: Sphinx (the docs extra, pinned by docs/constraints.txt) builds docs/ into docs/_build/html; a warning
+## (a snippet marker gone from an example DAG, a broken link, a page outside the table of contents) fails it.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): pyproject.toml docs/constraints.txt $(STAMP)
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -c docs/constraints.txt -e ".[docs]" 2>&1 | $(QUIET_PIP)
+	touch $@
+
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "The docs site: docs/_build/html/index.html"
+
 ## Only the fast tests (no real Airflow runs).
 unit: install
 	$(BIN)/python -m pytest tests/unit
@@ -150,4 +163,4 @@ constraints: | $(UV)
 	rm -rf .tmp/constraints-venv
 
 clean:
-	rm -rf $(VENV) $(VENV)-* .tmp .airflow .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) $(VENV)-* .tmp .airflow .mypy_cache .ruff_cache demo-output docs/_build

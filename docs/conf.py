@@ -1,0 +1,52 @@
+"""Sphinx configuration of the docs site: ``make docs`` builds it into ``docs/_build/html`` (git-ignored).
+
+Why Sphinx (with MyST Markdown pages and the Furo theme) rather than mkdocs:
+- It is what the official Airflow providers' docs are built with, and their how-to pages include every code snippet
+  from a runnable example DAG between ``# [START name]`` and ``# [END name]`` markers. Their ``exampleinclude``
+  directive lives in Airflow's own repository, not on PyPI; Sphinx's ``literalinclude`` with ``start-after`` and
+  ``end-before`` includes by the same markers, so the example DAGs carry the markers an Airflow reader knows, and a
+  snippet is never copied by hand.
+- A warning fails the build (``sphinx-build -W --keep-going``): a marker that is gone, a file that moved, a broken
+  cross-reference or a page outside the table of contents stops ``make docs`` and CI. mkdocs' ``--strict`` turns
+  only some of its messages into failures, and its snippet include uses markers of its own syntax.
+- MyST lets the pages stay Markdown, readable as they are in the repository (the README links into them).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from airflow_provider_genmedia import __version__  # noqa: E402
+
+project = "airflow-provider-genmedia"
+author = "The airflow-provider-genmedia authors"
+copyright = "2026, the airflow-provider-genmedia authors"
+release = __version__
+version = __version__
+
+extensions = ["myst_parser"]
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "snippets", "constraints.txt"]
+
+# Headings get anchors down to level 3, so pages can link to a section: [Paying once](production.md#paying-once).
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence", "deflist"]
+
+# Every reference must resolve; a page left out of a toctree or a bad link is a warning, and warnings fail.
+nitpicky = True
+
+html_theme = "furo"
+html_title = f"airflow-provider-genmedia {release}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_theme_options = {
+    "navigation_with_keys": True,
+}
+html_show_sourcelink = False
+pygments_style = "sphinx"
+pygments_dark_style = "monokai"
