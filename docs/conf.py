@@ -48,5 +48,3 @@ html_theme_options = {
     "navigation_with_keys": True,
 }
 html_show_sourcelink = False
-pygments_style = "sphinx"
-pygments_dark_style = "monokai"
