@@ -14,8 +14,13 @@ Why Sphinx (with MyST Markdown pages and the Furo theme) rather than mkdocs:
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.directives import code
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,3 +53,23 @@ html_theme_options = {
     "navigation_with_keys": True,
 }
 html_show_sourcelink = False
+
+
+#: A snippet marker line of the example DAGs: ``# [START name]`` or ``# [END name]``.
+SNIPPET_MARKER = re.compile(r"^\s*# \[(START|END) [\w-]+\]\s*$")
+
+
+class SnippetReader(code.LiteralIncludeReader):
+    """``literalinclude``'s reader, less the marker lines of the snippets nested in the one included: the quick
+    start shows the pipeline's three tasks at once, whose own pages include each of them."""
+
+    def read(self, location: Any = None) -> tuple[str, int]:
+        text, _ = super().read(location)
+        kept = [line for line in text.splitlines(keepends=True) if not SNIPPET_MARKER.match(line)]
+        return "".join(kept), len(kept)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Read every ``literalinclude`` with `SnippetReader` (the directive looks its reader up in its module)."""
+    code.LiteralIncludeReader = SnippetReader  # type: ignore[misc]
+    return {"parallel_read_safe": True}
