@@ -31,15 +31,15 @@ _CONNECTION_FIELDS: dict[str, Any] = {
 
 
 def _connection_type(conn_type: str, hook: str, name: str, base_url: str, serves: str | None = None) -> dict[str, Any]:
-    """One connection type; ``serves`` names the APIs it covers in the label of the form's key field."""
+    """One connection type; ``serves`` names the APIs it covers in the placeholder of the form's key field (a longer
+    label wraps in the UI and pushes its field out of line with the others)."""
     behaviour: dict[str, Any] = {
         "hidden-fields": ["port", "schema", "login"],
         "relabeling": {"password": "API Key", "host": "Base URL"},
         "placeholders": {"host": base_url, "password": "the vendor's API key"},
     }
     if serves:
-        behaviour["relabeling"]["password"] = f"API Key ({serves})"
-        behaviour["placeholders"]["password"] = f"your {name} token"
+        behaviour["placeholders"]["password"] = f"your {name} token ({serves})"
     return {
         "connection-type": conn_type,
         "hook-class-name": f"airflow_provider_genmedia.hooks.genmedia.{hook}",
