@@ -1,64 +1,40 @@
 """Run an example DAG end to end on the local emulator: ``make demo`` (or ``make demo DAG=<dag_id>``).
 
-Starts ``genmedia-emulator`` on a free loopback port, prepares a throwaway AIRFLOW_HOME (SQLite), points the
-``novita_default`` and ``gptge_default`` connections at the emulator, runs the DAG with ``airflow dags test``
-(deferral included), runs the DAGs scheduled on what it published, prints where the outputs are, and stops the
-emulator. Exits non-zero if anything failed.
+Starts ``genmedia-emulator`` on a free loopback port and runs the DAG with ``airflow dags test`` (deferral included)
+in a throwaway AIRFLOW_HOME (SQLite) whose ``novita_default`` and ``gptge_default`` connections aim at the emulator:
+both from the local stack harness, ``genmedia_emulator.stack``, with no Airflow component started. Then runs the DAGs
+scheduled on what it published, prints where the outputs are, and stops the emulator. Exits non-zero if anything
+failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
+from genmedia_emulator.stack import Deployment, EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-API_KEY = "emulator-key"
 #: DAGs that run after the one asked for, because they are scheduled on the Asset it updates.
 DOWNSTREAM = {"genmedia_img2img_pipeline": ["genmedia_contact_sheet"]}
+#: The metadata database, and the pool the video DAGs run in.
+SETUP = (["db", "migrate"], ["pools", "set", "genmedia_video", "2", "gpt.ge video jobs", "--include-deferred"])
+#: Seconds one ``airflow dags test`` may take (an example DAG takes well under a minute on the emulator).
+DAG_TEST_TIMEOUT = 900
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_emulator(port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start the emulator and wait until it answers."""
-    command = [str(BIN / "genmedia-emulator"), "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY]
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the emulator stopped at start-up; see {log}")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/_emulator/stats", timeout=1).raise_for_status()
-            return process
-        except requests.RequestException:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("the emulator did not answer within 30 s")
-
-
-def airflow(args: list[str], env: dict[str, str], log: Path) -> int:
-    """Run one ``airflow`` command, its output appended to ``log``; return its exit code."""
-    with log.open("ab") as out:
-        out.write(f"\n$ airflow {' '.join(args)}\n".encode())
-        out.flush()
-        return subprocess.run([str(BIN / "airflow"), *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+def airflow(stack: Deployment, args: list[str], log: Path, timeout: float = DAG_TEST_TIMEOUT) -> int:
+    """Run one ``airflow`` command in the demo's AIRFLOW_HOME, its output appended to ``log``; return its exit code."""
+    done = stack.airflow(*args, timeout=timeout)
+    with log.open("a") as out:
+        out.write(f"\n$ airflow {' '.join(args)}\n{done.stdout}")
+    return done.returncode
 
 
 def _verdict(nsfw: dict[str, Any] | None) -> str:
@@ -95,43 +71,36 @@ def main() -> int:
     output = Path(options.output).resolve()
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    home = Path(tempfile.mkdtemp(prefix="genmedia-demo-airflow-"))
     log = output / "demo.log"
-    port = free_port()
-    emulator_url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ)
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        # The emulator finishes in seconds: poll it every second, not on the vendors' schedules.
-        GENMEDIA_POLL_INTERVAL="1",
+    root = Path(tempfile.mkdtemp(prefix="genmedia-demo-"))
+    emulator = EmulatorProcess(log=output / "emulator.log")
+    # Only its AIRFLOW_HOME and environment serve here: the example DAGs are read in place.
+    stack = Deployment(
+        root=root,
+        dag_sources=[],
+        emulator=emulator,
+        extra_env={"AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags")},
     )
-    for conn_id, conn_type in (("NOVITA_DEFAULT", "novita"), ("GPTGE_DEFAULT", "gptge")):
-        connection = {"conn_type": conn_type, "host": emulator_url, "password": API_KEY}
-        env[f"AIRFLOW_CONN_{conn_id}"] = json.dumps(connection)
 
-    print(f"Emulator of all four vendor APIs: {emulator_url}")
-    emulator = start_emulator(port, output / "emulator.log")
+    print(f"Emulator of all four vendor APIs: {emulator.url}")
     failed: list[str] = []
     try:
-        print(f"Throwaway AIRFLOW_HOME: {home}")
-        setup = (["db", "migrate"], ["pools", "set", "genmedia_video", "2", "gpt.ge video jobs", "--include-deferred"])
-        failed += [" ".join(command) for command in setup if airflow(command, env, log) != 0]
-        conf = json.dumps({"destination": output.as_uri()})
-        for dag_id in [options.dag, *DOWNSTREAM.get(options.dag, [])] if not failed else []:
-            started = time.monotonic()
-            print(f"airflow dags test {dag_id} ...", end=" ", flush=True)
-            code = airflow(["dags", "test", dag_id, "-c", conf], env, log)
-            print(f"{'ok' if code == 0 else 'FAILED'} ({time.monotonic() - started:.0f} s)")
-            if code != 0:
-                failed.append(dag_id)
-                break
-        stats = requests.get(f"{emulator_url}/_emulator/stats", timeout=5).json()
+        with emulator:
+            print(f"Throwaway AIRFLOW_HOME: {stack.home}")
+            failed += [" ".join(command) for command in SETUP if airflow(stack, command, log) != 0]
+            conf = json.dumps({"destination": output.as_uri()})
+            for dag_id in [options.dag, *DOWNSTREAM.get(options.dag, [])] if not failed else []:
+                started = time.monotonic()
+                print(f"airflow dags test {dag_id} ...", end=" ", flush=True)
+                code = airflow(stack, ["dags", "test", dag_id, "-c", conf], log)
+                print(f"{'ok' if code == 0 else 'FAILED'} ({time.monotonic() - started:.0f} s)")
+                if code != 0:
+                    failed.append(dag_id)
+                    break
+            stats = emulator.stats()
     finally:
-        emulator.terminate()
-        emulator.wait(10)
-        shutil.rmtree(home, ignore_errors=True)
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
     print(f"Vendor jobs submitted (one per task): {json.dumps(stats['submits'])}")
     files = sorted(path for path in output.rglob("*") if path.is_file() and path.suffix != ".log")

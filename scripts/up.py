@@ -6,7 +6,8 @@ are read from ``example_dags/`` in place, so edits show up in the UI. The ``novi
 connections (aimed at the emulator) and the ``genmedia_video`` pool are created in the metadata database, where the
 UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every process it started, by PID.
 
-It is the deployment harness of ``tests/deployment`` (`Deployment`, `EmulatorProcess`), run for a person.
+It is the local stack harness of the deployment tests, ``genmedia_emulator.stack`` (`Deployment`, `EmulatorProcess`),
+run for a person.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from genmedia_emulator.stack import Deployment, EmulatorProcess, free_port
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.deployment.stack import Deployment, EmulatorProcess, free_port  # noqa: E402
-
 DEFAULT_PORT = 8080
 #: The emulator's default key: it guards nothing but the emulator, and the README names it.
 EMULATOR_KEY = "emulator-key"

@@ -1,6 +1,7 @@
 """A local S3 server (moto in server mode) for tests that write to object storage (a pytest plugin, see
 tests/conftest.py): ``s3_server`` starts it once per session, with bucket `BUCKET` and an ``aws`` connection
-`S3_CONN_ID` pointing at it."""
+`S3_CONN_ID` pointing at it (the connection and its credentials are the local stack harness's, which publishes to the
+same kind of server)."""
 
 from __future__ import annotations
 
@@ -13,36 +14,19 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from genmedia_emulator.stack import S3_ACCESS_KEY, S3_CONN_ID, S3_REGION, S3_SECRET_KEY, s3_connection
+
 BUCKET = "genmedia-published"
-S3_CONN_ID = "genmedia_test_s3"
-ACCESS_KEY, SECRET_KEY, REGION = "testing", "testing", "us-east-1"
-
-
-def s3_connection(endpoint: str) -> dict[str, Any]:
-    """An ``aws`` connection to the S3 server at ``endpoint``."""
-    return {
-        "conn_type": "aws",
-        "login": ACCESS_KEY,
-        "password": SECRET_KEY,
-        "extra": {"endpoint_url": endpoint, "region_name": REGION},
-    }
-
-
-def aws_environment(endpoint: str) -> dict[str, str]:
-    """The AWS SDK's environment variables that point it at the S3 server at ``endpoint``, for code that names no
-    connection (as a machine with credentials of its own runs it)."""
-    return {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": REGION,
-    }
 
 
 def s3_client(endpoint: str) -> Any:
     """A boto3 S3 client of the server at ``endpoint``."""
     return boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+        region_name=S3_REGION,
     )
 
 

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: The bearer key clients must send unless another is set: it guards nothing but a local emulator.
+DEFAULT_API_KEY = "emulator-key"
+
 
 class FaultRule(BaseModel):
     """When a fault fires: for the ``next`` N events, on every ``every``-th event, and at random with ``rate``.
@@ -63,7 +66,7 @@ class EmulatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    api_key: str = Field(default="emulator-key", min_length=1)
+    api_key: str = Field(default=DEFAULT_API_KEY, min_length=1)
     #: How long an image or a video task takes from submit to its end; both are multiplied by ``time_scale``.
     image_seconds: float = Field(default=2.0, ge=0)
     video_seconds: float = Field(default=4.0, ge=0)

@@ -1,10 +1,10 @@
 """Fixtures of the deployment tests: one real Airflow deployment and one emulator process per test module.
 
-Tests marked ``compat`` are the scenarios ``make test-compat`` runs on each older supported Airflow; tests marked
-``distributed`` run on the CeleryExecutor profile (`celery_deployment`), only when asked for (``make
-test-distributed``). Each scenario reports its counts with `record_scenario`, and the run ends with one line per
-scenario (also appended to the file named by ``GENMEDIA_SCENARIO_SUMMARY``, where the make targets gather every
-version's).
+Every test here is marked ``deployment`` (``pytest -m "not deployment"`` runs everything else). Tests marked
+``compat`` are the scenarios ``make test-compat`` runs on each older supported Airflow; tests marked ``distributed``
+run on the CeleryExecutor profile (`celery_deployment`), only when asked for (``make test-distributed``). Each
+scenario reports its counts with `record_scenario`, and the run ends with one line per scenario (also appended to the
+file named by ``GENMEDIA_SCENARIO_SUMMARY``, where the make targets gather every version's).
 """
 
 from __future__ import annotations
@@ -16,20 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployment.stack import AIRFLOW_VERSION, REPO, CeleryDeployment, Deployment, EmulatorProcess
+from genmedia_emulator.stack import CeleryDeployment, Deployment, EmulatorProcess
+from tests.deployment.airflow_version import AIRFLOW_VERSION
 from tests.s3_fixtures import BUCKET
 
+HERE = Path(__file__).parent
+EXAMPLE_DAGS = HERE.parents[1] / "example_dags"
 #: Emulated tasks take seconds, as on the demo: long enough to be caught waiting, short enough for the suite.
 EMULATOR_ARGUMENTS = ["--image-seconds", "2", "--video-seconds", "3", "--seed", "7"]
 SCENARIOS: list[str] = []
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``compat`` and ``distributed`` markers."""
-    config.addinivalue_line("markers", "compat: a deployment scenario that make test-compat runs on every Airflow")
-    config.addinivalue_line(
-        "markers", "distributed: a scenario on the CeleryExecutor profile (make test-distributed; not in make test)"
-    )
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``deployment``, before ``-m`` selects (the hook sees the whole session's)."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.deployment)
 
 
 def record_scenario(
@@ -57,8 +60,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def dag_sources() -> list[Path]:
     """The example DAGs with their data, and the deployment tests' own DAGs."""
-    examples = [path for path in (REPO / "example_dags").iterdir() if path.name != "__pycache__"]
-    return [*examples, *sorted((Path(__file__).parent / "dags").glob("*.py"))]
+    examples = [path for path in EXAMPLE_DAGS.iterdir() if path.name != "__pycache__"]
+    return [*examples, *sorted((HERE / "dags").glob("*.py"))]
 
 
 @pytest.fixture(scope="module")

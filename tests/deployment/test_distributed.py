@@ -25,8 +25,9 @@ from urllib.parse import quote
 
 import pytest
 
+from genmedia_emulator.stack import CeleryDeployment, wait_until
+from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.conftest import record_scenario
-from tests.deployment.stack import CeleryDeployment, airflow_at_least, wait_until
 from tests.s3_fixtures import s3_client
 
 pytestmark = pytest.mark.distributed

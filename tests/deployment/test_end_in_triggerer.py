@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from genmedia_emulator.stack import Deployment
+from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.conftest import record_scenario
 from tests.deployment.observe import worker_runs
-from tests.deployment.stack import Deployment, airflow_at_least
 
 pytestmark = pytest.mark.compat
 DAG_ID = "deploy_end_in_triggerer"

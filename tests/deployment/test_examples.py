@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from genmedia_emulator.stack import Deployment, wait_until
+from tests.deployment.airflow_version import airflow_at_least, requires_airflow
 from tests.deployment.conftest import record_scenario
-from tests.deployment.stack import Deployment, airflow_at_least, requires_airflow, wait_until
 
 pytestmark = pytest.mark.compat
 PIPELINE = "genmedia_img2img_pipeline"

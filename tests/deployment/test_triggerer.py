@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from genmedia_emulator.stack import Deployment, wait_until
 from tests.deployment.conftest import record_scenario
-from tests.deployment.stack import Deployment, wait_until
 
 DAG_ID = "deploy_video_waits"
 TASKS = 8  # 4 Jimeng and 4 Bailian videos

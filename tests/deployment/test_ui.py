@@ -22,16 +22,9 @@ import boto3
 import pytest
 import requests
 
+from genmedia_emulator.stack import BIN, Deployment, EmulatorProcess, free_port, stop_process_group, wait_until
+from tests.deployment.airflow_version import requires_airflow
 from tests.deployment.conftest import dag_sources
-from tests.deployment.stack import (
-    BIN,
-    Deployment,
-    EmulatorProcess,
-    _stop_group,
-    free_port,
-    requires_airflow,
-    wait_until,
-)
 
 pytestmark = requires_airflow("3.3", "The UI tests (human review parked as awaiting_input, connection test answers)")
 DAG_ID = "genmedia_human_review"
@@ -57,7 +50,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         s3_client(endpoint).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         yield endpoint
     finally:
-        _stop_group(server)
+        stop_process_group(server)
 
 
 def answers(url: str) -> bool:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.deployment.stack import REPO, free_port, wait_until
+from genmedia_emulator.stack import free_port, wait_until
 
+UP_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "up.py"
 STARTUP_TIMEOUT = 150.0
 EXAMPLE_DAGS = {
     "genmedia_img2img_pipeline",
@@ -34,7 +35,7 @@ class Up:
     def __init__(self, root: Path, port: int) -> None:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "up.py"), "--port", str(port), "--root", str(root)],
+            [sys.executable, str(UP_SCRIPT), "--port", str(port), "--root", str(root)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.deployment.stack import Deployment
+from genmedia_emulator.stack import Deployment
 
 FAULTY = "deploy_vendor_faults"
 GATEWAY = "deploy_gateway_502"

@@ -7,8 +7,9 @@ import signal
 
 import pytest
 
+from genmedia_emulator.stack import Deployment, wait_until
+from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.conftest import record_scenario
-from tests.deployment.stack import Deployment, airflow_at_least, wait_until
 
 DAG_ID = "deploy_worker_wait"
 

@@ -1,12 +1,25 @@
-"""A real Airflow deployment on loopback: api-server, scheduler, dag-processor, triggerers (and workers) as separate
-processes.
+"""The local Airflow-on-loopback harness for trying DAGs against the emulator: a real Airflow deployment on
+127.0.0.1, api-server, scheduler, dag-processor, triggerers (and workers) as separate processes.
 
-`Deployment` prepares a throwaway AIRFLOW_HOME (SQLite, LocalExecutor), starts each component in its own process
-group, talks to it over the REST API, and stops every process it started by PID. `CeleryDeployment` is the same
-mechanism in the shape production teams run: CeleryExecutor on Redis, PostgreSQL, two triggerers and two
-``airflow celery worker`` processes, each worker and triggerer on a `Machine` of its own (no shared disk).
-`EmulatorProcess` runs the vendor emulator as its own process, the way a vendor is another machine. Connections
-reach the components as ``AIRFLOW_CONN_*`` environment variables, never through the metadata database.
+`EmulatorProcess` runs ``genmedia-emulator`` as its own process, the way a vendor is another machine. `Deployment`
+prepares a throwaway AIRFLOW_HOME (SQLite, LocalExecutor), starts each component in its own process group, talks to
+it over the REST API, and stops every process it started by PID; the vendor connections aim at the emulator and reach
+the components as ``AIRFLOW_CONN_*`` environment variables. `CeleryDeployment` is the same mechanism in the shape
+production teams run: CeleryExecutor on Redis, PostgreSQL, two triggerers and two ``airflow celery worker``
+processes, each worker and triggerer on a `Machine` of its own (no shared disk), media on a local S3 server.
+
+It runs the ``airflow`` and ``genmedia-emulator`` commands installed next to this interpreter, so Airflow and the
+provider are installed beside it; importing it needs only the ``stack`` extra. ``make up``, ``make demo`` and the
+provider's deployment tests use it::
+
+    with EmulatorProcess(log=Path("emulator.log")) as emulator, Deployment(
+        root=Path("stack"), dag_sources=[Path("my_dags")], emulator=emulator
+    ) as airflow:
+        airflow.wait_for_dags("my_dag")
+        airflow.unpause("my_dag")  # DAGs start paused
+        run_id = airflow.trigger("my_dag", conf={"destination": "file:///tmp/published"})
+        assert airflow.wait_for_run("my_dag", run_id) == "success", airflow.failure_report("my_dag", run_id)
+        print(emulator.stats()["submits"])  # paid jobs per vendor API
 """
 
 from __future__ import annotations
@@ -22,26 +35,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
+from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
-import celery
 import psutil
-import psycopg2
-import pytest
-import redis
 import requests
 from cryptography.fernet import Fernet
 from packaging.version import Version
 
-from tests.deployment.machine import MACHINE_VARIABLE, hostname
-from tests.s3_fixtures import S3_CONN_ID, aws_environment, s3_connection
+from genmedia_emulator.config import DEFAULT_API_KEY
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 HEALTH_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
 #: The ``airflow`` command of each component; a triggerer or a worker may run more than once, as ``{instance}``.
@@ -54,21 +62,41 @@ COMPONENTS = {
     "celery-worker": ["celery", "worker", "--skip-serve-logs", "--celery-hostname", "{instance}@%h"],
 }
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
-#: The Airflow the components run: the one installed next to this interpreter (``make test-compat`` runs each venv's).
-AIRFLOW_VERSION = Version(version("apache-airflow"))
+#: The environment variable that names a component's `Machine`, read by `hostname`.
+MACHINE_VARIABLE = "GENMEDIA_MACHINE"
+#: The ``aws`` connection to the local S3 server that `CeleryDeployment` keeps the pay-once records with, and the
+#: credentials the server takes (moto's server takes any).
+S3_CONN_ID = "genmedia_test_s3"
+S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION = "testing", "testing", "us-east-1"
 T = TypeVar("T")
 
 
-def airflow_at_least(minimum: str) -> bool:
-    """True when the Airflow the components run is ``minimum`` or newer."""
-    return Version(minimum) <= AIRFLOW_VERSION
+def hostname() -> str:
+    """The host name a component reports, as Airflow's ``[core] hostname_callable``: the name of the `Machine` it
+    stands for, else this machine's; so the REST API tells which worker ran each try and which triggerer holds a
+    trigger, as on a deployment of many machines."""
+    return os.environ.get(MACHINE_VARIABLE) or socket.getfqdn()
 
 
-def requires_airflow(minimum: str, feature: str) -> pytest.MarkDecorator:
-    """Skip a test on an Airflow older than ``minimum``, saying which feature it needs and which version ran."""
-    return pytest.mark.skipif(
-        not airflow_at_least(minimum), reason=f"{feature} needs Airflow {minimum}+; this is {AIRFLOW_VERSION}"
-    )
+def s3_connection(endpoint: str) -> dict[str, Any]:
+    """An ``aws`` connection to the S3 server at ``endpoint``."""
+    return {
+        "conn_type": "aws",
+        "login": S3_ACCESS_KEY,
+        "password": S3_SECRET_KEY,
+        "extra": {"endpoint_url": endpoint, "region_name": S3_REGION},
+    }
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """The AWS SDK's environment variables that point it at the S3 server at ``endpoint``, for code that names no
+    connection (as a machine with credentials of its own runs it)."""
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        "AWS_DEFAULT_REGION": S3_REGION,
+    }
 
 
 def free_port() -> int:
@@ -103,7 +131,7 @@ def _launch(command: list[str], log: Path, **options: Any) -> subprocess.Popen[b
         )
 
 
-def _stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Signal the process group of ``process`` and wait for its leader; SIGKILL the group if it lingers, and every
     process it started that outlived it in a group of its own (Airflow 3.3 gives each task process one)."""
     try:
@@ -126,12 +154,38 @@ def _stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> 
             child.kill()
 
 
+class LoopbackService(ABC):
+    """Something the harness runs on 127.0.0.1; as a context manager, started on entry and stopped on exit (also when
+    it fails to start)."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start it and wait until it answers."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop every process it started."""
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class EmulatorProcess:
-    """``genmedia-emulator`` in its own process on a free port, controlled over HTTP."""
+class EmulatorProcess(LoopbackService):
+    """``genmedia-emulator`` in its own process on a free port (its output in ``log``), controlled over HTTP;
+    ``arguments`` are more of its command-line flags."""
 
     log: Path
-    api_key: str
+    api_key: str = DEFAULT_API_KEY
     arguments: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -141,7 +195,7 @@ class EmulatorProcess:
         """Base URL of the emulated vendors."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> EmulatorProcess:
+    def start(self) -> Self:
         """Start and wait until it answers."""
         command = [str(BIN / "genmedia-emulator"), "--port", str(self.port), "--api-key", self.api_key, *self.arguments]
         self.process = _launch(command, self.log)
@@ -149,6 +203,11 @@ class EmulatorProcess:
         return self
 
     def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"the emulator stopped at start-up (exit code {self.process.returncode}); see {self.log}"
+            )
         try:
             return requests.get(f"{self.url}/_emulator/stats", timeout=2).ok
         except requests.RequestException:
@@ -171,7 +230,7 @@ class EmulatorProcess:
     def stop(self) -> None:
         """Stop the process."""
         if self.process is not None:
-            _stop_group(self.process)
+            stop_process_group(self.process)
 
 
 def install_debian_packages(*packages: str) -> None:
@@ -203,7 +262,7 @@ def debian_program(package: str, name: str) -> Path:
 
 
 @dataclass
-class PostgresServer:
+class PostgresServer(LoopbackService):
     """PostgreSQL from Debian's packages in a throwaway cluster on a free loopback port, run as the ``postgres`` user
     when this runs as root (the server refuses root), stopped by PID. Clients are trusted: it listens on loopback."""
 
@@ -219,7 +278,7 @@ class PostgresServer:
         """The database's SQLAlchemy URL, with psycopg2 (SQLAlchemy 2.1 takes psycopg 3 for a bare ``postgresql``)."""
         return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
-    def start(self) -> PostgresServer:
+    def start(self) -> Self:
         """Make the cluster, start the server, wait until it answers and create the database."""
         self.programs = debian_program("postgresql", "initdb").parent
         # Not under pytest's temporary folder, which only root may enter: the server's own user must reach its files.
@@ -245,9 +304,13 @@ class PostgresServer:
         return self
 
     def _connect(self, database: str) -> Any:
+        import psycopg2  # the Celery profile's own need: imported only when it runs
+
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=database, connect_timeout=5)
 
     def _answers(self) -> bool:
+        import psycopg2
+
         try:
             self._connect("postgres").close()
         except psycopg2.OperationalError:
@@ -262,13 +325,13 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the server (SIGINT: its fast shutdown) and delete the cluster."""
         if self.process is not None:
-            _stop_group(self.process, signal.SIGINT)
+            stop_process_group(self.process, signal.SIGINT)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass
-class RedisServer:
+class RedisServer(LoopbackService):
     """Redis from Debian's ``redis-server`` on a free loopback port, keeping nothing on disk, stopped by PID."""
 
     log: Path
@@ -280,7 +343,7 @@ class RedisServer:
         """The URL of its database 0."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self) -> Self:
         """Start it and wait until it answers."""
         program = str(debian_program("redis-server", "redis-server"))
         options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -289,6 +352,8 @@ class RedisServer:
         return self
 
     def _answers(self) -> bool:
+        import redis  # the Celery profile's own need: imported only when it runs
+
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2)
         try:
             return bool(client.ping())
@@ -300,13 +365,13 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server."""
         if self.process is not None:
-            _stop_group(self.process)
+            stop_process_group(self.process)
 
 
 @dataclass(frozen=True)
 class Machine:
     """A machine of its own for one component: an AIRFLOW_HOME (where its logs go), HOME, TMPDIR and working folder
-    that no other component sees, and the host name it reports (tests/deployment/machine.py)."""
+    that no other component sees, and the host name it reports (see `hostname`)."""
 
     name: str
     root: Path
@@ -346,7 +411,7 @@ class Machine:
 
 
 @dataclass
-class Deployment:
+class Deployment(LoopbackService):
     """A real Airflow deployment on loopback in ``root``; DAG files are copied from ``dag_sources``.
 
     ``env_connections=False`` leaves the vendor connections out of the environment, for a caller that stores them
@@ -447,16 +512,23 @@ class Deployment:
 
     # -- processes ----------------------------------------------------------------------------------------
 
-    def airflow(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """One ``airflow`` CLI command with the deployment's environment (for set-up, not for watching runs)."""
+    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """One ``airflow`` CLI command with the deployment's environment, its output and errors together in
+        ``stdout`` (for set-up or ``airflow dags test``, not for watching runs)."""
         return subprocess.run(
-            [str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
+            [str(BIN / "airflow"), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def start(self) -> Self:
         """Migrate the database, start the components and wait until they report healthy."""
         migrated = self.airflow("db", "migrate")
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        assert migrated.returncode == 0, migrated.stdout
         for name, instance in self.components():
             self.start_component(name, instance)
         self.wait_until_healthy()
@@ -482,12 +554,12 @@ class Deployment:
 
     def kill_component(self, key: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the component's whole process group (SIGKILL: no goodbye, as a lost machine)."""
-        _stop_group(self.processes.pop(key), sig)
+        stop_process_group(self.processes.pop(key), sig)
 
     def stop(self) -> None:
         """Stop every component it started, by PID, and close the REST session."""
         for key in reversed(list(self.processes)):
-            _stop_group(self.processes.pop(key))
+            stop_process_group(self.processes.pop(key))
         self.session.close()
 
     def _healthy(self) -> bool:
@@ -632,6 +704,8 @@ class CeleryDeployment(Deployment):
         self.machines = {name: Machine(name, self.root / "machines" / name) for name in names}
         self.postgres = PostgresServer(log=self.logs / "postgres.log")
         self.redis = RedisServer(log=self.logs / "redis.log")
+        import celery  # the Celery profile's own need: imported only when it runs
+
         self.celery_app = celery.Celery(broker=self.redis.url)
 
     @property
@@ -653,7 +727,6 @@ class CeleryDeployment(Deployment):
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{hostname.__module__}.{hostname.__name__}",
-            "PYTHONPATH": str(REPO),
             "AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH": self.record_folder,
             "AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID": S3_CONN_ID,
             f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": json.dumps(s3_connection(self.s3_endpoint)),
