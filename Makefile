@@ -49,8 +49,10 @@ $(STAMP): $(DEV_PYPROJECTS) $(CONSTRAINTS)
 $(UV): | $(STAMP)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)" 2>&1 | $(QUIET_PIP)
 
-## The tests: lint, types, then every test (unit, integration against the emulator, system with real Airflow),
-## on the newest supported Airflow.
+## The tests: lint, types, then every test (unit, integration against the emulator, system with real Airflow, the
+## wheels' contents, deployment on a real local Airflow) but the CeleryExecutor ones, on the newest supported Airflow.
+## By marker: `pytest -m "not deployment"` runs all but tests/deployment; a -m of your own replaces pyproject's
+## `-m 'not distributed'`, so `pytest -m "deployment and not distributed"` is what this runs of tests/deployment.
 test: lint
 	$(BIN)/python -m pytest $(NOT_EMPTY)
 
