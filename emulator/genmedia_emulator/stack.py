@@ -180,15 +180,26 @@ class LoopbackService(ABC):
 
 
 @dataclass
-class EmulatorProcess(LoopbackService):
-    """``genmedia-emulator`` in its own process on a free port (its output in ``log``), controlled over HTTP;
-    ``arguments`` are more of its command-line flags."""
+class ServerProcess(LoopbackService):
+    """A server in a process group of its own on a free loopback ``port``, its output in ``log``, stopped by PID."""
 
     log: Path
-    api_key: str = DEFAULT_API_KEY
-    arguments: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Stop the server's process group."""
+        if self.process is not None:
+            stop_process_group(self.process)
+
+
+@dataclass
+class EmulatorProcess(ServerProcess):
+    """``genmedia-emulator`` in its own process, controlled over HTTP; ``arguments`` are more of its command-line
+    flags."""
+
+    api_key: str = DEFAULT_API_KEY
+    arguments: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -227,11 +238,6 @@ class EmulatorProcess(LoopbackService):
         """Forget tasks and counts; restore the start-up settings."""
         requests.post(f"{self.url}/_emulator/reset", timeout=10).raise_for_status()
 
-    def stop(self) -> None:
-        """Stop the process."""
-        if self.process is not None:
-            stop_process_group(self.process)
-
 
 def install_debian_packages(*packages: str) -> None:
     """Install Debian packages with apt-get, as CI must on a bare machine (only root may)."""
@@ -262,13 +268,10 @@ def debian_program(package: str, name: str) -> Path:
 
 
 @dataclass
-class PostgresServer(LoopbackService):
-    """PostgreSQL from Debian's packages in a throwaway cluster on a free loopback port, run as the ``postgres`` user
-    when this runs as root (the server refuses root), stopped by PID. Clients are trusted: it listens on loopback."""
+class PostgresServer(ServerProcess):
+    """PostgreSQL from Debian's packages in a throwaway cluster, run as the ``postgres`` user when this runs as root
+    (the server refuses root). Clients are trusted: it listens on loopback."""
 
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
     user: str = "airflow"
     database: str = "airflow"
     folder: Path | None = None
@@ -331,12 +334,8 @@ class PostgresServer(LoopbackService):
 
 
 @dataclass
-class RedisServer(LoopbackService):
-    """Redis from Debian's ``redis-server`` on a free loopback port, keeping nothing on disk, stopped by PID."""
-
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+class RedisServer(ServerProcess):
+    """Redis from Debian's ``redis-server``, keeping nothing on disk."""
 
     @property
     def url(self) -> str:
@@ -361,11 +360,6 @@ class RedisServer(LoopbackService):
             return False
         finally:
             client.close()
-
-    def stop(self) -> None:
-        """Stop the server."""
-        if self.process is not None:
-            stop_process_group(self.process)
 
 
 @dataclass(frozen=True)
