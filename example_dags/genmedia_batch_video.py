@@ -1,4 +1,4 @@
-"""A daily batch of marketing clips: one Jimeng and one Wan (Ali Bailian) video per prompt, NSFW-filtered, published.
+"""A batch of marketing clips: one Jimeng and one Wan (Ali Bailian) video per prompt, NSFW-filtered, published.
 
 Prompts come from ``data/prompts.json``; each becomes a mapped task (``.expand``), so adding a prompt adds a
 job. Every video task runs in the ``genmedia_video`` pool, which caps how many jobs are in flight at the
@@ -13,7 +13,13 @@ safe, above 80 likely NSFW; fit it on your own videos) is set aside. On Airflow 
 **Browse > Required Actions** (`review`), its worst frame shown when ``params.review_frames`` is a store that signs
 links (``s3://...``), and the approved ones are published with the others; on Airflow 3.0, which has no human
 review, they stay out. Either way the manifest lists what stayed out and why. A file that is not a playable video
-is never published.
+is never published. Each run publishes into a folder of its own, ``<destination>/<run_id>/<vendor>``, so two
+runs never mix their files or manifests.
+
+It has no schedule: it pays for six videos, so it runs only when someone triggers it, and unpausing it starts
+nothing. To run your copy daily, give it one, e.g. ``schedule="0 6 * * *"``; then, with ``catchup=False``, Airflow
+starts the run of the latest due time as soon as the DAG is unpaused, and Airflow 3's Trigger form unpauses the DAG
+unless its "Unpause ... on trigger" box is cleared.
 
 Reads the ``gptge_default`` connection; ``make demo DAG=genmedia_batch_video`` points it at the local emulator.
 """
@@ -39,20 +45,19 @@ from airflow_provider_genmedia.review import apply_reviews, review_items
 DATA = Path(__file__).parent / "data"
 PROMPTS: list[dict[str, str]] = json.loads((DATA / "prompts.json").read_text())
 VIDEO_POOL = "genmedia_video"
-DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "daily-videos").as_uri()
+DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "batch-videos").as_uri()
 #: Unset: each vendor's own adaptive schedule. The demo sets a short fixed interval for the emulator.
 POLL_INTERVAL = float(os.environ.get("GENMEDIA_POLL_INTERVAL", "0")) or None
-DAILY_VIDEOS = Asset("genmedia_daily_videos")
+BATCH_VIDEOS = Asset("genmedia_batch_videos")
 NSFW_THRESHOLD = 50.0
 
 with DAG(
     dag_id="genmedia_batch_video",
-    description="Daily batch: a Jimeng and a Wan (Ali Bailian) video per prompt, in a pool, NSFW-filtered, published",
+    description="A Jimeng and a Wan (Ali Bailian) video per prompt, in a pool, NSFW-filtered, published; run on demand",
     doc_md=__doc__,
-    schedule="@daily",
+    schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
     params={
         "destination": Param(DEFAULT_DESTINATION, type="string", description="ObjectStoragePath URI"),
         "review_frames": Param(
@@ -112,7 +117,7 @@ with DAG(
     for vendor, output in results.items():
         PublishMediaOperator.partial(
             task_id=f"publish_{vendor}",
-            destination=f"{{{{ params.destination }}}}/{{{{ ds }}}}/{vendor}",
-            outlets=[DAILY_VIDEOS],
+            destination=f"{{{{ params.destination }}}}/{{{{ run_id }}}}/{vendor}",
+            outlets=[BATCH_VIDEOS],
         ).expand(result=output)
     # [END howto_operator_publish_media_mapped]

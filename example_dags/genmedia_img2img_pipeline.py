@@ -93,6 +93,9 @@ CONTACT_SHEET_DOC = """Draw a contact sheet of every batch of restyled product s
 Runs each time `genmedia_img2img_pipeline` publishes (it is scheduled on the `genmedia_restyled_product_shots`
 Asset): reads the manifest named in the Asset event and writes `<api>_<task>.contact_sheet.png` beside the
 published images, one thumbnail per image captioned with the prompt, the seed and the NSFW score.
+
+It is unpaused from the start (`is_paused_upon_creation=False`): it costs nothing and runs only on what the pipeline
+publishes, so a pipeline run triggered by hand makes its contact sheet without a second click.
 """
 
 
@@ -136,6 +139,7 @@ with DAG(
     schedule=[RESTYLED_PRODUCT_SHOTS],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    is_paused_upon_creation=False,
     params={"destination": Param(DEFAULT_DESTINATION, type="string", description="Where the manifests are")},
     tags=["genmedia", "example"],
 ) as contact_sheet_dag:

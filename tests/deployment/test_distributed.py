@@ -132,12 +132,9 @@ def examples(celery_deployment: CeleryDeployment) -> Examples:
     conf = {"destination": f"s3://{deployment.bucket}/published"}
     runs = {dag_id: deployment.trigger(dag_id, conf) for dag_id in (PIPELINE, AVATAR)}
     runs[BATCH] = deployment.trigger(BATCH)
-    # The daily batch's run for the date its schedule is due for, publishing to S3: the scheduler then skips its own
-    # run of that date, whose default destinations are folders on local disk.
-    due = deployment.api("GET", f"/dags/{BATCH_VIDEO}")["next_dagrun_logical_date"]
     video_conf = conf | {"review_frames": f"s3://{deployment.bucket}/review-frames"}
-    runs[BATCH_VIDEO] = deployment.trigger(BATCH_VIDEO, video_conf, logical_date=due)
-    deployment.unpause(BATCH_VIDEO)
+    runs[BATCH_VIDEO] = deployment.trigger(BATCH_VIDEO, video_conf)
+    deployment.unpause(BATCH_VIDEO)  # it has no schedule: this starts no run of its own
     run_states = wait_for_runs(deployment, runs)
     if run_states[PIPELINE] == "success":  # else no Asset event: the failed pipeline's report says why
         runs[CONTACT_SHEET] = wait_until(
@@ -167,7 +164,7 @@ def test_every_example_task_and_every_batch_task_succeeds_on_its_first_try(
 
 
 def test_one_paid_job_per_generation_task(examples: Examples) -> None:
-    # The img2img pipeline 1 and the batch 20 (Novita); the daily batch 3 + 3 and the avatar 1 (gpt.ge).
+    # The img2img pipeline 1 and the batch 20 (Novita); the video batch 3 + 3 and the avatar 1 (gpt.ge).
     assert examples.stats["submits"] == {"novita": 21, "jimeng": 3, "bailian": 3, "avatar": 1}
     assert examples.stats["submit_requests"] == examples.stats["submits"]
 
@@ -188,9 +185,13 @@ def test_everything_is_published_to_object_storage_and_nothing_to_a_local_disk(
     client = s3_client(celery_deployment.s3_endpoint)
     listed = client.list_objects_v2(Bucket=celery_deployment.bucket, Prefix="published/")["Contents"]
     keys = [item["Key"] for item in listed]
-    # A manifest from the pipeline, the avatar and each of the daily batch's 6 videos; the contact sheet drawn from
-    # the pipeline's manifest, by a task that ran wherever the scheduler sent it.
+    # A manifest from the pipeline, the avatar and each of the video batch's 6 videos (in its run's own folder, one
+    # per vendor); the contact sheet drawn from the pipeline's manifest, by a task that ran wherever the scheduler
+    # sent it.
     assert sum(key.endswith(".manifest.json") for key in keys) == 8, keys
+    batch_folder = f"published/{examples.runs[BATCH_VIDEO]}/"
+    batch = sorted(key.removeprefix(batch_folder).split("/")[0] for key in keys if key.startswith(batch_folder))
+    assert batch == ["jimeng"] * 6 + ["wan"] * 6, keys  # a video and its manifest each
     assert sum(key.endswith(".contact_sheet.png") for key in keys) == 1, keys
     # Where the examples' default destinations (and the pay-once record's default folder) are: each machine's TMPDIR.
     assert [str(path) for path in celery_deployment.root.rglob("genmedia") if path.is_dir()] == []

@@ -8,6 +8,7 @@ components' own output, and the metadata database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,18 +25,20 @@ SENSOR = "deploy_sensor"
 #: A sensor with templated arguments starts in the triggerer from this Airflow on.
 SENSOR_STARTS_IN_TRIGGERER = "3.3"
 #: The example DAGs whose videos the local NSFW model scores, with a human review of the flagged ones from 3.1 on.
-REVIEWED_VIDEOS = ("genmedia_batch_video", "genmedia_avatar")
+BATCH_VIDEO = "genmedia_batch_video"
+REVIEWED_VIDEOS = (BATCH_VIDEO, "genmedia_avatar")
 HUMAN_REVIEW = "3.1"
 
 
 @dataclass(frozen=True)
 class Runs:
-    """The module's DAG runs, by DAG id, what the sensor looked like while it waited, and the emulator's counts
-    once the img2img pipeline, run alone, had ended."""
+    """The module's DAG runs, by DAG id, what the sensor looked like while it waited, the emulator's counts once the
+    img2img pipeline, run alone, had ended, and the folder the examples published into."""
 
     run_ids: dict[str, str]
     waiting_sensor: dict[str, Any]
     pipeline_stats: dict[str, Any]
+    published: Path
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +47,9 @@ def runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Ru
     DAG at once, to their ends."""
     deployment.wait_for_dags(*EXAMPLES, MAPPED, SENSOR)
     deployment.api("POST", "/pools", json={"name": "genmedia_video", "slots": 3, "include_deferred": True})
-    destination = tmp_path_factory.mktemp("published").as_uri()
-    deployment.unpause(PIPELINE, "genmedia_contact_sheet")  # the contact sheet runs on what the pipeline publishes
+    published = tmp_path_factory.mktemp("published")
+    destination = published.as_uri()
+    deployment.unpause(PIPELINE)  # the contact sheet, unpaused from the start, runs on what the pipeline publishes
     run_ids = {PIPELINE: deployment.trigger(PIPELINE, {"destination": destination})}
     pipeline_state = deployment.wait_for_run(PIPELINE, run_ids[PIPELINE], timeout=120)
     pipeline_stats = deployment.emulator.stats()
@@ -55,8 +59,9 @@ def runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Ru
     record_scenario("img2img pipeline, retries=0", len(states), first_try, submits)
     # Nothing published, no contact sheet to wait for: say why now.
     assert pipeline_state == "success", deployment.failure_report(PIPELINE, run_ids[PIPELINE])
-    deployment.unpause("genmedia_batch_video", "genmedia_avatar", MAPPED, SENSOR)  # the @daily batch starts its run
+    deployment.unpause(BATCH_VIDEO, "genmedia_avatar", MAPPED, SENSOR)
     run_ids |= {
+        BATCH_VIDEO: deployment.trigger(BATCH_VIDEO, {"destination": destination}),
         "genmedia_avatar": deployment.trigger("genmedia_avatar", {"destination": destination}),
         MAPPED: deployment.trigger(MAPPED),
         SENSOR: deployment.trigger(SENSOR),
@@ -68,15 +73,14 @@ def runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Ru
             60,
             "the sensor to wait in the triggerer",
         )
-    for scheduled in ("genmedia_batch_video", "genmedia_contact_sheet"):  # started by the scheduler
-        run_ids[scheduled] = wait_until(
-            lambda dag_id=scheduled: next((run["dag_run_id"] for run in deployment.runs(dag_id)), None),
-            120,
-            f"a run of {scheduled}",
-        )
+    run_ids["genmedia_contact_sheet"] = wait_until(  # started by the scheduler, on the pipeline's Asset event
+        lambda: next((run["dag_run_id"] for run in deployment.runs("genmedia_contact_sheet")), None),
+        120,
+        "a run of genmedia_contact_sheet",
+    )
     for dag_id, run_id in run_ids.items():
         deployment.wait_for_run(dag_id, run_id, timeout=240)
-    return Runs(run_ids, waiting_sensor, pipeline_stats)
+    return Runs(run_ids, waiting_sensor, pipeline_stats, published)
 
 
 def test_the_img2img_pipeline_succeeds_on_its_first_try_with_one_submit(deployment: Deployment, runs: Runs) -> None:
@@ -109,6 +113,15 @@ def test_one_paid_job_per_generation_task(deployment: Deployment, runs: Runs) ->
     stats = deployment.emulator.stats()
     assert stats["submits"] == {"novita": 11, "jimeng": 4, "bailian": 3, "avatar": 1}
     assert stats["submit_requests"] == stats["submits"]
+
+
+def test_unpausing_the_batch_started_no_run_and_its_run_published_into_its_own_folder(
+    deployment: Deployment, runs: Runs
+) -> None:
+    run_id = runs.run_ids[BATCH_VIDEO]
+    assert [run["dag_run_id"] for run in deployment.runs(BATCH_VIDEO)] == [run_id]
+    manifests = (runs.published / run_id).rglob("*.manifest.json")
+    assert sorted(manifest.parent.name for manifest in manifests) == ["jimeng"] * 3 + ["wan"] * 3
 
 
 def test_trigger_logs_follow_each_vendor_task_by_its_own_id(deployment: Deployment, runs: Runs) -> None:

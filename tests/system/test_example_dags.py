@@ -38,6 +38,18 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
         assert dag.doc_md and len(dag.doc_md.splitlines()) >= 3, dag.dag_id
 
 
+def test_no_example_spends_money_unless_someone_triggers_it() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = DagBag(dag_folder=str(EXAMPLES)).dags.values()
+    # No timetable, so unpausing starts nothing; the contact sheet runs on what the img2img pipeline publishes.
+    timetables = {dag.dag_id: type(dag.timetable).__name__ for dag in dags}
+    on_asset = {"genmedia_contact_sheet": "AssetTriggeredTimetable"}
+    assert timetables == dict.fromkeys(timetables, "NullTimetable") | on_asset
+    # It pays nothing, so it is unpaused from the start: a pipeline run clicked in the UI makes its contact sheet.
+    assert {dag.dag_id for dag in dags if dag.is_paused_upon_creation is False} == {"genmedia_contact_sheet"}
+
+
 def run_demo(dag_id: str, output: Path) -> str:
     """``scripts/demo.py`` for one DAG: its own emulator, AIRFLOW_HOME and ``airflow dags test``."""
     done = subprocess.run(
@@ -81,6 +93,9 @@ def test_batch_video_maps_every_prompt_for_both_vendors(tmp_path: Path) -> None:
     stdout = run_demo("genmedia_batch_video", tmp_path)
     assert '"jimeng": 3, "bailian": 3' in stdout
     manifests = list(tmp_path.rglob("*.manifest.json"))
+    # Into a folder of the run's own, one per vendor: another run of the batch publishes beside it, never into it.
+    (run_folder,) = tmp_path.glob("manual__*")
+    assert {manifest.parent.relative_to(run_folder).as_posix() for manifest in manifests} == {"jimeng", "wan"}
     videos = [video for manifest in manifests for video in published(manifest)]
     assert len(videos) == 6
     assert all(video.read_bytes()[4:8] == b"ftyp" for video in videos)
