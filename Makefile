@@ -127,9 +127,10 @@ demo: install
 	$(BIN)/python scripts/demo.py --dag $(DAG)
 
 ## A local Airflow on 127.0.0.1 (api-server with the UI, scheduler, dag-processor, triggerer) with the example DAGs
-## on the emulator; prints the URL, Ctrl-C stops it all. `make up PORT=8090` for another port than 8080.
+## on the emulator; prints the URL, Ctrl-C stops it all (so does SIGINT or SIGTERM sent to make alone). `make up
+## PORT=8090` for another port than 8080, `UP_ROOT=<folder>` for another place than .tmp/up (made afresh each time).
 up: install
-	$(BIN)/python scripts/up.py $(if $(PORT),--port $(PORT))
+	$(BIN)/python scripts/up.py $(if $(PORT),--port $(PORT)) $(if $(UP_ROOT),--root $(UP_ROOT))
 
 ## The docs site: Sphinx (the docs extra, pinned by docs/constraints.txt) builds docs/ into docs/_build/html; a warning
 ## (a snippet marker gone from an example DAG, a broken link, a page outside the table of contents) fails it.

@@ -4,7 +4,8 @@ Starts ``genmedia-emulator`` and Airflow's api-server (with the UI), scheduler, 
 separate processes on 127.0.0.1, in a fresh AIRFLOW_HOME under ``.tmp/up`` (SQLite, LocalExecutor). The example DAGs
 are read from ``example_dags/`` in place, so edits show up in the UI. The ``novita_default`` and ``gptge_default``
 connections (aimed at the emulator) and the ``genmedia_video`` pool are created in the metadata database, where the
-UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every process it started, by PID.
+UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every process it started, by PID, and so does
+SIGINT or SIGTERM sent to ``make`` alone (see `ParentWatch`).
 
 It is the local stack harness of the deployment tests, ``genmedia_emulator.stack`` (`Deployment`, `EmulatorProcess`),
 run for a person.
@@ -13,6 +14,8 @@ run for a person.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +47,40 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+class ParentWatch:
+    """Tells when the process that started this one is going away, so that ``make up`` stops when ``make`` alone gets
+    SIGINT (``kill -INT <make's PID>``; a terminal's Ctrl-C reaches the whole process group instead).
+
+    GNU make passes SIGTERM on to its children but not SIGINT: on SIGINT it sets the signal back to its default and
+    waits for its children to end, which this one never would by itself. So the parent is going away when it ended
+    (this process was handed to another parent) or when it no longer catches a fatal signal it caught at first
+    (read from ``/proc``, so on Linux only).
+    """
+
+    SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.pid = os.getppid()
+        self.caught = self._caught()
+
+    def _caught(self) -> set[signal.Signals]:
+        """The fatal signals the parent catches now; none where ``/proc`` is missing."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return set()
+        found = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.MULTILINE)
+        mask = int(found.group(1), 16) if found else 0
+        return {sig for sig in self.SIGNALS if mask >> (sig - 1) & 1}
+
+    def going(self) -> str | None:
+        """Why the parent is going away, or None while it stays."""
+        if os.getppid() != self.pid:
+            return f"its parent (PID {self.pid}) ended"
+        dropped = self.caught - self._caught()
+        return f"its parent (PID {self.pid}) got {min(dropped).name}" if dropped else None
+
+
 def banner(stack: Deployment, emulator: EmulatorProcess) -> str:
     """What a person needs to use the local Airflow."""
     pids = ", ".join(f"{name} {process.pid}" for name, process in stack.processes.items())
@@ -52,7 +89,8 @@ def banner(stack: Deployment, emulator: EmulatorProcess) -> str:
             "",
             f"Airflow is up: {stack.url}",
             "  No login: every visitor is an admin (SIMPLE_AUTH_MANAGER_ALL_ADMINS; it listens on 127.0.0.1 only).",
-            f"  DAGs: {REPO / 'example_dags'} (paused at first: unpause one to run it).",
+            f"  DAGs: {REPO / 'example_dags'}: none runs until you trigger it (the Trigger form unpauses it);",
+            "    genmedia_contact_sheet, unpaused from the start, runs on what genmedia_img2img_pipeline publishes.",
             f"  Connections novita_default and gptge_default -> the emulator at {emulator.url} (key {EMULATOR_KEY}).",
             "  Pool genmedia_video: 2 slots, deferred tasks counted.",
             f"  Test a connection: curl -X POST {stack.url}/api/v2/connections/test -H 'Content-Type: "
@@ -80,6 +118,7 @@ def main() -> int:
     root.mkdir(parents=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started as a background job
+    parent = ParentWatch()
 
     emulator = EmulatorProcess(log=root / "emulator.log", api_key=EMULATOR_KEY)
     stack = Deployment(
@@ -108,6 +147,9 @@ def main() -> int:
             if dead:
                 print(f"Stopped unexpectedly: {', '.join(dead)} (see {stack.logs} and {emulator.log})", flush=True)
                 return 1
+            if reason := parent.going():
+                print(f"\nStopping: {reason}...", flush=True)
+                return 0
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)
