@@ -16,7 +16,8 @@ weights shipped inside the wheel) on onnxruntime's CPU provider, videos decoded 
 - A file that is not the media it claims to be (an HTML error page, a truncated MP4) raises `UndecodableMediaError`
   with the decoder's reason: it is never scored as safe.
 
-Scores are open_nsfw's probability of NSFW content times 100. open_nsfw judges sexual content only; see the README.
+Scores are open_nsfw's probability of NSFW content times 100. open_nsfw judges sexual content only; see
+docs/howto/nsfw.md.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from genmedia_emulator.stack import Deployment, EmulatorProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PORT = 8080
-#: The emulator's default key: it guards nothing but the emulator, and the README names it.
+#: The emulator's default key: it guards nothing but the emulator, and docs/emulator.md names it.
 EMULATOR_KEY = "emulator-key"
 VIDEO_POOL = {"name": "genmedia_video", "slots": 2, "description": "gpt.ge video jobs", "include_deferred": True}
 

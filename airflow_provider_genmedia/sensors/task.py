@@ -55,8 +55,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
     :param start_from_trigger: Deferrable, start in the triggerer itself, its templates rendered there: the task
         takes no worker run at all (the default). False checks the task once on a worker, then defers: one worker
         run, and less for the triggerer to hold, since Airflow 3.3 hands each trigger that starts a task the whole
-        serialized DAG (see the README's figures at 300 and 1,000 sensors in one DAG). It defers from a worker
-        anyway when ``genmedia_task_id`` pulls an XCom without ``map_indexes`` (Airflow 3.3.2's triggerer cannot
+        serialized DAG (docs/benchmarks.md has the figures at 300 and 1,000 sensors in one DAG). It defers from a
+        worker anyway when ``genmedia_task_id`` pulls an XCom without ``map_indexes`` (Airflow 3.3.2's triggerer cannot
         answer that query; write ``ti.xcom_pull(task_ids="submit", key="genmedia_task_id", map_indexes=-1)``), or,
         before Airflow 3.3, when an argument is a template.
     """

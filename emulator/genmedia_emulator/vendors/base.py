@@ -75,7 +75,8 @@ class NovitaGateway(Gateway):
 
 
 class GptGeGateway(Gateway):
-    """gpt.ge's new-api gateway body ``{"error": {"message", "type", "code"}}`` (undocumented; see the README)."""
+    """gpt.ge's gateway error body ``{"error": {"message", "type", "code"}}``: gpt.ge documents none, so this is the
+    OpenAI-style body of the one-api/new-api gateway it appears to run."""
 
     retry_after_setting = "gptge_retry_after"
 
