@@ -1,7 +1,8 @@
 """Snippets of the docs' how-to pages for operators no example DAG uses: any Novita endpoint, and the sensor.
 
-Not an example DAG (``make up`` and ``make demo`` do not load it); a DAG file all the same, so that what the pages
-show parses as written. The docs include it between ``# [START ...]`` and ``# [END ...]`` markers.
+Not an example DAG (``make up`` and ``make demo`` do not load it); a DAG file all the same, run end to end on the
+emulator by ``make test`` (tests/system/test_docs_snippets.py), so that what the pages show works as written. The
+docs include it between ``# [START ...]`` and ``# [END ...]`` markers.
 """
 
 from __future__ import annotations

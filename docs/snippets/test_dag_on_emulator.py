@@ -1,6 +1,6 @@
 """The docs' example of testing your own DAG against the emulator with pytest (see docs/emulator.md).
 
-Not collected by this project's ``make test`` (its tests live under ``tests/``); run it alone with
+``make test`` runs it alone (tests/system/test_docs_snippets.py), as you would:
 ``.venv/bin/python -m pytest -c /dev/null docs/snippets/test_dag_on_emulator.py``. It tests the img2img example
 DAG, as a user would test a DAG of their own.
 """
