@@ -84,11 +84,13 @@ def main() -> int:
     log = output / "demo.log"
     root = Path(tempfile.mkdtemp(prefix="genmedia-demo-"))
     emulator = EmulatorProcess(log=output / "emulator.log")
-    # Only its AIRFLOW_HOME and environment serve here: the example DAGs are read in place.
+    # Only its AIRFLOW_HOME and environment serve here (`airflow dags test`, one process: SQLite is enough); the
+    # example DAGs are read in place.
     stack = Deployment(
         root=root,
         dag_sources=[],
         emulator=emulator,
+        postgres=False,
         extra_env={
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
             # After the caller's own filters: the last one that matches wins, so these two stay silent whatever

@@ -270,7 +270,8 @@ def debian_program(package: str, name: str) -> Path:
 @dataclass
 class PostgresServer(ServerProcess):
     """PostgreSQL from Debian's packages in a throwaway cluster, run as the ``postgres`` user when this runs as root
-    (the server refuses root). Clients are trusted: it listens on loopback."""
+    (the server refuses root). Clients are trusted: it listens on loopback. Nothing in it outlives the run, so it
+    skips ``fsync``, as test clusters do."""
 
     user: str = "airflow"
     database: str = "airflow"
@@ -297,7 +298,7 @@ class PostgresServer(ServerProcess):
         )
         assert made.returncode == 0, made.stdout + made.stderr
         server = [str(self.programs / "postgres"), "-D", str(cluster), "-p", str(self.port)]
-        settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.folder)}
+        settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.folder), "fsync": "off"}
         server += [option for name, value in settings.items() for option in ("-c", f"{name}={value}")]
         self.process = _launch(server, self.log, cwd=self.folder, **owner)
         wait_until(self._answers, 60, "PostgreSQL")
@@ -307,7 +308,7 @@ class PostgresServer(ServerProcess):
         return self
 
     def _connect(self, database: str) -> Any:
-        import psycopg2  # the Celery profile's own need: imported only when it runs
+        import psycopg2  # Airflow's PostgreSQL driver: there whenever a deployment runs on PostgreSQL
 
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=database, connect_timeout=5)
 
@@ -408,8 +409,11 @@ class Machine:
 class Deployment(LoopbackService):
     """A real Airflow deployment on loopback in ``root``; DAG files are copied from ``dag_sources``.
 
-    ``env_connections=False`` leaves the vendor connections out of the environment, for a caller that stores them
-    in the metadata database instead (where the UI lists them), as ``make up`` does.
+    Its metadata database is PostgreSQL (`PostgresServer`), as in production: on SQLite, one writer at a time, a
+    scheduler busy past SQLite's 5 s lock wait makes the api-server answer HTTP 500 ("database is locked").
+    ``postgres=False`` keeps SQLite in AIRFLOW_HOME, for a caller that only runs ``airflow dags test`` in one process,
+    as ``make demo`` does. ``env_connections=False`` leaves the vendor connections out of the environment, for a caller
+    that stores them in the metadata database instead (where the UI lists them), as ``make up`` does.
     """
 
     root: Path
@@ -419,6 +423,7 @@ class Deployment(LoopbackService):
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env_connections: bool = True
+    postgres: bool = True
 
     def __post_init__(self) -> None:
         self.home = self.root / "airflow-home"
@@ -427,6 +432,7 @@ class Deployment(LoopbackService):
         self.tmp = self.root / "tmp"
         for folder in (self.home, self.dags, self.logs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self.database = PostgresServer(log=self.logs / "postgres.log") if self.postgres else None
         for source in self.dag_sources:
             target = self.dags / source.name
             if source.is_dir():
@@ -468,6 +474,8 @@ class Deployment(LoopbackService):
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
             GENMEDIA_POLL_INTERVAL="1",
         )
+        if self.database is not None:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.database.url
         env.update(self.profile_env())
         for conn_id, connection in self.vendor_connections().items() if self.env_connections else ():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
@@ -520,7 +528,9 @@ class Deployment(LoopbackService):
         )
 
     def start(self) -> Self:
-        """Migrate the database, start the components and wait until they report healthy."""
+        """Start PostgreSQL, migrate the database, start the components and wait until they report healthy."""
+        if self.database is not None:
+            self.database.start()
         migrated = self.airflow("db", "migrate")
         assert migrated.returncode == 0, migrated.stdout
         for name, instance in self.components():
@@ -551,10 +561,18 @@ class Deployment(LoopbackService):
         stop_process_group(self.processes.pop(key), sig)
 
     def stop(self) -> None:
-        """Stop every component it started, by PID, and close the REST session."""
-        for key in reversed(list(self.processes)):
-            stop_process_group(self.processes.pop(key))
-        self.session.close()
+        """Stop every component it started, by PID, then PostgreSQL, and close the REST session."""
+        try:
+            for key in reversed(list(self.processes)):
+                stop_process_group(self.processes.pop(key))
+        finally:
+            if self.database is not None:
+                self.database.stop()
+            self.session.close()
+
+    def metadata_dump(self) -> bytes:
+        """Every row of the metadata database: ``pg_dump``'s SQL, or the SQLite file's bytes."""
+        return self.database.dump() if self.database is not None else (self.home / "airflow.db").read_bytes()
 
     def _healthy(self) -> bool:
         try:
@@ -581,9 +599,14 @@ class Deployment(LoopbackService):
         return response
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One REST call under ``/api/v2``; raises on an HTTP error, returns the decoded body."""
+        """One REST call under ``/api/v2``; raises on an HTTP error (with the api-server's last lines on a 5xx, where
+        its traceback is), returns the decoded body."""
         response = self.request(method, f"/api/v2{path}", **kwargs)
-        assert response.ok, f"{method} {path}: HTTP {response.status_code} {response.text[:500]}"
+        if not response.ok:
+            error = f"{method} {path}: HTTP {response.status_code} {response.text[:500]}"
+            server_log = self.logs / "api-server.log"
+            tail = server_log.read_text(errors="replace").splitlines()[-60:] if response.status_code >= 500 else []
+            raise AssertionError("\n".join([error, *tail]))
         return response.json() if response.content else None
 
     def wait_for_dags(self, *dag_ids: str, timeout: float = 90) -> None:
@@ -696,7 +719,6 @@ class CeleryDeployment(Deployment):
         super().__post_init__()
         names = (*self.triggerers, *self.workers)
         self.machines = {name: Machine(name, self.root / "machines" / name) for name in names}
-        self.postgres = PostgresServer(log=self.logs / "postgres.log")
         self.redis = RedisServer(log=self.logs / "redis.log")
         import celery  # the Celery profile's own need: imported only when it runs
 
@@ -709,13 +731,13 @@ class CeleryDeployment(Deployment):
 
     def profile_env(self) -> dict[str, str]:
         """CeleryExecutor on Redis and PostgreSQL; S3 for media and records; each component's host name its own."""
+        assert self.database is not None, "the CeleryExecutor keeps its task results in PostgreSQL"
         return aws_environment(self.s3_endpoint) | {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
             "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.postgres.url}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database.url}",
             # A worker that vanished fails its running tasks (to be retried elsewhere) once their heartbeat is this old
             # (default 300 s).
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
@@ -736,19 +758,17 @@ class CeleryDeployment(Deployment):
         return self.machines.get(instance)
 
     def start(self) -> Self:
-        """Start PostgreSQL and Redis, then Airflow."""
-        self.postgres.start()
+        """Start Redis, then PostgreSQL and Airflow."""
         self.redis.start()
         return super().start()
 
     def stop(self) -> None:
-        """Stop Airflow, then Redis and PostgreSQL."""
+        """Stop Airflow and PostgreSQL, then Redis."""
         try:
             super().stop()
         finally:
             self.celery_app.close()
             self.redis.stop()
-            self.postgres.stop()
 
     def _healthy(self) -> bool:
         return (

@@ -333,7 +333,7 @@ def test_the_api_key_is_in_no_log_no_database_dump_and_no_stored_object(
     for worker in celery_deployment.workers:  # task logs on each worker's own disk
         assert any(celery_deployment.machines[worker].root in path.parents for path in files if ".log" in path.name)
     assert any(".log.trigger." in path.name for path in files)
-    dump = celery_deployment.postgres.dump()
+    dump = celery_deployment.metadata_dump()
     assert PIPELINE.encode() in dump and b"COPY public.task_instance" in dump
     client = s3_client(celery_deployment.s3_endpoint)
     listed = client.list_objects_v2(Bucket=celery_deployment.bucket).get("Contents", [])

@@ -146,6 +146,9 @@ def test_a_deferrable_sensor_waits_without_ever_taking_a_worker_slot(deployment:
 
 def test_the_api_key_appears_nowhere(deployment: Deployment, runs: Runs) -> None:
     key = deployment.emulator.api_key.encode()
-    files = [*deployment.log_files(), deployment.home / "airflow.db"]
+    files = list(deployment.log_files())
     assert any(path.name.endswith(".log") and ".trigger." in path.name for path in files)
     assert [str(path) for path in files if key in path.read_bytes()] == []
+    dump = deployment.metadata_dump()
+    assert PIPELINE.encode() in dump and b"COPY public.xcom" in dump
+    assert key not in dump

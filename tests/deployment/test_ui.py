@@ -269,4 +269,6 @@ def test_the_api_key_is_in_no_link_request_or_rendered_field(
         *[links(deployment, review.run_id, task) for task in ("restyle", "publish")],
     ]
     assert emulator_process.api_key not in json.dumps(seen)
-    assert emulator_process.api_key.encode() not in (deployment.home / "airflow.db").read_bytes()
+    dump = deployment.metadata_dump()
+    assert DAG_ID.encode() in dump and b"COPY public.connection" in dump
+    assert emulator_process.api_key.encode() not in dump
