@@ -1,11 +1,11 @@
 """A local Airflow with the example DAGs on the local emulator: ``make up`` (or ``make up PORT=8090``).
 
 Starts ``genmedia-emulator`` and Airflow's api-server (with the UI), scheduler, dag-processor and triggerer as
-separate processes on 127.0.0.1, in a fresh AIRFLOW_HOME under ``.tmp/up`` (LocalExecutor, PostgreSQL in a throwaway cluster). The example DAGs
-are read from ``example_dags/`` in place, so edits show up in the UI. The ``novita_default`` and ``gptge_default``
-connections (aimed at the emulator) and the ``genmedia_video`` pool are created in the metadata database, where the
-UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every process it started, by PID, and so does
-SIGINT or SIGTERM sent to ``make`` alone (see `ParentWatch`).
+separate processes on 127.0.0.1, in a fresh AIRFLOW_HOME under ``.tmp/up`` (LocalExecutor, PostgreSQL in a throwaway
+cluster). The example DAGs are read from ``example_dags/`` in place, so edits show up in the UI. The
+``novita_default`` and ``gptge_default`` connections (aimed at the emulator) and the ``genmedia_video`` pool are
+created in the metadata database, where the UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every
+process it started, by PID, and so does SIGINT or SIGTERM sent to ``make`` alone (see `ParentWatch`).
 
 It is the local stack harness of the deployment tests, ``genmedia_emulator.stack`` (`Deployment`, `EmulatorProcess`),
 run for a person.
