@@ -102,3 +102,13 @@ def test_the_emulator_and_its_harness_import_without_airflow_or_the_provider() -
     )
     done = subprocess.run([sys.executable, "-c", program], cwd=EMULATOR, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("wheel_fixture", ["provider_wheel", "emulator_wheel"])
+def test_each_wheel_carries_the_apache_license_it_declares(wheel_fixture: str, request: pytest.FixtureRequest) -> None:
+    wheel: Wheel = request.getfixturevalue(wheel_fixture)
+    metadata = Parser().parsestr(wheel.dist_info["METADATA"])
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert wheel.dist_info["LICENSE"].lstrip().startswith("Apache License\n")
+    assert "Version 2.0, January 2004" in wheel.dist_info["LICENSE"]

@@ -27,6 +27,7 @@ def test_the_novita_endpoint_and_sensor_snippets_run_and_pay_once_per_task(tmp_p
             dag_sources=[],
             emulator=emulator,
             extra_env={"AIRFLOW__CORE__DAGS_FOLDER": str(SNIPPETS)},
+            postgres=False,  # airflow dags test alone, one process: SQLite in its AIRFLOW_HOME, as make demo
         )
         try:
             migrated = stack.airflow("db", "migrate")
