@@ -2,10 +2,10 @@
 127.0.0.1, api-server, scheduler, dag-processor, triggerers (and workers) as separate processes.
 
 `EmulatorProcess` runs ``genmedia-emulator`` as its own process, the way a vendor is another machine. `Deployment`
-prepares a throwaway AIRFLOW_HOME (SQLite, LocalExecutor), starts each component in its own process group, talks to
-it over the REST API, and stops every process it started by PID; the vendor connections aim at the emulator and reach
-the components as ``AIRFLOW_CONN_*`` environment variables. `CeleryDeployment` is the same mechanism in the shape
-production teams run: CeleryExecutor on Redis, PostgreSQL, two triggerers and two ``airflow celery worker``
+prepares a throwaway AIRFLOW_HOME (LocalExecutor, PostgreSQL in a throwaway cluster), starts each component in its own
+process group, talks to it over the REST API, and stops every process it started by PID; the vendor connections aim at
+the emulator and reach the components as ``AIRFLOW_CONN_*`` environment variables. `CeleryDeployment` is the same
+mechanism in the shape production teams run: CeleryExecutor on Redis, two triggerers and two ``airflow celery worker``
 processes, each worker and triggerer on a `Machine` of its own (no shared disk), media on a local S3 server.
 
 It runs the ``airflow`` and ``genmedia-emulator`` commands installed next to this interpreter, so Airflow and the

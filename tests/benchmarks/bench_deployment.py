@@ -16,9 +16,9 @@ DAG of ``--tasks`` tasks whose waits end ``--seconds`` after their start:
 - ``minimal-job``: an operator that runs once on a worker and waits on ``DateTimeTrigger(end_from_trigger=True)``.
 
 Printed per variant: makespan (the DAG run's start to its end), whole-deployment CPU per task (user+system time of
-every component's process tree, the worker processes included, over the run), worker runs per task (the scheduler's
-"TaskInstance Finished" lines), detection lag p50/p99 (a task's end minus the end of what it waited for: the vendor
-task's, or the sensor's target time) and vendor polls per task (the emulator's count).
+every component's process tree, the worker processes and the PostgreSQL server included, over the run), worker runs
+per task (the scheduler's "TaskInstance Finished" lines), detection lag p50/p99 (a task's end minus the end of what it
+waited for: the vendor task's, or the sensor's target time) and vendor polls per task (the emulator's count).
 """
 
 from __future__ import annotations
@@ -158,10 +158,13 @@ VARIANTS = {
 
 
 def tree_cpu(deployment: Deployment) -> dict[str, float]:
-    """User+system seconds of every live process of each component (LocalExecutor's workers are the scheduler's),
-    with the reaped children each one counted."""
-    seconds = dict.fromkeys(deployment.processes, 0.0)
-    for name, leader in deployment.processes.items():
+    """User+system seconds of every live process of each component (LocalExecutor's workers are the scheduler's)
+    and of the PostgreSQL server (its backends are its children), with the reaped children each one counted."""
+    leaders = dict(deployment.processes)
+    if deployment.database is not None and deployment.database.process is not None:
+        leaders["postgres"] = deployment.database.process
+    seconds = dict.fromkeys(leaders, 0.0)
+    for name, leader in leaders.items():
         try:
             processes = [psutil.Process(leader.pid), *psutil.Process(leader.pid).children(recursive=True)]
         except psutil.NoSuchProcess:
