@@ -118,7 +118,7 @@ def api(url: str, method: str, path: str, **kwargs: Any) -> Any:
 def test_make_up_serves_the_examples_with_connections_and_the_pool(up: tuple[Up, str]) -> None:
     started, _ = up
     url, pids = started.url, started.pids
-    assert set(pids) == {"emulator", "api-server", "scheduler", "dag-processor", "triggerer"}
+    assert set(pids) == {"emulator", "postgres", "api-server", "scheduler", "dag-processor", "triggerer"}
     health = api(url, "GET", "/monitor/health")
     assert {part: health[part]["status"] for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {
         "metadatabase": "healthy",
