@@ -31,7 +31,7 @@ NOT_EMPTY = || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tes
 
 DAG ?= genmedia_img2img_pipeline
 
-.PHONY: install test lint unit demo up docs constraints test-compat test-distributed clean
+.PHONY: install test test-deployments test-others lint unit demo up docs constraints test-compat test-distributed clean
 
 install: $(STAMP)
 
@@ -53,8 +53,16 @@ $(UV): | $(STAMP)
 ## wheels' contents, deployment on a real local Airflow) but the CeleryExecutor ones, on the newest supported Airflow.
 ## By marker: `pytest -m "not deployment"` runs all but tests/deployment; a -m of your own replaces pyproject's
 ## `-m 'not distributed'`, so `pytest -m "deployment and not distributed"` is what this runs of tests/deployment.
+## It runs two pytest sessions at once, the real deployments (one after the other) and everything else, and prints
+## each one's output whole when it ends: a deployment test spends most of its time waiting on its stack.
 test: lint
-	$(BIN)/python -m pytest $(NOT_EMPTY)
+	$(MAKE) --no-print-directory -j 2 --output-sync=target test-deployments test-others
+
+test-deployments: $(STAMP)
+	$(BIN)/python -m pytest -m "deployment and not distributed" $(NOT_EMPTY)
+
+test-others: $(STAMP)
+	$(BIN)/python -m pytest -m "not deployment" $(NOT_EMPTY)
 
 lint: install
 	$(BIN)/ruff check .
