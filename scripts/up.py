@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,15 +81,9 @@ class ParentWatch:
         return f"its parent (PID {self.pid}) got {min(dropped).name}" if dropped else None
 
 
-def processes(stack: Deployment) -> dict[str, subprocess.Popen[bytes]]:
-    """Every process the stack started, by name: PostgreSQL's server, then Airflow's components."""
-    database = stack.database.process if stack.database is not None else None
-    return ({"postgres": database} if database is not None else {}) | stack.processes
-
-
 def banner(stack: Deployment, emulator: EmulatorProcess) -> str:
     """What a person needs to use the local Airflow."""
-    pids = ", ".join(f"{name} {process.pid}" for name, process in processes(stack).items())
+    pids = ", ".join(f"{name} {process.pid}" for name, process in stack.all_processes().items())
     return "\n".join(
         [
             "",
@@ -149,7 +142,7 @@ def main() -> int:
         stack.api("POST", "/pools", json=VIDEO_POOL)
         print(banner(stack, emulator), flush=True)
         while True:
-            dead = [name for name, process in processes(stack).items() if process.poll() is not None]
+            dead = [name for name, process in stack.all_processes().items() if process.poll() is not None]
             if emulator.process is not None and emulator.process.poll() is not None:
                 dead.append("emulator")
             if dead:

@@ -570,6 +570,11 @@ class Deployment(LoopbackService):
                 self.database.stop()
             self.session.close()
 
+    def all_processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Every process it started and still runs, by name: PostgreSQL's server, then the components."""
+        database = self.database.process if self.database is not None else None
+        return ({"postgres": database} if database is not None else {}) | self.processes
+
     def metadata_dump(self) -> bytes:
         """Every row of the metadata database: ``pg_dump``'s SQL, or the SQLite file's bytes."""
         return self.database.dump() if self.database is not None else (self.home / "airflow.db").read_bytes()

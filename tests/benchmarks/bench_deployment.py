@@ -160,9 +160,7 @@ VARIANTS = {
 def tree_cpu(deployment: Deployment) -> dict[str, float]:
     """User+system seconds of every live process of each component (LocalExecutor's workers are the scheduler's)
     and of the PostgreSQL server (its backends are its children), with the reaped children each one counted."""
-    leaders = dict(deployment.processes)
-    if deployment.database is not None and deployment.database.process is not None:
-        leaders["postgres"] = deployment.database.process
+    leaders = deployment.all_processes()
     seconds = dict.fromkeys(leaders, 0.0)
     for name, leader in leaders.items():
         try:
