@@ -97,6 +97,22 @@ class ReviewApproval(BaseModel):
     responded_at: datetime | None = None
 
 
+class Usage(BaseModel):
+    """What a submit asked the vendor for, what the vendor reported using, and its estimated cost.
+
+    ``outputs`` (images or videos asked), ``video_seconds`` and ``resolution`` come from the request, before it is
+    sent: they are what a budget counts. ``reported`` holds the vendor's own usage figures where it reports any;
+    ``estimated_cost`` and ``currency`` are set where the connection's ``prices`` extra prices the request.
+    """
+
+    outputs: int = Field(default=1, ge=0)
+    video_seconds: float | None = Field(default=None, ge=0)
+    resolution: str | None = None
+    reported: dict[str, Any] | None = None
+    estimated_cost: float | None = Field(default=None, ge=0)
+    currency: str | None = None
+
+
 class GenerationResult(BaseModel):
     """The state of one vendor task, with its outputs once it succeeded.
 
@@ -120,6 +136,7 @@ class GenerationResult(BaseModel):
     source_indexes: list[int] | None = None
     rejected: list[RejectedOutput] = Field(default_factory=list)
     approved: list[ReviewApproval] = Field(default_factory=list)
+    usage: Usage | None = None
 
     @model_validator(mode="after")
     def _one_index_per_output(self) -> GenerationResult:

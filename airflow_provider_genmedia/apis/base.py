@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.results import GenerationResult, TaskProgress, elide_blobs
+from airflow_provider_genmedia.results import GenerationResult, TaskProgress, Usage, elide_blobs
 from airflow_provider_genmedia.urls import is_http_url
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -189,6 +189,11 @@ class TaskApi(ABC):
     @abstractmethod
     def parse_result(self, task_id: str, body: Any, *, received_at: datetime | None = None) -> GenerationResult:
         """The normalised state of a task-result answer received at ``received_at`` (default now)."""
+
+    def requested_usage(self, body: Mapping[str, Any]) -> Usage:
+        """What a submit body asks for (outputs, video seconds, resolution), read before it is sent: one output
+        unless the adapter knows better."""
+        return Usage()
 
     @abstractmethod
     def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:

@@ -30,7 +30,14 @@ from airflow_provider_genmedia.apis.base import (
     seconds,
 )
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskProgress, TaskStatus
+from airflow_provider_genmedia.results import (
+    GenerationResult,
+    MediaOutput,
+    NsfwVerdict,
+    TaskProgress,
+    TaskStatus,
+    Usage,
+)
 
 #: img2img input limits: "a maximum resolution of 16 megapixels and a maximum file size of 10 Mb".
 MAX_IMAGE_PIXELS = 16 * 1024 * 1024
@@ -295,6 +302,14 @@ class NovitaApi(TaskApi):
         """``request.prompt`` and ``request.model_name``; another endpoint's fields at the top of its body."""
         scopes = (body.get("request"), body)
         return first_text(scopes, "prompt"), first_text(scopes, "model_name", "model")
+
+    def requested_usage(self, body: Mapping[str, Any]) -> Usage:
+        """``request.image_num`` images (or ``image_num`` at the top of another endpoint's body); one otherwise."""
+        for scope in (mapping(body.get("request")), body):
+            count = integer(scope.get("image_num"))
+            if count is not None and count >= 1:
+                return Usage(outputs=count)
+        return Usage()
 
     def result_path(self, task_id: str) -> str:
         """``/v3/async/task-result?task_id=...``."""
