@@ -27,6 +27,17 @@ _CONNECTION_FIELDS: dict[str, Any] = {
         "worker task) share; empty for no limit. A 429 pauses every wait on the connection.",
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
+    "max_jobs_per_day": {
+        "label": "Max jobs per day",
+        "description": "Paid submits this connection may make per UTC day, counted on every worker before the "
+        "request is sent ([genmedia] spend_ledger_path); empty for no limit.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
+    "max_outputs_per_day": {
+        "label": "Max outputs per day",
+        "description": "Images or videos the submits of this connection may ask for per UTC day; empty for no limit.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
 }
 
 
@@ -104,6 +115,25 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "s3://my-bucket/genmedia/submit-records",
+                        "default": None,
+                    },
+                    "spend_ledger_path": {
+                        "description": "Where the daily budgets of the connections (extras max_jobs_per_day and "
+                        "max_outputs_per_day) are counted: a folder URI every worker can read and write, on storage "
+                        "that creates an object only if it is absent (s3://, or file:// on one machine). One object "
+                        "per unit, per connection and UTC day. Unset: $AIRFLOW_HOME/genmedia/spend-ledger, which "
+                        "only LocalExecutor may use (another executor fails a budgeted submit until this is set).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/genmedia/spend-ledger",
+                        "default": None,
+                    },
+                    "spend_ledger_conn_id": {
+                        "description": "The object-storage connection of spend_ledger_path (e.g. an aws connection "
+                        "for s3://).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "aws_default",
                         "default": None,
                     },
                     "nsfw_threads": {

@@ -8,6 +8,8 @@ from typing import Any
 GATEWAY_STATUSES = frozenset({502, 504})
 #: Statuses at which a submit surely created no job.
 REFUSED_STATUSES = frozenset({429, 503})
+#: Vendor codes that mean "no error" (Novita's, gpt.ge's and the avatar API's envelopes): no proof of a refusal.
+NO_ERROR_CODES = frozenset({None, "", 0, "0"})
 
 
 class GenMediaError(Exception):
@@ -103,8 +105,12 @@ class GenMediaAPIError(GenMediaError):
 
     @property
     def outcome_unknown(self) -> bool:
-        """A gateway's 502/504 without the vendor's own error body cannot say whether the vendor acted."""
-        return self.status_code in GATEWAY_STATUSES and self.vendor_code in (None, "")
+        """Only the vendor's own error code proves a refusal: a gateway's 502/504, or an answer the vendor gave as a
+        success (2xx, or read from such a body) that holds no task, cannot say whether the vendor acted."""
+        if self.vendor_code not in NO_ERROR_CODES:
+            return False
+        status = self.status_code
+        return status is None or 200 <= status < 300 or status in GATEWAY_STATUSES
 
 
 class GenMediaUncertainSubmitError(GenMediaError):
@@ -115,6 +121,15 @@ class GenMediaUncertainSubmitError(GenMediaError):
         self.path = path
         self.cause = cause
         super().__init__(f"the {api} submit to {path} may have created a job: {cause}")
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """By definition."""
+        return True
+
+
+class GenMediaBudgetExceededError(GenMediaError):
+    """A submit would exceed a daily budget of its connection: refused before anything was sent."""
 
 
 class GenMediaAuthError(GenMediaAPIError):
@@ -176,6 +191,12 @@ class UncheckedOutputError(GenMediaError):
 class UndecodableMediaError(GenMediaError):
     """An output is not the media it claims to be (an error page, a truncated video): it cannot be judged, so the NSFW
     filter rejects it with this reason."""
+
+
+def job_may_exist(error: BaseException) -> bool:
+    """The one rule for whether a submit that raised ``error`` may have made a job: the error's `outcome_unknown`.
+    Anything that is not a provider error (a bug, a cancellation, an interrupt) proves nothing, so a job may exist."""
+    return not isinstance(error, GenMediaError) or error.outcome_unknown
 
 
 def api_error_class(status: int) -> type[GenMediaAPIError]:

@@ -24,18 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import ObjectStoragePath
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_genmedia.apis.base import Submission
 from airflow_provider_genmedia.exceptions import (
+    GenMediaBudgetExceededError,
     GenMediaNotFoundError,
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
+    job_may_exist,
 )
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
+from airflow_provider_genmedia.shared_storage import shared_folder
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -49,8 +52,6 @@ STATE_KEY = "genmedia_task"
 #: Where records are kept without ``task_state_store`` (Airflow < 3.3): ``[genmedia]`` options of that name.
 RECORD_PATH_OPTION = "submit_record_path"
 RECORD_CONN_OPTION = "submit_record_conn_id"
-#: Executors whose workers all run on the scheduler's machine, where a folder on local disk is shared by every try.
-LOCAL_EXECUTORS = frozenset({"LocalExecutor"})
 #: The version of `SubmitRecord` this code writes; records without one were written before it had a version.
 RECORD_VERSION = 1
 UncertainSubmitPolicy = Literal["fail", "resubmit"]
@@ -216,22 +217,12 @@ def record_folder() -> ObjectStoragePath:
     """Where `ObjectStorageRecordStore` keeps records: ``[genmedia] submit_record_path`` (with the connection
     ``submit_record_conn_id``), by default a folder under ``$AIRFLOW_HOME`` on this machine, which only executors that
     run every task on one machine may use."""
-    configured = conf.get("genmedia", RECORD_PATH_OPTION, fallback=None)
-    conn_id = conf.get("genmedia", RECORD_CONN_OPTION, fallback=None)
-    if configured:
-        return ObjectStoragePath(configured, conn_id=conn_id or None)
-    executors = {name.strip().split(".")[-1] for name in conf.get("core", "executor", fallback="").split(",")}
-    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
-    default = f"file://{home}/genmedia/submit-records"
-    if not executors <= LOCAL_EXECUTORS | {""}:
-        raise GenMediaValidationError(
-            f"[genmedia] {RECORD_PATH_OPTION}",
-            f"this Airflow has no task_state_store, so the provider keeps each submit's record itself; with "
-            f"{', '.join(sorted(executors))} a retry may run on another machine, which cannot read {default}. Set "
-            "AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH to storage every worker reaches (e.g. s3://bucket/genmedia/"
-            "submit-records, with AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID); nothing was sent",
-        )
-    return ObjectStoragePath(default)
+    return shared_folder(
+        RECORD_PATH_OPTION,
+        RECORD_CONN_OPTION,
+        "submit-records",
+        "this Airflow has no task_state_store, so the provider keeps each submit's record itself",
+    )
 
 
 def record_store(context: Mapping[str, Any]) -> SubmitRecordStore:
@@ -307,23 +298,33 @@ class PayOnce:
         return None
 
     def _send(self, submission: Submission) -> str:
-        """Record the attempt, send the submit once, and record the vendor task id it returned."""
+        """Record the attempt, send the submit once, and record the vendor task id it returned.
+
+        Whatever goes wrong, the record is forgotten only when the error proves that no job was made
+        (`job_may_exist`); otherwise it stays, and the next try resumes the job or reports an uncertain submit.
+        """
         attempt = SubmitRecord.attempt(submission)
         self.records.record_attempt(attempt)
         try:
             task_id = self.hook.submit(submission)
-        except GenMediaUncertainSubmitError as error:
-            message = uncertain_message(attempt, str(error))
-            if self.on_uncertain_submit == "fail":
-                raise AirflowFailException(message) from None
-            raise AirflowException(
-                f"{message}. A retry submits again, as on_uncertain_submit='resubmit' asks"
-            ) from None
-        except Exception:
-            self.records.forget()  # the vendor's answer proved that no job was made
+        except BaseException as error:
+            if job_may_exist(error):
+                if isinstance(error, GenMediaUncertainSubmitError):
+                    raise self._uncertain(attempt, error) from None
+                raise
+            self.records.forget()
+            if isinstance(error, GenMediaBudgetExceededError):
+                raise AirflowFailException(str(error)) from None
             raise
         self.records.record_task_id(attempt, task_id)
         return task_id
+
+    def _uncertain(self, attempt: SubmitRecord, error: GenMediaUncertainSubmitError) -> AirflowException:
+        """The Airflow outcome of a submit that may have made a job: fail without retry, or retry and resubmit."""
+        message = uncertain_message(attempt, str(error))
+        if self.on_uncertain_submit == "fail":
+            return AirflowFailException(message)
+        return AirflowException(f"{message}. A retry submits again, as on_uncertain_submit='resubmit' asks")
 
 
 def uncertain_message(record: SubmitRecord, cause: str) -> str:

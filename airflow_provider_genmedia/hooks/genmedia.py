@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying
 from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__, connection_type_info
 from airflow_provider_genmedia.apis import apis_on, get_api
 from airflow_provider_genmedia.apis.base import Submission, TaskApi
+from airflow_provider_genmedia.budgets import Reservation, SpendLedger
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
     GenMediaAuthError,
@@ -32,6 +33,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaRateLimitError,
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
+    job_may_exist,
 )
 from airflow_provider_genmedia.hooks import sessions
 from airflow_provider_genmedia.hooks.answers import answer_text, network_failure, read_answer, transport_error
@@ -228,17 +230,16 @@ class GenMediaHook(BaseHook):
 
     async def asubmit(self, submission: Submission) -> str:
         """POST a submission as its API's `TaskApi.prepare` made it (checked there, not again) and return the vendor's
-        task id. It is resent only where the error proves that no job was created."""
+        task id. A connection with a daily budget takes its units first (`airflow_provider_genmedia.budgets`) and
+        gives them back only when the error proves that no job was made; the POST is resent only then too."""
         api, path = self._served(submission.api), submission.path
         settings = (await self._shared()).settings
+        reservation = await self._reserve(settings, submission)
         try:
-            async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_submit, log)):
-                with attempt:
-                    answer = await self._request(api, "POST", path, submission.body)
-                    task_id = self._task_id(api, path, answer)
-        except GenMediaError as error:
-            if error.outcome_unknown:
-                raise GenMediaUncertainSubmitError(api.name, path, str(error)) from None
+            task_id = await self._post(api, path, submission.body, settings)
+        except BaseException as error:
+            if reservation is not None and not job_may_exist(error):
+                await asyncio.to_thread(reservation.release)
             raise
         log.info("Submitted %s task %s (%s)", api.name, task_id, path)
         return task_id
@@ -247,11 +248,41 @@ class GenMediaHook(BaseHook):
         """`asubmit` from sync code."""
         return self.run_sync(self.asubmit(submission))
 
+    async def _reserve(self, settings: ConnectionSettings, submission: Submission) -> Reservation | None:
+        """Take today's budget units of this submit on the connection, or raise: None without a budget."""
+        if not settings.budget.limited:
+            return None
+        outputs = submission.api.requested_usage(submission.body).outputs
+        owner = {"api": submission.api.name, "path": submission.path}
+
+        def take() -> Reservation:
+            return SpendLedger.configured().take(self.conn_id, settings.budget, outputs, owner)
+
+        return await asyncio.to_thread(take)
+
+    async def _post(self, api: TaskApi, path: str, body: Mapping[str, Any], settings: ConnectionSettings) -> str:
+        """The POST and its resends: the task id, or an error; one whose outcome is unknown (`job_may_exist`)
+        becomes `GenMediaUncertainSubmitError`."""
+        try:
+            async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_submit, log)):
+                with attempt:
+                    answer = await self._request(api, "POST", path, body)
+                    task_id = self._task_id(api, path, answer)
+        except GenMediaError as error:
+            if error.outcome_unknown and not isinstance(error, GenMediaUncertainSubmitError):
+                raise GenMediaUncertainSubmitError(api.name, path, str(error)) from None
+            raise
+        return task_id
+
     def _task_id(self, api: TaskApi, path: str, answer: Any) -> str:
+        """The task id in a submit answer. The vendor accepted the body, so the job may exist: an answer that cannot
+        be read is an uncertain submit, never retried nor resubmitted blindly; the vendor's own error code in it is
+        the vendor's verdict (`GenMediaAPIError.outcome_unknown` decides)."""
         try:
             return api.parse_submit(answer)
-        except ValueError as error:
-            # The vendor accepted the body, so the job may exist: never retried, never resubmitted blindly.
+        except GenMediaError:
+            raise
+        except Exception as error:
             raise GenMediaUncertainSubmitError(api.name, path, f"the answer could not be read: {error}") from None
 
     # -- reading a task ----------------------------------------------------------------------------------

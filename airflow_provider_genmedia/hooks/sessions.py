@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from airflow.providers.common.compat.sdk import mask_secret
 
+from airflow_provider_genmedia.budgets import DailyBudget
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 
 #: Connections one shared session keeps open to a vendor at most (aiohttp's default), reused with keep-alive.
@@ -44,6 +45,7 @@ class ConnectionSettings:
     timeout: float
     max_retries: int
     max_polls_per_second: float | None = None
+    budget: DailyBudget = field(default_factory=DailyBudget)
 
     @classmethod
     def read(
@@ -73,6 +75,10 @@ class ConnectionSettings:
             timeout=float(timeout or extras.get("timeout") or DEFAULT_TIMEOUT),
             max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
             max_polls_per_second=_positive_or_none("max_polls_per_second", extras.get("max_polls_per_second")),
+            budget=DailyBudget(
+                max_jobs=_count_or_none("max_jobs_per_day", extras.get("max_jobs_per_day")),
+                max_outputs=_count_or_none("max_outputs_per_day", extras.get("max_outputs_per_day")),
+            ),
         )
 
 
@@ -86,6 +92,19 @@ def _positive_or_none(field: str, value: Any) -> float | None:
     if number <= 0:
         raise GenMediaValidationError(field, f"must be a positive number, not {value!r}")
     return number
+
+
+def _count_or_none(field: str, value: Any) -> int | None:
+    """A whole number of at least 0 (0 allows nothing), or None when the extra is empty."""
+    if value in (None, ""):
+        return None
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise GenMediaValidationError(field, f"must be a whole number of at least 0, not {value!r}")
+    return count
 
 
 class PollGate:
