@@ -313,8 +313,8 @@ class PayOnce:
                     raise self._uncertain(attempt, error) from None
                 raise
             self.records.forget()
-            if isinstance(error, GenMediaBudgetExceededError):
-                raise AirflowFailException(str(error)) from None
+            if isinstance(error, GenMediaBudgetExceededError | GenMediaValidationError):
+                raise AirflowFailException(str(error)) from None  # a retry would be refused the same way
             raise
         self.records.record_task_id(attempt, task_id)
         return task_id

@@ -712,7 +712,8 @@ class CeleryDeployment(Deployment):
 
     Object storage is the S3 server at ``s3_endpoint``, never ``file://``: published media (``s3://`` destinations,
     reached with the AWS credentials in the environment, as on machines given credentials of their own) and, below
-    Airflow 3.3, the pay-once records, under `record_folder` with the ``aws`` connection ``S3_CONN_ID``.
+    Airflow 3.3, the pay-once records, under `record_folder` with the ``aws`` connection ``S3_CONN_ID``, and the
+    daily budgets' ledger, under `ledger_folder`.
     """
 
     s3_endpoint: str
@@ -734,6 +735,11 @@ class CeleryDeployment(Deployment):
         """Where the pay-once records are kept below Airflow 3.3 (``[genmedia] submit_record_path``)."""
         return f"s3://{self.bucket}/submit-records"
 
+    @property
+    def ledger_folder(self) -> str:
+        """Where the connections' daily budgets are counted (``[genmedia] spend_ledger_path``)."""
+        return f"s3://{self.bucket}/spend-ledger"
+
     def profile_env(self) -> dict[str, str]:
         """CeleryExecutor on Redis and PostgreSQL; S3 for media and records; each component's host name its own."""
         assert self.database is not None, "the CeleryExecutor keeps its task results in PostgreSQL"
@@ -750,6 +756,8 @@ class CeleryDeployment(Deployment):
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{hostname.__module__}.{hostname.__name__}",
             "AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH": self.record_folder,
             "AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID": S3_CONN_ID,
+            "AIRFLOW__GENMEDIA__SPEND_LEDGER_PATH": self.ledger_folder,
+            "AIRFLOW__GENMEDIA__SPEND_LEDGER_CONN_ID": S3_CONN_ID,
             f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": json.dumps(s3_connection(self.s3_endpoint)),
         }
 

@@ -9,6 +9,7 @@ file named by ``GENMEDIA_SCENARIO_SUMMARY``, where the make targets gather every
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -25,6 +26,9 @@ EXAMPLE_DAGS = HERE.parents[1] / "example_dags"
 #: Emulated tasks take seconds, as on the demo: long enough to be caught waiting, short enough for the suite.
 EMULATOR_ARGUMENTS = ["--image-seconds", "2", "--video-seconds", "3", "--seed", "7"]
 SCENARIOS: list[str] = []
+#: Connections to the emulator with a daily budget of 7 jobs, one per budget scenario (a day's units are not reset).
+BUDGET_CONNECTIONS = ("novita_budget", "novita_budget_kill")
+BUDGET = 7
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -64,6 +68,21 @@ def dag_sources() -> list[Path]:
     return [*examples, *sorted((HERE / "dags").glob("*.py"))]
 
 
+def budget_connections(emulator: EmulatorProcess) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables of the `BUDGET_CONNECTIONS`, each allowing `BUDGET` jobs a day."""
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
+            {
+                "conn_type": "novita",
+                "host": emulator.url,
+                "password": emulator.api_key,
+                "extra": {"max_jobs_per_day": BUDGET, "max_retries": 0},
+            }
+        )
+        for conn_id in BUDGET_CONNECTIONS
+    }
+
+
 @pytest.fixture(scope="module")
 def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """The emulator in its own process, with a key made for this module (so a leak of it can be searched for)."""
@@ -76,7 +95,12 @@ def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emula
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorProcess) -> Iterator[Deployment]:
     """api-server, scheduler, dag-processor and triggerer on loopback, with connections to the emulator."""
-    stack = Deployment(root=tmp_path_factory.mktemp("deployment"), dag_sources=dag_sources(), emulator=emulator_process)
+    stack = Deployment(
+        root=tmp_path_factory.mktemp("deployment"),
+        dag_sources=dag_sources(),
+        emulator=emulator_process,
+        extra_env=budget_connections(emulator_process),
+    )
     try:
         yield stack.start()
     finally:
@@ -95,6 +119,7 @@ def celery_deployment(
         emulator=emulator_process,
         s3_endpoint=s3_server,
         bucket=BUCKET,
+        extra_env=budget_connections(emulator_process),
     )
     try:
         yield stack.start()

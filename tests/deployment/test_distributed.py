@@ -7,7 +7,9 @@ task instance's final state and try number:
 3. a whole worker and a triggerer killed while they hold tasks: every task completes, no job is paid twice, and each
    lost task's retry runs on the other worker;
 4. vendor faults (30 % 429, 10 % 5xx) across a batch: every task succeeds, one paid job each;
-5. the API key is in no log, no ``pg_dump`` of the metadata database and no stored object.
+5. the API key is in no log, no ``pg_dump`` of the metadata database and no stored object;
+6. a 20-task batch on a connection allowing 7 jobs a day, counted in a ledger on S3: exactly 7 jobs, also with a
+   whole worker killed mid-batch.
 
 Below Airflow 3.3 the pay-once record is a file in object storage (S3 here), which a retry on the other worker must
 read; from 3.3 on it is in Airflow's ``task_state_store`` and none is written there.
@@ -27,7 +29,8 @@ import pytest
 
 from genmedia_emulator.stack import CeleryDeployment, wait_until
 from tests.deployment.airflow_version import airflow_at_least
-from tests.deployment.conftest import record_scenario
+from tests.deployment.budget_batch import TASKS, run_budget_batch
+from tests.deployment.conftest import BUDGET, record_scenario
 from tests.s3_fixtures import s3_client
 
 pytestmark = pytest.mark.distributed
@@ -345,3 +348,41 @@ def test_the_api_key_is_in_no_log_no_database_dump_and_no_stored_object(
     assert [str(path) for path in files if key in path.read_bytes()] == []
     assert key not in dump
     assert [name for name, body in objects.items() if key in body] == []
+
+
+# -- 6. daily budgets counted on S3 --------------------------------------------------------------------------------
+
+
+def test_a_batch_over_budget_makes_exactly_the_budgets_jobs_across_workers(celery_deployment: CeleryDeployment) -> None:
+    run = run_budget_batch(celery_deployment, "novita_budget", f"{TASKS} tasks on a budget over 2 workers, retries=2")
+
+    assert (run.jobs, run.submit_requests) == (BUDGET, BUDGET)
+    assert run.outcomes == {("success", 1): BUDGET, ("failed", 1): TASKS - BUDGET}, run.states
+    assert run.refused == TASKS - BUDGET
+    ledger = celery_deployment.ledger_folder.removeprefix(f"s3://{celery_deployment.bucket}/")
+    listed = s3_client(celery_deployment.s3_endpoint).list_objects_v2(
+        Bucket=celery_deployment.bucket, Prefix=f"{ledger}/novita_budget/"
+    )
+    assert len(listed.get("Contents", [])) == BUDGET
+
+
+def test_a_worker_killed_mid_batch_never_exceeds_the_budget(celery_deployment: CeleryDeployment) -> None:
+    deployment = celery_deployment
+    worker = deployment.workers[0]
+
+    def kill_a_worker(run_id: str) -> str:
+        deployment.kill_component(worker)  # SIGKILL to the worker and every task process it started
+        return f"{worker} (whole worker)"
+
+    try:
+        run = run_budget_batch(
+            deployment, "novita_budget_kill", f"{TASKS} tasks on a budget over 2 workers, retries=2", kill=kill_a_worker
+        )
+    finally:
+        deployment.start_component("celery-worker", worker)
+        deployment.wait_until_healthy()
+
+    assert run.jobs <= BUDGET
+    assert run.submit_requests == run.jobs
+    assert sum(run.outcomes.values()) == TASKS
+    assert run.refused >= TASKS - BUDGET - 1

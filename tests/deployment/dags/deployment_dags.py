@@ -93,3 +93,15 @@ with DAG("deploy_uncertain_submit", schedule=None, start_date=START, catchup=Fal
         retries=1,
         **RETRY_SOON,
     )
+
+with DAG("deploy_budget", schedule=None, start_date=START, catchup=False):
+    # 20 paid submits on a connection whose max_jobs_per_day is 7 (conf names it: one budget per scenario).
+    NovitaImg2ImgOperator.partial(
+        task_id="restyle",
+        conn_id="{{ dag_run.conf['conn_id'] }}",
+        deferrable=True,
+        poll_interval=FAST_POLLS,
+        retries=2,
+        **RETRY_SOON,
+        **IMG2IMG,
+    ).expand(prompt=prompts(20, "a desk lamp in brass"))
