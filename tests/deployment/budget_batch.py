@@ -13,17 +13,20 @@ from tests.deployment.conftest import BUDGET, record_scenario
 DAG_ID = "deploy_budget"
 TASKS = 20
 BUDGET_MESSAGE = f"is over its budget: max_jobs_per_day={BUDGET}"
+#: What a try says when an earlier try was killed between sending its submit and recording the vendor's answer.
+UNCERTAIN_MESSAGE = "may have created a billed job"
 
 
 @dataclass(frozen=True)
 class BudgetRun:
-    """What one batch made: the jobs the emulator created, each task's final state and try, and which failures'
-    logs name the budget."""
+    """What one batch made: the jobs the emulator created, each task's final state and try, and how many task logs
+    name the budget, or an uncertain submit of a killed try."""
 
     jobs: int
     submit_requests: int
     states: dict[tuple[str, int], tuple[str, int]]
     refused: int
+    uncertain: int
 
     @property
     def outcomes(self) -> Counter[tuple[str, int]]:
@@ -54,6 +57,7 @@ def run_budget_batch(
         submit_requests=stats["submit_requests"]["novita"],
         states=states,
         refused=sum(BUDGET_MESSAGE in log for log in logs),
+        uncertain=sum(UNCERTAIN_MESSAGE in log for log in logs),
     )
     outcomes = ", ".join(
         f"{count} {state} on try {number}" for (state, number), count in sorted(result.outcomes.items())
@@ -63,7 +67,8 @@ def run_budget_batch(
         len(states),
         result.outcomes[("success", 1)],
         result.jobs,
-        f"max_jobs_per_day={BUDGET}: {outcomes}; {result.refused} task logs name the budget",
+        f"max_jobs_per_day={BUDGET}: {outcomes}; {result.refused} task logs name the budget, {result.uncertain} an "
+        "uncertain submit",
         killed=killed,
     )
     return result
