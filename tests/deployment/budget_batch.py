@@ -29,6 +29,11 @@ class BudgetRun:
     uncertain: int
 
     @property
+    def failed(self) -> int:
+        """How many tasks failed."""
+        return sum(count for (state, _), count in self.outcomes.items() if state == "failed")
+
+    @property
     def outcomes(self) -> Counter[tuple[str, int]]:
         """How many tasks ended in each ``(state, try_number)``."""
         return Counter(self.states.values())

@@ -46,3 +46,4 @@ def test_a_task_process_killed_mid_batch_never_exceeds_the_budget(deployment: De
     assert sum(run.outcomes.values()) == TASKS
     assert run.outcomes[("success", 1)] >= BUDGET - 1
     assert run.refused >= TASKS - BUDGET - 1
+    assert run.refused + run.uncertain >= run.failed  # every failure says why: the budget, or the killed try's submit

@@ -386,3 +386,4 @@ def test_a_worker_killed_mid_batch_never_exceeds_the_budget(celery_deployment: C
     assert run.submit_requests == run.jobs
     assert sum(run.outcomes.values()) == TASKS
     assert run.refused >= TASKS - BUDGET - 1
+    assert run.refused + run.uncertain >= run.failed  # every failure says why: the budget, or the killed try's submit
