@@ -135,10 +135,9 @@ class SpendLedger:
         for _ in range(MAX_ROUNDS):
             used = self._slots(folder)
             others = len(used) - len(taken)
-            free = [slot for slot in range(1, limit + 1) if slot not in used]
-            if len(free) + len(taken) < count:
+            if limit - len(used) + len(taken) < count:
                 return taken, others
-            for slot in free:
+            for slot in (slot for slot in range(1, limit + 1) if slot not in used):
                 path = folder / f"{slot:06d}.json"
                 if self._create(path, content):
                     taken.append(path)
