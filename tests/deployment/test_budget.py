@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from genmedia_emulator.stack import Deployment, wait_until
+from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.budget_batch import DAG_ID, TASKS, run_budget_batch
 from tests.deployment.conftest import BUDGET
 
@@ -46,4 +47,7 @@ def test_a_task_process_killed_mid_batch_never_exceeds_the_budget(deployment: De
     assert sum(run.outcomes.values()) == TASKS
     assert run.outcomes[("success", 1)] >= BUDGET - 1
     assert run.refused >= TASKS - BUDGET - 1
-    assert run.refused + run.uncertain >= run.failed  # every failure says why: the budget, or the killed try's submit
+    # Every failure says why (the budget, or the killed try's submit), but on Airflow 3.0 the killed task itself: its
+    # supervisor fails a killed task process without retry, and so without a word.
+    unexplained = 0 if airflow_at_least("3.1") else 1
+    assert run.refused + run.uncertain >= run.failed - unexplained
