@@ -17,7 +17,11 @@ IMG2IMG = {"request": {"image_num": 3, "width": 512, "height": 768, "prompt": "x
     ("api", "body", "expected"),
     [
         ("novita", IMG2IMG, Usage(outputs=3, resolution="512x768")),
-        ("novita", {"request": {"image_num": "2", "width": 256, "height": 192}}, Usage(outputs=2, resolution="256x192")),
+        (
+            "novita",
+            {"request": {"image_num": "2", "width": 256, "height": 192}},
+            Usage(outputs=2, resolution="256x192"),
+        ),
         ("novita", {"prompt": "a boat", "width": 832, "height": 480}, Usage(resolution="832x480")),
         (
             "novita",
