@@ -27,6 +27,18 @@ _CONNECTION_FIELDS: dict[str, Any] = {
         "worker task) share; empty for no limit. A 429 pauses every wait on the connection.",
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
+    "prices": {
+        "label": "Prices (JSON)",
+        "description": 'What a job costs, for the estimated cost on each result: {"currency": "USD", "<api>": '
+        '{"per_job", "per_output", "per_video_second", "/<endpoint route>": {...}}}; empty for no estimate.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "min_balance": {
+        "label": "Minimum balance",
+        "description": "No job is submitted while the vendor's balance (Novita: USD; gpt.ge: the key's remaining "
+        "quota) is below this amount; empty to never check it.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
 }
 
 

@@ -112,7 +112,12 @@ class GenMediaHook(BaseHook):
     def _settings_from(self, conn: Any, extras: Mapping[str, Any]) -> ConnectionSettings:
         prefixed = {key.removeprefix(f"extra__{self.conn_type}__"): value for key, value in extras.items()}
         return ConnectionSettings.read(
-            conn, {**prefixed, **extras}, self.default_base_url, timeout=self._timeout, max_retries=self._max_retries
+            conn,
+            {**prefixed, **extras},
+            self.default_base_url,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
+            apis=tuple(api.name for api in self.served_apis()),
         )
 
     def settings(self) -> ConnectionSettings:
