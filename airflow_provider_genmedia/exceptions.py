@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
+
 #: Statuses of a gateway in front of the vendor that cannot tell whether the vendor received the request.
 GATEWAY_STATUSES = frozenset({502, 504})
 #: Statuses at which a submit surely created no job.
@@ -115,6 +117,20 @@ class GenMediaUncertainSubmitError(GenMediaError):
         self.path = path
         self.cause = cause
         super().__init__(f"the {api} submit to {path} may have created a job: {cause}")
+
+
+class GenMediaSpendRefusedError(GenMediaError, AirflowFailException):
+    """A spend guard of the connection refused a submit before anything was sent: the task fails without retry
+    (a retry would meet the same guard), and the message names the setting that decides it."""
+
+    @property
+    def resendable(self) -> bool:
+        """Nothing was sent, so no job exists."""
+        return True
+
+
+class GenMediaBalanceError(GenMediaSpendRefusedError):
+    """The vendor's balance is below the connection's ``min_balance``."""
 
 
 class GenMediaAuthError(GenMediaAPIError):

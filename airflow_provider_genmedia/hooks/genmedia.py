@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying
 from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__, connection_type_info
 from airflow_provider_genmedia.apis import apis_on, get_api
 from airflow_provider_genmedia.apis.base import Submission, TaskApi
+from airflow_provider_genmedia.balance import BALANCE_ROUTES, Balance, check_min_balance
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
     GenMediaAuthError,
@@ -236,6 +237,7 @@ class GenMediaHook(BaseHook):
         task id. It is resent only where the error proves that no job was created."""
         api, path = self._served(submission.api), submission.path
         settings = (await self._shared()).settings
+        await self._check_balance(settings)
         try:
             async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_submit, log)):
                 with attempt:
@@ -251,6 +253,35 @@ class GenMediaHook(BaseHook):
     def submit(self, submission: Submission) -> str:
         """`asubmit` from sync code."""
         return self.run_sync(self.asubmit(submission))
+
+    # -- balance -----------------------------------------------------------------------------------------------
+
+    async def abalance(self) -> Balance:
+        """The vendor account's balance, from the route the vendor documents (`airflow_provider_genmedia.balance`),
+        each GET retried as a read is."""
+        route, api = BALANCE_ROUTES[self.conn_type], self.served_apis()[0]
+        settings = (await self._shared()).settings
+
+        async def fetch(path: str) -> Any:
+            answer = None
+            async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_read, log)):
+                with attempt:
+                    answer = await self._request(api, "GET", path)
+            return answer
+
+        return await route.read(fetch)
+
+    def balance(self) -> Balance:
+        """`abalance` from sync code."""
+        return self.run_sync(self.abalance())
+
+    async def _check_balance(self, settings: ConnectionSettings) -> None:
+        """Refuse a submit, before anything is sent, while the balance is below the extra ``min_balance``."""
+        if settings.min_balance is None:
+            return
+        balance = await self.abalance()
+        log.info("%s balance: %s (min_balance %g)", self.conn_id, balance.describe(), settings.min_balance)
+        check_min_balance(self.hook_name, self.conn_id, balance, settings.min_balance)
 
     def _task_id(self, api: TaskApi, path: str, answer: Any) -> str:
         try:
