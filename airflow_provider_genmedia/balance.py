@@ -102,7 +102,8 @@ BALANCE_ROUTES: dict[str, BalanceRoute] = {"novita": NovitaBalance(), "gptge": G
 
 
 def check_min_balance(service: str, conn_id: str, balance: Balance, min_balance: float) -> None:
-    """Refuse a submit (`GenMediaBalanceError`, no retry) while ``balance`` is below ``min_balance``."""
+    """Refuse a submit (`GenMediaBalanceError`: the operator fails without retry) while ``balance`` is below
+    ``min_balance``."""
     if balance.amount is None or balance.amount >= min_balance:
         return
     raise GenMediaBalanceError(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
 #: Statuses of a gateway in front of the vendor that cannot tell whether the vendor received the request.
 GATEWAY_STATUSES = frozenset({502, 504})
 #: Statuses at which a submit surely created no job.
@@ -119,9 +117,9 @@ class GenMediaUncertainSubmitError(GenMediaError):
         super().__init__(f"the {api} submit to {path} may have created a job: {cause}")
 
 
-class GenMediaSpendRefusedError(GenMediaError, AirflowFailException):
-    """A spend guard of the connection refused a submit before anything was sent: the task fails without retry
-    (a retry would meet the same guard), and the message names the setting that decides it."""
+class GenMediaSpendRefusedError(GenMediaError):
+    """A spend guard of the connection refused a submit before anything was sent; the message names the setting
+    that decides it. A submit operator fails its task without retry on it (a retry would meet the same guard)."""
 
     @property
     def resendable(self) -> bool:

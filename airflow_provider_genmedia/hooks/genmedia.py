@@ -276,7 +276,8 @@ class GenMediaHook(BaseHook):
         return self.run_sync(self.abalance())
 
     async def _check_balance(self, settings: ConnectionSettings) -> None:
-        """Refuse a submit, before anything is sent, while the balance is below the extra ``min_balance``."""
+        """Refuse a submit (`GenMediaBalanceError`), before anything is sent, while the balance is below the extra
+        ``min_balance``."""
         if settings.min_balance is None:
             return
         balance = await self.abalance()

@@ -18,7 +18,7 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_genmedia.apis.base import RequestModel, Submission, TaskApi
 from airflow_provider_genmedia.events import XCOM_TASK_ID, TaskEvent
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.exceptions import GenMediaSpendRefusedError, GenMediaValidationError
 from airflow_provider_genmedia.inputs import shown_image
 from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.pay_once import PayOnce, UncertainSubmitPolicy, record_store
@@ -126,7 +126,12 @@ class GenMediaSubmitOperator(BaseOperator):
             raise AirflowFailException(f"Invalid input, nothing was sent to {self.api.name}: {error}") from error
         hook = hook_for(self.api, self.conn_id)
         submitted_at = time.time()
-        task_id, result = PayOnce(hook, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
+        try:
+            task_id, result = PayOnce(hook, record_store(context), self.on_uncertain_submit, self.log).submit(
+                submission
+            )
+        except GenMediaSpendRefusedError as error:
+            raise AirflowFailException(str(error)) from error
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
         if not self.wait_for_completion:
             return task_id

@@ -53,7 +53,7 @@ def test_novita_below_min_balance_sends_nothing_and_says_what_to_change(
     assert "nothing was sent" in message
     assert "lower or clear the extra min_balance" in message
     assert emulator.api_key not in message
-    assert isinstance(raised.value, AirflowFailException)  # Airflow fails the task without retry
+    assert raised.value.resendable  # nothing was sent: no job exists
     stats = emulator.stats()
     assert stats["submit_requests"]["novita"] == 0
     assert stats["balance_reads"]["novita"] == 1  # read once, never retried: the refusal is not transient
