@@ -119,7 +119,10 @@ class JimengApi(GptGeVideoApi):
         fps, frames = number(found.get("fps")), number(found.get("frames"))
         if not fps or frames is None:
             return None
-        return Usage(video_seconds=round(frames / fps, 3), reported={"fps": fps, "frames": frames})
+        reported = {
+            name: int(value) if value.is_integer() else value for name, value in (("fps", fps), ("frames", frames))
+        }
+        return Usage(video_seconds=round(frames / fps, 3), reported=reported)
 
     def parse_submit(self, body: Any) -> str:
         """``{"code": 10000, "data": {"task_id"}}``; any other code is an error."""

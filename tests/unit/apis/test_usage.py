@@ -95,6 +95,7 @@ def test_jimeng_reports_the_frames_of_its_resp_data() -> None:
     result = get_api("jimeng").parse_result("14117763723766220057", seed_example("jimeng_result"))
     assert result.usage is not None
     assert result.usage.reported == {"fps": 24, "frames": 121}
+    assert all(isinstance(value, int) for value in result.usage.reported.values())
     assert result.usage.video_seconds == pytest.approx(121 / 24, abs=0.001)
 
 
