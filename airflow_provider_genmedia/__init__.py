@@ -38,6 +38,18 @@ _CONNECTION_FIELDS: dict[str, Any] = {
         "description": "Images or videos the submits of this connection may ask for per UTC day; empty for no limit.",
         "schema": {"type": ["integer", "null"], "minimum": 0},
     },
+    "prices": {
+        "label": "Prices (JSON)",
+        "description": 'What a job costs, for the estimated cost on each result: {"currency": "USD", "<api>": '
+        '{"per_job", "per_output", "per_video_second", "/<endpoint route>": {...}}}; empty for no estimate.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "min_balance": {
+        "label": "Minimum balance",
+        "description": "No job is submitted while the vendor's balance (Novita: USD; gpt.ge: the key's remaining "
+        "quota) is below this amount; empty to never check it.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
 }
 
 

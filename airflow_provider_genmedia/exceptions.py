@@ -128,8 +128,22 @@ class GenMediaUncertainSubmitError(GenMediaError):
         return True
 
 
-class GenMediaBudgetExceededError(GenMediaError):
-    """A submit would exceed a daily budget of its connection: refused before anything was sent."""
+class GenMediaSpendRefusedError(GenMediaError):
+    """A spend guard of the connection refused a submit before anything was sent; the message names the setting
+    that decides it. A submit operator fails its task without retry on it (a retry would meet the same guard)."""
+
+    @property
+    def resendable(self) -> bool:
+        """Nothing was sent, so no job exists."""
+        return True
+
+
+class GenMediaBalanceError(GenMediaSpendRefusedError):
+    """The vendor's balance is below the connection's ``min_balance``."""
+
+
+class GenMediaBudgetExceededError(GenMediaSpendRefusedError):
+    """A submit would exceed a daily budget of its connection (``max_jobs_per_day``, ``max_outputs_per_day``)."""
 
 
 class GenMediaAuthError(GenMediaAPIError):

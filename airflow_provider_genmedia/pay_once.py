@@ -31,8 +31,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from airflow_provider_genmedia.apis.base import Submission
 from airflow_provider_genmedia.exceptions import (
-    GenMediaBudgetExceededError,
     GenMediaNotFoundError,
+    GenMediaSpendRefusedError,
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
     job_may_exist,
@@ -313,7 +313,7 @@ class PayOnce:
                     raise self._uncertain(attempt, error) from None
                 raise
             self.records.forget()
-            if isinstance(error, GenMediaBudgetExceededError | GenMediaValidationError):
+            if isinstance(error, GenMediaSpendRefusedError | GenMediaValidationError):
                 raise AirflowFailException(str(error)) from None  # a retry would be refused the same way
             raise
         self.records.record_task_id(attempt, task_id)

@@ -298,7 +298,8 @@ class MediaPublisher:
     # -- manifest ------------------------------------------------------------------------------------------
 
     def _manifest(self, result: GenerationResult, files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """What was published and from what: stable across re-runs that change nothing."""
+        """What was published and from what (with the job's usage and estimated cost): stable across re-runs that
+        change nothing."""
         approved = [approval.model_dump(mode="json") for approval in result.approved]
         return {
             "api": result.api,
@@ -306,6 +307,7 @@ class MediaPublisher:
             "prompt": result.prompt,
             "model": result.model,
             "seed": result.seed,
+            "usage": result.usage.model_dump(mode="json") if result.usage else None,
             "files": [{key: value for key, value in file.items() if key != "written"} for file in files],
             "rejected": [
                 {

@@ -5,6 +5,10 @@ in a throwaway AIRFLOW_HOME (SQLite) whose ``novita_default`` and ``gptge_defaul
 both from the local stack harness, ``genmedia_emulator.stack``, with no Airflow component started. Then runs the DAGs
 scheduled on what it published, prints where the outputs are, and stops the emulator. Exits non-zero if anything
 failed.
+
+Both connections carry illustrative ``prices`` and a ``min_balance``, and the emulator charges each job at the same
+prices, so the summary shows each job's usage and estimated cost (from the manifests) beside the balance the
+emulated vendors report.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_genmedia.pricing import usage_summary
+from airflow_provider_genmedia.results import Usage
 from genmedia_emulator.stack import Deployment, EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +43,64 @@ THIRD_PARTY_WARNINGS = (
     "ignore:Using `httpx` with `starlette.testclient` is deprecated::fastapi.testclient",
     "ignore:Could not import graphviz:UserWarning:airflow.cli.commands.dag_command",
 )
+
+
+#: Illustrative prices (not the vendors' price lists), as each connection's extra ``prices`` gives them.
+PRICES = {
+    "novita": {"currency": "USD", "novita": {"per_output": 0.002, "/v3/async/img2img": {"per_output": 0.0015}}},
+    "gptge": {
+        "currency": "USD",
+        "jimeng": {"per_job": 0.3},
+        "bailian": {"per_video_second": 0.1},
+        "avatar": {"per_job": 0.5},
+    },
+}
+#: What the emulator charges per job of each API for the demo's requests (img2img per image; a Bailian job is 5 s).
+EMULATOR_PRICES = {
+    "novita": {"per_output": 0.0015},
+    "jimeng": {"per_job": 0.3},
+    "bailian": {"per_job": 0.5},
+    "avatar": {"per_job": 0.5},
+}
+#: The emulated vendors' balances at the start (USD), and the connections' min_balance below which nothing is sent.
+BALANCE = {"novita": 10.0, "gptge": 10.0}
+MIN_BALANCE = 1.0
+
+
+def connections(emulator: EmulatorProcess) -> dict[str, str]:
+    """The default vendor connections, aimed at the emulator, with their prices and min_balance (as environment
+    variables)."""
+    return {
+        f"AIRFLOW_CONN_{conn_type.upper()}_DEFAULT": json.dumps(
+            {
+                "conn_type": conn_type,
+                "host": emulator.url,
+                "password": emulator.api_key,
+                "extra": {"prices": json.dumps(PRICES[conn_type]), "min_balance": MIN_BALANCE},
+            }
+        )
+        for conn_type in ("novita", "gptge")
+    }
+
+
+def spend_summary(output: Path, stats: dict[str, Any]) -> list[str]:
+    """Each job's usage and estimated cost, from the manifests, their total by currency, and the emulated vendors'
+    balances."""
+    lines: list[str] = []
+    totals: dict[str, float] = {}
+    for path in sorted(output.rglob("*.manifest.json")):
+        manifest = json.loads(path.read_text())
+        usage = Usage.model_validate(manifest["usage"]) if manifest.get("usage") else None
+        lines.append(f"  {manifest['api']} task {manifest['task_id']}: {usage_summary(usage)}")
+        if usage is not None and usage.estimated_cost is not None and usage.currency:
+            totals[usage.currency] = totals.get(usage.currency, 0.0) + usage.estimated_cost
+    if totals:
+        lines.append("  total estimated: " + ", ".join(f"{cost:g} {currency}" for currency, cost in totals.items()))
+    balances = ", ".join(
+        f"{host} {stats['balance'][host]:g} USD (spent {stats['spent'][host]:g})" for host in stats["balance"]
+    )
+    lines.append(f"  vendor balances now: {balances}")
+    return lines
 
 
 def airflow(stack: Deployment, args: list[str], log: Path, timeout: float = DAG_TEST_TIMEOUT) -> int:
@@ -96,6 +160,7 @@ def main() -> int:
             # After the caller's own filters: the last one that matches wins, so these two stay silent whatever
             # those say.
             "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *THIRD_PARTY_WARNINGS])),
+            **connections(emulator),
         },
     )
 
@@ -103,6 +168,7 @@ def main() -> int:
     failed: list[str] = []
     try:
         with emulator:
+            emulator.configure(balance=BALANCE, prices=EMULATOR_PRICES)
             print(f"Throwaway AIRFLOW_HOME: {stack.home}")
             failed += [" ".join(command) for command in SETUP if airflow(stack, command, log) != 0]
             conf = json.dumps({"destination": output.as_uri()})
@@ -126,6 +192,7 @@ def main() -> int:
         print(f"  {path.relative_to(output)}  ({path.stat().st_size} bytes)")
     if summary := nsfw_summary(output):
         print("NSFW filter:", *summary, sep="\n")
+    print("Usage and estimated cost (illustrative prices):", *spend_summary(output, stats), sep="\n")
     print(f"Full log: {log}")
     if failed:
         print(f"FAILED: {', '.join(failed)} (see the log above)", file=sys.stderr)

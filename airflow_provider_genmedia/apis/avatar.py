@@ -26,7 +26,7 @@ from airflow_provider_genmedia.apis.base import (
 )
 from airflow_provider_genmedia.apis.gptge import GptGeApi
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus, Usage
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +95,21 @@ class AvatarApi(GptGeApi):
         """``/avatar/generation``."""
         return SUBMIT_PATH
 
-    def complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> GenerationResult:
+    def complete(self, result: GenerationResult, request: Mapping[str, Any] | None, **pricing: Any) -> GenerationResult:
         """The video without watermark (``no_wm_work_video_path``) when the request asked ``no_watermark``, else
         the plain one (``work_video_path``); the video the task gave when it has not the one asked for."""
-        completed = super().complete(result, request)
+        completed = super().complete(result, request, **pricing)
         chosen = "no_wm_work_video_path" if request and request.get("no_watermark") else "work_video_path"
         url = avatar_task(result.raw).get(chosen)
         if not url or not result.outputs:
             log.warning("avatar task %s has no %s: returning the video it gave", result.task_id, chosen)
             return completed
         return completed.model_copy(update={"outputs": [result.outputs[0].model_copy(update={"url": url})]})
+
+    def requested_usage(self, body: Mapping[str, Any]) -> Usage:
+        """One video, as long as its voice track: the request names neither a length (it is the audio's, or the
+        spoken text's) nor a frame size (the avatar's), and the task result reports neither."""
+        return Usage()
 
     def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """The text the avatar speaks (``create_voice.text`` or ``use_voice.text``); no prompt with ``audio_url``, and

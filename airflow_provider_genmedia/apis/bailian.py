@@ -21,14 +21,16 @@ from airflow_provider_genmedia.apis.base import (
     PollSchedule,
     RequestModel,
     decode_base64,
+    first_number,
     first_text,
+    frame_size,
     integer,
     mapping,
     now_utc,
 )
 from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
 from airflow_provider_genmedia.exceptions import GenMediaAPIError
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus, Usage
 
 ROUTE_PREFIX = "/task/bailian"
 TEXT2VIDEO_PATH = f"{ROUTE_PREFIX}/text2video"
@@ -177,6 +179,29 @@ class BailianApi(GptGeVideoApi):
     def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """``input.prompt`` and ``model``."""
         return first_text([body.get("input")], "prompt"), first_text([body], "model")
+
+    def requested_usage(self, body: Mapping[str, Any]) -> Usage:
+        """One video of ``parameters.duration`` seconds, in ``parameters.size`` (text2video) or
+        ``parameters.resolution`` (image2video)."""
+        parameters = mapping(body.get("parameters"))
+        size = frame_size(first_text([parameters], "size", "resolution"))
+        return Usage(video_seconds=first_number([parameters], "duration"), resolution=size)
+
+    def reported_usage(self, body: Mapping[str, Any]) -> Usage | None:
+        """DashScope's ``usage``: ``video_count``, ``video_duration`` (or ``output_video_duration``, ``duration``:
+        Wan 2.6 with audio) and the frame size ``video_ratio`` (Wan 2.1) or tier ``SR`` (Wan 2.2+)."""
+        usage = mapping(body.get("usage"))
+        if not usage:
+            return None
+        count = integer(usage.get("video_count"))
+        seconds = first_number([usage], "video_duration", "output_video_duration", "duration")
+        tier = integer(usage.get("SR"))
+        return Usage(
+            outputs=count if count is not None and count >= 0 else 1,
+            video_seconds=seconds if seconds is not None and seconds >= 0 else None,
+            resolution=frame_size(usage.get("video_ratio")) or (f"{tier}P" if tier else None),
+            reported=usage,
+        )
 
     def parse_submit(self, body: Any) -> str:
         """``{"output": {"task_id", "task_status"}, "request_id"}`` (also a bare or ``data``-wrapped id)."""

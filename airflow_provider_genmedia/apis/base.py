@@ -8,13 +8,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, Usage, elide_blobs
 from airflow_provider_genmedia.urls import is_http_url
+
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.pricing import Prices
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -120,6 +123,30 @@ class Submission:
     body: dict[str, Any]
 
 
+def first_number(scopes: Iterable[Any], *names: str) -> float | None:
+    """The first number (or numeric string) found under one of ``names``, looking through ``scopes`` in turn."""
+    for scope in scopes:
+        for name in names:
+            value = number(mapping(scope).get(name))
+            if value is not None:
+                return value
+    return None
+
+
+def frame_size(value: Any) -> str | None:
+    """A frame size as ``WxH`` from the vendors' ``"1280*720"``, ``"1280x720"`` or a ``(width, height)`` pair;
+    other text (a tier such as ``"720P"``) as it is; None for nothing."""
+    if isinstance(value, tuple | list) and len(value) == 2:
+        width, height = (integer(side) for side in value)
+        return f"{width}x{height}" if width and height else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    sides = value.strip().replace("*", "x").split("x")
+    if len(sides) == 2 and all(side.strip().isdigit() for side in sides):
+        return f"{int(sides[0])}x{int(sides[1])}"
+    return value.strip()
+
+
 def first_text(scopes: Iterable[Any], *names: str) -> str | None:
     """The first non-empty string found under one of ``names``, looking through the JSON objects ``scopes`` in turn."""
     for scope in scopes:
@@ -165,13 +192,39 @@ class TaskApi(ABC):
             raise GenMediaValidationError("path", f"this request must be sent to {expected}, not {path}")
         return Submission(self, expected, request, request.to_body())
 
-    def complete(self, result: GenerationResult, request: Mapping[str, Any] | None) -> GenerationResult:
+    def complete(
+        self,
+        result: GenerationResult,
+        request: Mapping[str, Any] | None,
+        *,
+        path: str | None = None,
+        prices: Prices | None = None,
+    ) -> GenerationResult:
         """A succeeded result as the submitted ``request`` asked for it: the request recorded (base64 elided), with
-        the prompt and the model it asked for."""
+        the prompt and the model it asked for, and its `Usage`: what the request asked, what the vendor reported,
+        and the cost that the connection's ``prices`` give a job sent to ``path`` (None: the API's own prices)."""
         if request is None:
             return result
         prompt, model = self.describe_request(request)
-        return result.model_copy(update={"request": elide_blobs(dict(request)), "prompt": prompt, "model": model})
+        usage = self.usage(request, result.usage)
+        if prices is not None:
+            usage = prices.estimate(self.name, path, usage)
+        update = {"request": elide_blobs(dict(request)), "prompt": prompt, "model": model, "usage": usage}
+        return result.model_copy(update=update)
+
+    def usage(self, request: Mapping[str, Any], reported: Usage | None) -> Usage:
+        """What ``request`` asked (`requested_usage`), its gaps filled from what the vendor ``reported``
+        (`reported_usage`), whose own figures are kept in ``reported``."""
+        asked = self.requested_usage(request)
+        if reported is None:
+            return asked
+        return asked.model_copy(
+            update={
+                "video_seconds": reported.video_seconds if asked.video_seconds is None else asked.video_seconds,
+                "resolution": asked.resolution or reported.resolution,
+                "reported": reported.reported,
+            }
+        )
 
     @abstractmethod
     def result_path(self, task_id: str) -> str:
@@ -195,6 +248,11 @@ class TaskApi(ABC):
         unless the adapter knows better."""
         return Usage()
 
+    def reported_usage(self, body: Mapping[str, Any]) -> Usage | None:
+        """What a task-result answer says the task used, with the vendor's own figures in ``reported``; None where
+        the vendor reports no usage (the default)."""
+        return None
+
     @abstractmethod
     def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """The prompt and the model of a submitted body, where it names them (None where it does not)."""
@@ -216,8 +274,10 @@ class TaskApi(ABC):
         return None
 
     def result(self, task_id: str, body: Any, **fields: Any) -> GenerationResult:
-        """Build a result for this API with the vendor body kept, base64 blobs elided."""
-        return GenerationResult(api=self.name, task_id=task_id, raw=elide_blobs(mapping(body)), **fields)
+        """Build a result for this API with the vendor body kept, base64 blobs elided, and the usage it reports."""
+        data = mapping(body)
+        fields.setdefault("usage", self.reported_usage(data))
+        return GenerationResult(api=self.name, task_id=task_id, raw=elide_blobs(data), **fields)
 
 
 def now_utc() -> datetime:

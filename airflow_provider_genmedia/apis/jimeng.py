@@ -23,6 +23,7 @@ from airflow_provider_genmedia.apis.base import (
     integer,
     mapping,
     now_utc,
+    number,
 )
 from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
 from airflow_provider_genmedia.exceptions import (
@@ -30,7 +31,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaRateLimitError,
     GenMediaServerError,
 )
-from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus
+from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskProgress, TaskStatus, Usage
 
 SUCCESS_CODE = 10000
 #: Codes that say "try again later" when polling: QPS and concurrency limits, internal errors.
@@ -46,6 +47,20 @@ AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
 #: https://gpt.morphogen.top/en/video/jimeng/query-results.html), so the seed is found by pattern rather than by
 #: decoding it.
 _RESP_DATA_SEED = re.compile(r'"seed"\s*:\s*(-?\d+)')
+#: The frame count and rate of the video in ``resp_data`` (``"fps": 24, "frames": 121``), found the same way.
+_RESP_DATA_FRAMES = re.compile(r'"(fps|frames)"\s*:\s*(\d+(?:\.\d+)?)')
+#: Every Jimeng video lasts 5 s: neither route takes a duration.
+VIDEO_SECONDS = 5.0
+#: The frame size of each aspect ratio, from the image2video page (text2video names 16:9's only, the same).
+FRAME_SIZES = {
+    "16:9": "1280x720",
+    "9:16": "720x1280",
+    "9:21": "720x1680",
+    "1:1": "960x960",
+    "4:3": "960x720",
+    "3:4": "720x960",
+    "21:9": "1680x720",
+}
 ROUTE_PREFIX = "/task/jimeng"
 TEXT2VIDEO_PATH = f"{ROUTE_PREFIX}/text2video"
 IMAGE2VIDEO_PATH = f"{ROUTE_PREFIX}/image2video"
@@ -92,6 +107,22 @@ class JimengApi(GptGeVideoApi):
     def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """``prompt``; the route names no model, so the model is None unless the body has a ``model``."""
         return first_text([body], "prompt"), first_text([body], "model")
+
+    def requested_usage(self, body: Mapping[str, Any]) -> Usage:
+        """One 5 s video, in the frame size of its ``aspect_ratio`` (default 16:9)."""
+        ratio = body.get("aspect_ratio") or "16:9"
+        return Usage(video_seconds=VIDEO_SECONDS, resolution=FRAME_SIZES.get(str(ratio)))
+
+    def reported_usage(self, body: Mapping[str, Any]) -> Usage | None:
+        """The ``fps`` and ``frames`` of ``data.resp_data`` (Volcengine's ``infer_ctx``), when it has both."""
+        found = dict(_RESP_DATA_FRAMES.findall(str(mapping(body.get("data")).get("resp_data") or "")))
+        fps, frames = number(found.get("fps")), number(found.get("frames"))
+        if not fps or frames is None:
+            return None
+        reported = {
+            name: int(value) if value.is_integer() else value for name, value in (("fps", fps), ("frames", frames))
+        }
+        return Usage(video_seconds=round(frames / fps, 3), reported=reported)
 
     def parse_submit(self, body: Any) -> str:
         """``{"code": 10000, "data": {"task_id"}}``; any other code is an error."""

@@ -21,7 +21,9 @@ from airflow_provider_genmedia.apis.base import (
     RequestModel,
     TaskApi,
     decode_base64,
+    first_number,
     first_text,
+    frame_size,
     integer,
     mapping,
     now_utc,
@@ -304,12 +306,24 @@ class NovitaApi(TaskApi):
         return first_text(scopes, "prompt"), first_text(scopes, "model_name", "model")
 
     def requested_usage(self, body: Mapping[str, Any]) -> Usage:
-        """``request.image_num`` images (or ``image_num`` at the top of another endpoint's body); one otherwise."""
-        for scope in (mapping(body.get("request")), body):
-            count = integer(scope.get("image_num"))
-            if count is not None and count >= 1:
-                return Usage(outputs=count)
-        return Usage()
+        """Read from ``request`` (txt2img, img2img), ``parameters`` (Wan 2.2+) or the flat body of another endpoint:
+        ``image_num`` images (one otherwise); video seconds from ``duration``, or ``frames_num`` at
+        ``frames_per_second`` (SVD img2video); the frame size from ``resolution``, ``size`` or ``width`` and
+        ``height``. What a body leaves to the endpoint's defaults stays unknown (None)."""
+        scopes = (mapping(body.get("request")), mapping(body.get("parameters")), body)
+        count = integer(first_number(scopes, "image_num"))
+        seconds = first_number(scopes, "duration")
+        frames, fps = first_number(scopes, "frames_num"), first_number(scopes, "frames_per_second")
+        if seconds is None and frames and fps:
+            seconds = frames / fps
+        size = first_text(scopes, "resolution", "size") or frame_size(
+            (first_number(scopes, "width"), first_number(scopes, "height"))
+        )
+        return Usage(
+            outputs=count if count is not None and count >= 1 else 1,
+            video_seconds=seconds if seconds is not None and seconds >= 0 else None,
+            resolution=frame_size(size),
+        )
 
     def result_path(self, task_id: str) -> str:
         """``/v3/async/task-result?task_id=...``."""

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying
 from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__, connection_type_info
 from airflow_provider_genmedia.apis import apis_on, get_api
 from airflow_provider_genmedia.apis.base import Submission, TaskApi
+from airflow_provider_genmedia.balance import BALANCE_ROUTES, Balance, check_min_balance
 from airflow_provider_genmedia.budgets import Reservation, SpendLedger
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
@@ -114,7 +115,12 @@ class GenMediaHook(BaseHook):
     def _settings_from(self, conn: Any, extras: Mapping[str, Any]) -> ConnectionSettings:
         prefixed = {key.removeprefix(f"extra__{self.conn_type}__"): value for key, value in extras.items()}
         return ConnectionSettings.read(
-            conn, {**prefixed, **extras}, self.default_base_url, timeout=self._timeout, max_retries=self._max_retries
+            conn,
+            {**prefixed, **extras},
+            self.default_base_url,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
+            apis=tuple(api.name for api in self.served_apis()),
         )
 
     def settings(self) -> ConnectionSettings:
@@ -234,6 +240,7 @@ class GenMediaHook(BaseHook):
         gives them back only when the error proves that no job was made; the POST is resent only then too."""
         api, path = self._served(submission.api), submission.path
         settings = (await self._shared()).settings
+        await self._check_balance(settings)
         reservation = await self._reserve(settings, submission)
         try:
             task_id = await self._post(api, path, submission.body, settings)
@@ -273,6 +280,36 @@ class GenMediaHook(BaseHook):
                 raise GenMediaUncertainSubmitError(api.name, path, str(error)) from None
             raise
         return task_id
+
+    # -- balance -----------------------------------------------------------------------------------------------
+
+    async def abalance(self) -> Balance:
+        """The vendor account's balance, from the route the vendor documents (`airflow_provider_genmedia.balance`),
+        each GET retried as a read is."""
+        route, api = BALANCE_ROUTES[self.conn_type], self.served_apis()[0]
+        settings = (await self._shared()).settings
+
+        async def fetch(path: str) -> Any:
+            answer = None
+            async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_read, log)):
+                with attempt:
+                    answer = await self._request(api, "GET", path)
+            return answer
+
+        return await route.read(fetch)
+
+    def balance(self) -> Balance:
+        """`abalance` from sync code."""
+        return self.run_sync(self.abalance())
+
+    async def _check_balance(self, settings: ConnectionSettings) -> None:
+        """Refuse a submit (`GenMediaBalanceError`), before anything is sent, while the balance is below the extra
+        ``min_balance``."""
+        if settings.min_balance is None:
+            return
+        balance = await self.abalance()
+        log.info("%s balance: %s (min_balance %g)", self.conn_id, balance.describe(), settings.min_balance)
+        check_min_balance(self.hook_name, self.conn_id, balance, settings.min_balance)
 
     def _task_id(self, api: TaskApi, path: str, answer: Any) -> str:
         """The task id in a submit answer. The vendor accepted the body, so the job may exist: an answer that cannot

@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from airflow.providers.common.compat.sdk import mask_secret
 
+from airflow_provider_genmedia.apis import API_NAMES
 from airflow_provider_genmedia.budgets import DailyBudget
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.pricing import PRICES_FIELD, Prices, parse_prices
 
 #: Connections one shared session keeps open to a vendor at most (aiohttp's default), reused with keep-alive.
 POOL_SIZE = 100
@@ -38,14 +40,18 @@ RESUME_SPREAD = 0.2
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """What a hook reads from its Airflow connection."""
+    """What a hook reads from its Airflow connection. ``repr`` leaves the key out."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     timeout: float
     max_retries: int
     max_polls_per_second: float | None = None
     budget: DailyBudget = field(default_factory=DailyBudget)
+    #: The extra ``prices``: what a job costs, for the estimated cost of each result (None: no estimate).
+    prices: Prices | None = None
+    #: The extra ``min_balance``: no submit while the vendor's balance is below it (None: not checked).
+    min_balance: float | None = None
 
     @classmethod
     def read(
@@ -56,9 +62,11 @@ class ConnectionSettings:
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        apis: tuple[str, ...] = API_NAMES,
     ) -> ConnectionSettings:
         """The settings of an Airflow connection and its extras; ``timeout``/``max_retries`` given override them.
-        The key is masked in every log from here on; a missing key or a bad extra is an error naming the field."""
+        The key is masked in every log from here on; a missing key or a bad extra is an error naming the field
+        (``prices`` may price only the ``apis`` that the connection serves)."""
         host = (conn.host or "").strip() or default_base_url
         if "://" not in host:
             host = f"https://{host}"
@@ -79,6 +87,8 @@ class ConnectionSettings:
                 max_jobs=_count_or_none("max_jobs_per_day", extras.get("max_jobs_per_day")),
                 max_outputs=_count_or_none("max_outputs_per_day", extras.get("max_outputs_per_day")),
             ),
+            prices=parse_prices(extras.get(PRICES_FIELD), apis),
+            min_balance=_non_negative_or_none("min_balance", extras.get("min_balance")),
         )
 
 
@@ -105,6 +115,18 @@ def _count_or_none(field: str, value: Any) -> int | None:
     if count < 0:
         raise GenMediaValidationError(field, f"must be a whole number of at least 0, not {value!r}")
     return count
+
+
+def _non_negative_or_none(field: str, value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise GenMediaValidationError(field, f"must be a number of 0 or more, not {value!r}")
+    return number
 
 
 class PollGate:

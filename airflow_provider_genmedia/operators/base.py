@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from airflow.sdk import BaseOperator, Context
@@ -22,7 +22,11 @@ from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import shown_image
 from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.pay_once import PayOnce, UncertainSubmitPolicy, record_store
+from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
+
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
 
 DEFAULT_TIMEOUT = timedelta(hours=3)
 
@@ -127,7 +131,7 @@ class GenMediaSubmitOperator(BaseOperator):
         if not self.wait_for_completion:
             return task_id
         if result is not None and result.status.is_terminal:
-            return self._returned(self.api.complete(TaskEvent.completed(result).outcome(), submission.body))
+            return self._returned(self._complete(hook, TaskEvent.completed(result).outcome(), submission))
         end_time = time.time() + self.timeout
         if self.deferrable:
             self.log.info("Waiting for %s task %s in the triggerer", self.api.name, task_id)
@@ -142,19 +146,31 @@ class GenMediaSubmitOperator(BaseOperator):
                     end_task=True,
                     # A task submitted by this try: the first poll comes the API's typical first wait after it.
                     submitted_at=submitted_at if result is None else None,
+                    path=submission.path,
                 ),
                 method_name="execute_complete",
             )
         done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
-        return self._returned(self.api.complete(done, submission.body))
+        return self._returned(self._complete(hook, done, submission))
+
+    def _complete(self, hook: GenMediaHook, result: GenerationResult, submission: Submission) -> GenerationResult:
+        """The succeeded result as `TaskApi.complete` makes it, priced at the connection's ``prices``, as the
+        trigger completes it."""
+        return self.api.complete(result, submission.body, path=submission.path, prices=hook.settings().prices)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger: the result json the trigger completed, or the failure the event describes."""
         return self._returned(TaskEvent.from_payload(event).outcome())
 
     def _returned(self, result: GenerationResult) -> dict[str, Any]:
-        """The result json returned to XCom: outputs and metadata (with the request's prompt and model), never media
-        bytes."""
-        self.log.info("%s task %s succeeded with %d output(s)", self.api.name, result.task_id, len(result.outputs))
+        """The result json returned to XCom: outputs and metadata (with the request's prompt and model, and its usage
+        and cost), never media bytes."""
+        self.log.info(
+            "%s task %s succeeded with %d output(s); usage: %s",
+            self.api.name,
+            result.task_id,
+            len(result.outputs),
+            usage_summary(result.usage),
+        )
         self.generation_result = result.model_dump(mode="json")
         return self.generation_result

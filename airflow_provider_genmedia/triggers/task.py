@@ -18,6 +18,7 @@ from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
 from airflow_provider_genmedia.polling import PollPlanner, watch_task
+from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import TaskStatus
 
 
@@ -61,6 +62,8 @@ class GenMediaTaskTrigger(BaseTrigger):
     :param end_task: End the Airflow task here when the vendor task succeeded.
     :param submitted_at: When the vendor task was submitted, as a UTC epoch: the first poll is planned from it;
         None plans it from the trigger's start.
+    :param path: The route the request was submitted to, which prices it (the connection extra ``prices``); None
+        prices it at the API's own prices.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         request: dict[str, Any] | None = None,
         end_task: bool = False,
         submitted_at: float | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__()
         if poll_interval is not None and poll_interval <= 0:
@@ -85,6 +89,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.request = request
         self.end_task = end_task
         self.submitted_at = submitted_at
+        self.path = path
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Identifiers, the schedule, the absolute deadline and the elided request: plain JSON, never a credential
@@ -100,6 +105,7 @@ class GenMediaTaskTrigger(BaseTrigger):
                 "request": self.request,
                 "end_task": self.end_task,
                 "submitted_at": self.submitted_at,
+                "path": self.path,
             },
         )
 
@@ -118,13 +124,17 @@ class GenMediaTaskTrigger(BaseTrigger):
         planner = PollPlanner(
             api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time, submitted_at=self.submitted_at
         )
-        event = await watch_task(hook_for(api, self.conn_id), api, task_id, planner, self.log)
+        hook = hook_for(api, self.conn_id)
+        event = await watch_task(hook, api, task_id, planner, self.log)
         if event.result is not None and event.result.status is TaskStatus.SUCCEEDED and self.request is not None:
-            event = event.model_copy(update={"result": api.complete(event.result, self.request)})
+            prices = (await hook.asettings()).prices
+            completed = api.complete(event.result, self.request, path=self.path, prices=prices)
+            event = event.model_copy(update={"result": completed})
         if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:
             result = event.result.model_dump(mode="json")
             if await self._push_result(result):
-                self.log.info("%s; the task ends here, without a worker run", event.message)
+                summary = usage_summary(event.result.usage)
+                self.log.info("%s; usage: %s; the task ends here, without a worker run", event.message, summary)
                 yield TaskSuccessEvent(xcoms={FirstOutputLink().xcom_key: first_output_url(result)})
                 return
         await asyncio.sleep(max(started + defer_settle() - time.monotonic(), 0.0))

@@ -181,6 +181,13 @@ async def _download(request: web.Request) -> web.StreamResponse:
     return web.Response(body=data, content_type=content_type)
 
 
+async def _balance(gateway: Gateway, request: web.Request) -> web.StreamResponse:
+    """A balance route of ``gateway``'s host, answered from the host's account (counted in the stats)."""
+    emulator = request.app[EMULATOR]
+    emulator.balance_reads[gateway.host] += 1
+    return web.json_response(gateway.balance(request.path, emulator.account(gateway.host)))
+
+
 async def _stats(request: web.Request) -> web.StreamResponse:
     """``{"submits", "polls", "faults", "tasks"}``."""
     return web.json_response(request.app[EMULATOR].stats())
@@ -198,7 +205,7 @@ async def _change_config(request: web.Request) -> web.StreamResponse:
         changes = await request.json()
         if not isinstance(changes, dict):
             raise ValueError("the body must be a JSON object of settings")
-        emulator.configure(emulator.config.updated(changes))
+        emulator.configure(emulator.config.updated(changes), balances_set=changes.get("balance") or ())
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
     return await _show_config(request)
@@ -213,7 +220,9 @@ async def _reset(request: web.Request) -> web.StreamResponse:
 def create_app(config: EmulatorConfig | None = None) -> web.Application:
     """The emulator of all four vendor APIs as an aiohttp application (serve it with any aiohttp runner)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[EMULATOR] = Emulator(config or EmulatorConfig(), tuple(RENDERERS))
+    app[EMULATOR] = Emulator(
+        config or EmulatorConfig(), {api: renderer.gateway.host for api, renderer in RENDERERS.items()}
+    )
     router = app.router
     router.add_get("/v3/async/task-result", _guarded(NOVITA, partial(_poll, (RENDERERS["novita"],))))
     router.add_get("/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["jimeng"], RENDERERS["bailian"]))))
@@ -221,6 +230,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     for renderer in RENDERERS.values():
         for path in renderer.submit_routes:
             router.add_post(path, _counted(renderer.api, _guarded(renderer.gateway, partial(_submit, renderer))))
+    for gateway in (NOVITA, GPTGE):
+        for path in gateway.balance_paths:
+            router.add_get(path, _guarded(gateway, partial(_balance, gateway)))
     router.add_route("*", "/v3/{tail:.*}", _guarded(NOVITA, _no_api))
     router.add_get(f"{FILES_ROUTE}/{{task_id}}/{{name}}", _download)
     router.add_get("/_emulator/stats", _stats)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+T = TypeVar("T")
 
 #: The bearer key clients must send unless another is set: it guards nothing but a local emulator.
 DEFAULT_API_KEY = "emulator-key"
@@ -23,6 +25,22 @@ class FaultRule(BaseModel):
     next: int = Field(default=0, ge=0)
     every: int = Field(default=0, ge=0)
     rate: float = Field(default=0.0, ge=0, le=1)
+
+
+class JobPrice(BaseModel):
+    """What the emulated vendor charges for one job: ``per_job`` plus ``per_output`` for each image or video."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_job: float = Field(default=0.0, ge=0)
+    per_output: float = Field(default=0.0, ge=0)
+
+
+#: The two emulated vendor hosts, each with an account balance of its own.
+HOSTS = ("novita", "gptge")
+APIS = ("novita", "jimeng", "bailian", "avatar")
+#: The balance of a host that ``balance`` does not name, in USD.
+DEFAULT_BALANCE = 100.0
 
 
 class FaultCounter:
@@ -59,6 +77,13 @@ VARIANTS = (
     "image_url_ttl_type",
     "avatar_result",
 )
+
+
+def _known_keys(value: dict[str, T], known: tuple[str, ...]) -> dict[str, T]:
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}; expected one of {known}")
+    return value
 
 
 class EmulatorConfig(BaseModel):
@@ -110,6 +135,21 @@ class EmulatorConfig(BaseModel):
     fail_reason: str = "emulated failure: the generation was rejected"
     #: Seed of the generator behind fault rates and the seeds picked for ``seed: -1``; None for a random one.
     random_seed: int | None = None
+    #: Each host's account balance in USD (Novita's balance, the gpt.ge key's quota; a host left out has
+    #: `DEFAULT_BALANCE`), as its balance routes answer it; setting a host's balance starts its spending afresh.
+    balance: dict[str, float] = Field(default_factory=dict)
+    #: What a job of each API costs; every accepted submit lowers its host's balance by it (APIs left out are free).
+    prices: dict[str, JobPrice] = Field(default_factory=dict)
+
+    @field_validator("balance")
+    @classmethod
+    def _known_hosts(cls, value: dict[str, float]) -> dict[str, float]:
+        return _known_keys(value, HOSTS)
+
+    @field_validator("prices")
+    @classmethod
+    def _known_apis(cls, value: dict[str, JobPrice]) -> dict[str, JobPrice]:
+        return _known_keys(value, APIS)
 
     def updated(self, changes: dict[str, Any]) -> EmulatorConfig:
         """A copy with ``changes`` applied and validated (a fault rule given replaces the whole rule)."""

@@ -11,11 +11,12 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from genmedia_emulator.config import FAULTS, EmulatorConfig, FaultCounter
+from genmedia_emulator.config import DEFAULT_BALANCE, FAULTS, HOSTS, EmulatorConfig, FaultCounter
 from genmedia_emulator.media import MediaSpec
 
 #: Share of a task's duration spent queued before it runs.
@@ -45,6 +46,13 @@ class Plan:
     prompt: str
     files: dict[str, MediaSpec]
     seed: int | None = None
+    #: The images or videos the job makes, which it is charged for (None: one per file).
+    outputs: int | None = None
+
+    @property
+    def output_count(self) -> int:
+        """How many images or videos the job makes."""
+        return len(self.files) if self.outputs is None else self.outputs
 
     @property
     def video(self) -> bool:
@@ -128,12 +136,27 @@ def _matches(marker: str, text: str) -> bool:
     return bool(marker) and re.search(rf"\b{re.escape(marker)}\b", text, re.IGNORECASE) is not None
 
 
-class Emulator:
-    """The emulator's state: config, tasks, fault counters and stats (per API of ``apis``), shared by every route."""
+@dataclass(frozen=True)
+class Account:
+    """A host's account: its balance as last set (``quota``) and what jobs spent since, in USD."""
 
-    def __init__(self, config: EmulatorConfig, apis: tuple[str, ...]) -> None:
+    quota: float
+    spent: float
+
+    @property
+    def balance(self) -> float:
+        """What is left (negative once jobs spent more than the balance, as on credit)."""
+        return round(self.quota - self.spent, 9)
+
+
+class Emulator:
+    """The emulator's state: config, tasks, fault counters and stats (per API of ``hosts``, which maps each API to
+    the host that serves and bills it), shared by every route."""
+
+    def __init__(self, config: EmulatorConfig, hosts: dict[str, str]) -> None:
         self.initial_config = config
-        self.apis = apis
+        self.hosts = hosts
+        self.apis = tuple(hosts)
         self.signer = UrlSigner(secrets.token_bytes(32))
         self.reset()
 
@@ -144,10 +167,17 @@ class Emulator:
         self.submit_requests: Counter[str] = Counter()
         self.polls: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.spent: dict[str, float] = dict.fromkeys(HOSTS, 0.0)
+        self.balance_reads: Counter[str] = Counter()
+        self.config = self.initial_config
         self.configure(self.initial_config)
 
-    def configure(self, config: EmulatorConfig) -> None:
-        """Use ``config`` from now on; fault counters and the random generator start afresh."""
+    def configure(self, config: EmulatorConfig, balances_set: Iterable[str] = ()) -> None:
+        """Use ``config`` from now on; fault counters and the random generator start afresh, and so does the
+        spending of each host whose balance it changes or that ``balances_set`` names (set again)."""
+        for host in HOSTS:
+            if host in balances_set or config.balance.get(host) != self.config.balance.get(host):
+                self.spent[host] = 0.0
         self.config = config
         self.rng = random.Random(config.random_seed)
         self._counters = {name: FaultCounter(getattr(config, name), self.rng) for name in FAULTS}
@@ -163,6 +193,19 @@ class Emulator:
     def server_error_status(self) -> int:
         """The status of the next injected server error (the configured ones in turn)."""
         return next(self._error_statuses)
+
+    def account(self, host: str) -> Account:
+        """The account of ``host`` (``novita`` or ``gptge``)."""
+        return Account(self.config.balance.get(host, DEFAULT_BALANCE), self.spent[host])
+
+    def charge(self, api: str, plan: Plan) -> float:
+        """Lower the balance of the host of ``api`` by the price of one job of ``plan``; return that price."""
+        price = self.config.prices.get(api)
+        if price is None:
+            return 0.0
+        cost = price.per_job + price.per_output * plan.output_count
+        self.spent[self.hosts[api]] += cost
+        return float(cost)
 
     def count_poll(self, task: Task) -> None:
         """Count one answered poll of ``task``."""
@@ -196,13 +239,18 @@ class Emulator:
         )
         self.tasks[task_id] = task
         self.submits[api] += 1
+        self.charge(api, plan)
         return task
 
     def stats(self) -> dict[str, Any]:
-        """Paid submits, submit requests (accepted or not) and polls per API, injected faults, per-task counts and
-        times (UTC epochs)."""
+        """Paid submits, submit requests (accepted or not) and polls per API, injected faults, each host's balance,
+        spending and balance reads (USD), per-task counts and times (UTC epochs)."""
         now = time.time()
+        accounts = {host: self.account(host) for host in HOSTS}
         return {
+            "balance": {host: account.balance for host, account in accounts.items()},
+            "spent": {host: round(account.spent, 9) for host, account in accounts.items()},
+            "balance_reads": {host: self.balance_reads[host] for host in HOSTS},
             "submits": {api: self.submits[api] for api in self.apis},
             "submit_requests": {api: self.submit_requests[api] for api in self.apis},
             "polls": {api: self.polls[api] for api in self.apis},

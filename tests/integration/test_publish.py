@@ -22,7 +22,6 @@ from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaValidationError
 from airflow_provider_genmedia.operators.nsfw import filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
-from airflow_provider_genmedia.results import elide_blobs
 from tests.emulator_fixtures import EmulatorControl, sample_body
 from tests.s3_fixtures import BUCKET, S3_CONN_ID
 
@@ -72,9 +71,7 @@ def generate(emulator_connections: EmulatorControl) -> Callable[..., dict[str, A
         api, body = sample_body(path, prompt)
         task_id = emulator_connections.submit(api, path, body)
         result = emulator_connections.result(api, task_id)
-        asked, model = get_api(api).describe_request(body)
-        update = {"request": elide_blobs(body), "prompt": asked, "model": model}
-        return result.model_copy(update=update).model_dump(mode="json")
+        return get_api(api).complete(result, body, path=path).model_dump(mode="json")
 
     return run
 
@@ -129,6 +126,18 @@ def test_images_and_a_video_land_with_their_checksums_and_manifest(
     manifest = json.loads(destination.read(f"novita_{images['task_id']}.manifest.json"))
     assert (manifest["prompt"], manifest["model"]) == ("a cute dog", "sd_xl_base_1.0.safetensors")
     assert manifest["files"][0]["nsfw"] is None  # the sample body does not ask for detection
+    assert (
+        manifest["usage"]
+        == images["usage"]
+        == {
+            "outputs": 2,
+            "video_seconds": None,
+            "resolution": "256x192",
+            "reported": None,
+            "estimated_cost": None,
+            "currency": None,
+        }
+    )
     video_manifest = json.loads(destination.read(f"novita_{video['task_id']}.manifest.json"))
     assert video_manifest["prompt"] == "a boat at dawn"
 

@@ -38,7 +38,7 @@ from airflow_provider_genmedia.exceptions import (
         (GenMediaAPIError("the answer is not JSON", status_code=200), False, False, True),
         (GenMediaAPIError("Arrearage: account in arrears", vendor_code="Arrearage"), False, False, False),
         (GenMediaUncertainSubmitError("novita", "/v3/async/img2img", "no answer"), False, False, True),
-        (GenMediaBudgetExceededError("over budget"), False, False, False),
+        (GenMediaBudgetExceededError("over budget"), False, True, False),
         (GenMediaAuthError("bad key", status_code=401), False, False, False),
         (GenMediaNotFoundError("no such task", status_code=404), False, False, False),
         (GenMediaValidationError("prompt", "is empty"), False, False, False),

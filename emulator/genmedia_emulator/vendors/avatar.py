@@ -50,10 +50,10 @@ class AvatarRenderer(Renderer):
         return web.json_response({"code": 400, "message": str(error), "data": None}, status=400)
 
     def plan(self, path: str, body: dict[str, Any], pick_seed: SeedPicker) -> Plan:
-        """A watermarked and a clean MP4; markers are searched in the URLs and the spoken text."""
+        """A watermarked and a clean MP4 of one video; markers are searched in the URLs and the spoken text."""
         prompt = " ".join(texts(body, ("avatar_url", "audio_url", "text")))
         files = {name: MediaSpec("video", "mp4", *VIDEO_SIZE, 0) for name in ("wm.mp4", "no_wm.mp4")}
-        return Plan(prompt, files)
+        return Plan(prompt, files, outputs=1)
 
     def submitted(self, task: Task, config: EmulatorConfig) -> dict[str, Any]:
         """``{"code": 0, "data": {"id"}}``."""

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from genmedia_emulator.config import EmulatorConfig
 from genmedia_emulator.schemas.base import BodyError, VendorSchema, check
-from genmedia_emulator.state import Phase, Plan, Task
+from genmedia_emulator.state import Account, Phase, Plan, Task
 
 SeedPicker = Callable[[Any], int]
 HOUR = 3600
@@ -49,14 +49,22 @@ def request_id() -> str:
 
 
 class Gateway(ABC):
-    """The error envelope of one vendor host, for failures before a request reaches an API."""
+    """One vendor host: its error envelope, for failures before a request reaches an API, and its balance routes."""
 
+    #: The host's name in the config's ``balance`` and the stats.
+    host: ClassVar[str]
     #: The `EmulatorConfig` switch that puts ``Retry-After`` on this host's injected 429 answers.
     retry_after_setting: ClassVar[str]
+    #: The routes that answer the account's balance.
+    balance_paths: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def error(self, status: int, reason: str, message: str) -> web.Response:
         """An error answer; ``reason`` is an upper-case code such as ``INVALID_API_KEY``."""
+
+    @abstractmethod
+    def balance(self, path: str, account: Account) -> dict[str, Any]:
+        """The answer of the balance route ``path`` for ``account``."""
 
 
 class NovitaGateway(Gateway):
@@ -66,24 +74,61 @@ class NovitaGateway(Gateway):
     (https://novita.ai/docs/guides/model-apis-rate-limits), so ``Retry-After`` is off by default.
     """
 
+    host = "novita"
     retry_after_setting = "novita_retry_after"
+    #: https://novita.ai/docs/api-reference/basic-get-user-balance
+    balance_paths = ("/openapi/v1/billing/balance/detail",)
 
     def error(self, status: int, reason: str, message: str) -> web.Response:
         """An error in Novita's envelope."""
         body = {"code": status, "reason": reason, "message": message, "metadata": {}}
         return web.json_response(body, status=status)
 
+    def balance(self, path: str, account: Account) -> dict[str, Any]:
+        """Strings in 1/10,000 USD: no credit limit, so what is available is the top-up left, and a balance spent
+        below zero is owed (``outstandingInvoices``)."""
+
+        def units(usd: float) -> str:
+            return str(round(usd * 10_000))
+
+        left = account.balance
+        return {
+            "availableBalance": units(left),
+            "cashBalance": units(max(left, 0.0)),
+            "creditLimit": "0",
+            "pendingCharges": "0",
+            "outstandingInvoices": units(max(-left, 0.0)),
+        }
+
 
 class GptGeGateway(Gateway):
     """gpt.ge's gateway error body ``{"error": {"message", "type", "code"}}``: gpt.ge documents none, so this is the
     OpenAI-style body of the one-api/new-api gateway it appears to run."""
 
+    host = "gptge"
     retry_after_setting = "gptge_retry_after"
+    #: https://gpt.morphogen.top/en/query-token-quota.html and https://gpt.morphogen.top/en/query-token-usage.html
+    balance_paths = ("/v1/dashboard/billing/subscription", "/v1/dashboard/billing/usage")
 
     def error(self, status: int, reason: str, message: str) -> web.Response:
         """An error in the gateway's envelope."""
         body = {"error": {"message": message, "type": "new_api_error", "code": reason.lower()}}
         return web.json_response(body, status=status)
+
+    def balance(self, path: str, account: Account) -> dict[str, Any]:
+        """The key's quota (the balance as last set) in ``*_limit_usd``, or what it used since, ``total_usage``, in
+        hundredths."""
+        if path.endswith("/usage"):
+            return {"object": "list", "total_usage": round(account.spent * 100, 6)}
+        quota = account.quota
+        return {
+            "object": "billing_subscription",
+            "has_payment_method": True,
+            "soft_limit_usd": quota,
+            "hard_limit_usd": quota,
+            "system_hard_limit_usd": quota,
+            "access_until": 0,
+        }
 
 
 NOVITA = NovitaGateway()

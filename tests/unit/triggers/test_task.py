@@ -269,6 +269,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
         request={"request": {"prompt": "a fox", "image_base64": "<1.2 kB base64>"}},
         end_task=True,
         submitted_at=1_899_999_000.0,
+        path="/v3/async/img2img",
     )
 
     classpath, kwargs = trigger.serialize()
@@ -285,6 +286,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
         "request": {"request": {"prompt": "a fox", "image_base64": "<1.2 kB base64>"}},
         "end_task": True,
         "submitted_at": 1_899_999_000.0,
+        "path": "/v3/async/img2img",
     }
     assert rebuilt.serialize() == (classpath, kwargs)
     assert json.loads(json.dumps(kwargs)) == kwargs
