@@ -27,6 +27,8 @@ KEEPALIVE_SECONDS = 30.0
 CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 4
+#: How long a wait rides out failed polls in a row (a vendor or gateway outage) before it ends in ``error``.
+DEFAULT_MAX_OUTAGE = 600.0
 #: The first pause of a connection after a 429 without ``Retry-After``; doubled by each further one.
 RATE_LIMIT_PAUSE = 1.0
 #: No pause of a connection, asked or doubled, lasts longer than this.
@@ -44,6 +46,7 @@ class ConnectionSettings:
     timeout: float
     max_retries: int
     max_polls_per_second: float | None = None
+    max_outage_seconds: float = DEFAULT_MAX_OUTAGE
 
     @classmethod
     def read(
@@ -73,6 +76,7 @@ class ConnectionSettings:
             timeout=float(timeout or extras.get("timeout") or DEFAULT_TIMEOUT),
             max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
             max_polls_per_second=_positive_or_none("max_polls_per_second", extras.get("max_polls_per_second")),
+            max_outage_seconds=_max_outage(extras.get("max_outage_seconds")),
         )
 
 
@@ -85,6 +89,18 @@ def _positive_or_none(field: str, value: Any) -> float | None:
         number = 0.0
     if number <= 0:
         raise GenMediaValidationError(field, f"must be a positive number, not {value!r}")
+    return number
+
+
+def _max_outage(value: Any) -> float:
+    if value in (None, ""):
+        return DEFAULT_MAX_OUTAGE
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # NaN too
+        raise GenMediaValidationError("max_outage_seconds", f"must be a number of seconds (0 or more), not {value!r}")
     return number
 
 

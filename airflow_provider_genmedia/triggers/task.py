@@ -61,6 +61,10 @@ class GenMediaTaskTrigger(BaseTrigger):
     :param end_task: End the Airflow task here when the vendor task succeeded.
     :param submitted_at: When the vendor task was submitted, as a UTC epoch: the first poll is planned from it;
         None plans it from the trigger's start.
+    :param try_number: The Airflow try the wait was started for, carried by the event that resumes the task, so
+        that a later try knows an event left by this one (Airflow 3.0 replays it to the retry); None takes the try of
+        the task instance the triggerer binds, where there is one (a trigger serialized before this argument existed,
+        a sensor that starts in the triggerer).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         request: dict[str, Any] | None = None,
         end_task: bool = False,
         submitted_at: float | None = None,
+        try_number: int | None = None,
     ) -> None:
         super().__init__()
         if poll_interval is not None and poll_interval <= 0:
@@ -85,6 +90,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.request = request
         self.end_task = end_task
         self.submitted_at = submitted_at
+        self.try_number = try_number
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Identifiers, the schedule, the absolute deadline and the elided request: plain JSON, never a credential
@@ -100,6 +106,7 @@ class GenMediaTaskTrigger(BaseTrigger):
                 "request": self.request,
                 "end_task": self.end_task,
                 "submitted_at": self.submitted_at,
+                "try_number": self.try_number,
             },
         )
 
@@ -111,9 +118,8 @@ class GenMediaTaskTrigger(BaseTrigger):
             api = get_api(self.api)
         except GenMediaValidationError as error:
             message = f"cannot wait for {self.api} task {task_id}: {error}"
-            yield TriggerEvent(
-                TaskEvent(status=ERROR, api=self.api, task_id=task_id, message=message, result=None).to_payload()
-            )
+            ended = TaskEvent(status=ERROR, api=self.api, task_id=task_id, message=message, result=None)
+            yield TriggerEvent(ended.model_copy(update={"try_number": self._try_number()}).to_payload())
             return
         planner = PollPlanner(
             api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time, submitted_at=self.submitted_at
@@ -128,7 +134,14 @@ class GenMediaTaskTrigger(BaseTrigger):
                 yield TaskSuccessEvent(xcoms={FirstOutputLink().xcom_key: first_output_url(result)})
                 return
         await asyncio.sleep(max(started + defer_settle() - time.monotonic(), 0.0))
-        yield TriggerEvent(event.to_payload())
+        yield TriggerEvent(event.model_copy(update={"try_number": self._try_number()}).to_payload())
+
+    def _try_number(self) -> int | None:
+        """The try the wait was started for: the argument, else the bound task instance's."""
+        if self.try_number is not None:
+            return self.try_number
+        bound = getattr(self.task_instance, "try_number", None)
+        return bound if isinstance(bound, int) and not isinstance(bound, bool) else None
 
     async def _push_result(self, result: dict[str, Any]) -> bool:
         """Write the result json as the bound task instance's ``return_value``; False (the task then resumes on a

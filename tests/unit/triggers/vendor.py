@@ -72,13 +72,15 @@ def gptge_route(server: HTTPServer, task_id: str, *answers: Answer) -> ScriptedR
     return route
 
 
-def use_connection(monkeypatch: pytest.MonkeyPatch, conn_type: str, server: HTTPServer, max_retries: int = 1) -> None:
-    """Point ``<conn_type>_default`` at the local server through an ``AIRFLOW_CONN_*`` variable."""
+def use_connection(
+    monkeypatch: pytest.MonkeyPatch, conn_type: str, server: HTTPServer, max_retries: int = 1, **extras: Any
+) -> None:
+    """Point ``<conn_type>_default`` at the local server through an ``AIRFLOW_CONN_*`` variable, with ``extras``."""
     conn = {
         "conn_type": conn_type,
         "host": server.url_for("/"),
         "password": API_KEY,
-        "extra": {"max_retries": max_retries},
+        "extra": {"max_retries": max_retries, **extras},
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_type.upper()}_DEFAULT", json.dumps(conn))
 
