@@ -64,6 +64,18 @@ def _guarded(gateway: Gateway, handler: Handler) -> Handler:
     return guarded
 
 
+def _pollable(gateway: Gateway, handler: Handler) -> Handler:
+    """Wrap a task-result route: a gateway's 502 page while the poll outage lasts, else as `_guarded`."""
+    guarded = _guarded(gateway, handler)
+
+    async def pollable(request: web.Request) -> web.StreamResponse:
+        if request.app[EMULATOR].poll_outage():
+            return _proxy_error(502)
+        return await guarded(request)
+
+    return pollable
+
+
 def _counted(api: str, handler: Handler) -> Handler:
     """Count every request that reaches a submit route, accepted or not (proof that nothing was sent)."""
 
@@ -198,7 +210,7 @@ async def _change_config(request: web.Request) -> web.StreamResponse:
         changes = await request.json()
         if not isinstance(changes, dict):
             raise ValueError("the body must be a JSON object of settings")
-        emulator.configure(emulator.config.updated(changes))
+        emulator.configure(emulator.config.updated(changes), changed=changes)
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
     return await _show_config(request)
@@ -215,9 +227,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[EMULATOR] = Emulator(config or EmulatorConfig(), tuple(RENDERERS))
     router = app.router
-    router.add_get("/v3/async/task-result", _guarded(NOVITA, partial(_poll, (RENDERERS["novita"],))))
-    router.add_get("/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["jimeng"], RENDERERS["bailian"]))))
-    router.add_get("/avatar/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["avatar"],))))
+    router.add_get("/v3/async/task-result", _pollable(NOVITA, partial(_poll, (RENDERERS["novita"],))))
+    router.add_get("/task/{task_id}", _pollable(GPTGE, partial(_poll, (RENDERERS["jimeng"], RENDERERS["bailian"]))))
+    router.add_get("/avatar/task/{task_id}", _pollable(GPTGE, partial(_poll, (RENDERERS["avatar"],))))
     for renderer in RENDERERS.values():
         for path in renderer.submit_routes:
             router.add_post(path, _counted(renderer.api, _guarded(renderer.gateway, partial(_submit, renderer))))

@@ -11,11 +11,12 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from genmedia_emulator.config import FAULTS, EmulatorConfig, FaultCounter
+from genmedia_emulator.config import FAULTS, POLL_OUTAGE, EmulatorConfig, FaultCounter
 from genmedia_emulator.media import MediaSpec
 
 #: Share of a task's duration spent queued before it runs.
@@ -146,12 +147,22 @@ class Emulator:
         self.faults: Counter[str] = Counter()
         self.configure(self.initial_config)
 
-    def configure(self, config: EmulatorConfig) -> None:
-        """Use ``config`` from now on; fault counters and the random generator start afresh."""
+    def configure(self, config: EmulatorConfig, changed: Collection[str] | None = None) -> None:
+        """Use ``config`` from now on; fault counters and the random generator start afresh. The poll outage starts
+        now when ``changed`` (the settings a client named; None: all of them) names ``poll_outage_seconds``."""
         self.config = config
         self.rng = random.Random(config.random_seed)
         self._counters = {name: FaultCounter(getattr(config, name), self.rng) for name in FAULTS}
         self._error_statuses = itertools.cycle(config.server_error_statuses)
+        if changed is None or "poll_outage_seconds" in changed:
+            self.poll_outage_until = time.time() + config.poll_outage_seconds
+
+    def poll_outage(self) -> bool:
+        """True (and counted in the stats) while the poll outage lasts."""
+        if time.time() >= self.poll_outage_until:
+            return False
+        self.faults[POLL_OUTAGE] += 1
+        return True
 
     def fault(self, name: str) -> bool:
         """Count one event for fault ``name``; True (and counted in the stats) when it fires."""
@@ -206,7 +217,7 @@ class Emulator:
             "submits": {api: self.submits[api] for api in self.apis},
             "submit_requests": {api: self.submit_requests[api] for api in self.apis},
             "polls": {api: self.polls[api] for api in self.apis},
-            "faults": {name: self.faults[name] for name in FAULTS},
+            "faults": {name: self.faults[name] for name in (*FAULTS, POLL_OUTAGE)},
             "tasks": {
                 task.id: {
                     "api": task.api,
