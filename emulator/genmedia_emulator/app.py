@@ -64,18 +64,6 @@ def _guarded(gateway: Gateway, handler: Handler) -> Handler:
     return guarded
 
 
-def _pollable(gateway: Gateway, handler: Handler) -> Handler:
-    """Wrap a task-result route: a gateway's 502 page while the poll outage lasts, else as `_guarded`."""
-    guarded = _guarded(gateway, handler)
-
-    async def pollable(request: web.Request) -> web.StreamResponse:
-        if request.app[EMULATOR].poll_outage():
-            return _proxy_error(502)
-        return await guarded(request)
-
-    return pollable
-
-
 def _counted(api: str, handler: Handler) -> Handler:
     """Count every request that reaches a submit route, accepted or not (proof that nothing was sent)."""
 
@@ -133,7 +121,8 @@ def _signed_urls(request: web.Request, task: Task, ttl: int, now: float) -> dict
 
 
 async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.StreamResponse:
-    """Answer a task's state in the body of the API it was submitted to."""
+    """Answer a task's state in the body of the API it was submitted to; a gateway's 502 page during a poll outage
+    of that API."""
     emulator = request.app[EMULATOR]
     task_id = request.match_info.get("task_id") or request.query.get("task_id", "")
     if not task_id:
@@ -141,6 +130,8 @@ async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.St
     task = emulator.tasks.get(task_id)
     if task is None or task.api not in {renderer.api for renderer in renderers}:
         return renderers[0].not_found(task_id)
+    if emulator.poll_outage(task.api):
+        return _proxy_error(502)
     renderer = RENDERERS[task.api]
     emulator.count_poll(task)
     now = time.time()
@@ -227,9 +218,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[EMULATOR] = Emulator(config or EmulatorConfig(), tuple(RENDERERS))
     router = app.router
-    router.add_get("/v3/async/task-result", _pollable(NOVITA, partial(_poll, (RENDERERS["novita"],))))
-    router.add_get("/task/{task_id}", _pollable(GPTGE, partial(_poll, (RENDERERS["jimeng"], RENDERERS["bailian"]))))
-    router.add_get("/avatar/task/{task_id}", _pollable(GPTGE, partial(_poll, (RENDERERS["avatar"],))))
+    router.add_get("/v3/async/task-result", _guarded(NOVITA, partial(_poll, (RENDERERS["novita"],))))
+    router.add_get("/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["jimeng"], RENDERERS["bailian"]))))
+    router.add_get("/avatar/task/{task_id}", _guarded(GPTGE, partial(_poll, (RENDERERS["avatar"],))))
     for renderer in RENDERERS.values():
         for path in renderer.submit_routes:
             router.add_post(path, _counted(renderer.api, _guarded(renderer.gateway, partial(_submit, renderer))))

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--poll-outage-seconds", type=float, default=0.0, help="answer every poll with a 502 page for S s from start"
     )
+    parser.add_argument(
+        "--poll-outage-api", dest="poll_outage_apis", action="append", help="an API the outage hits (default: all)"
+    )
     variants = parser.add_argument_group("vendor variants", "answers the vendors' own documents show")
     for name in VARIANTS:
         field = EmulatorConfig.model_fields[name]

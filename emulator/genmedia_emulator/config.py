@@ -106,8 +106,10 @@ class EmulatorConfig(BaseModel):
     task_expiry: FaultRule = FaultRule()
     submit_cut: FaultRule = FaultRule()
     #: For this many seconds from when it is set (at start-up, by a reset, or by ``/_emulator/config`` naming it),
-    #: every task-result poll answers a gateway's 502 page, as a vendor's gateway in an outage; submits still work.
+    #: every task-result poll of the APIs in ``poll_outage_apis`` (empty: all) answers a gateway's 502 page, as a
+    #: vendor's gateway in an outage; submits still work. Each API keeps the window last started for it.
     poll_outage_seconds: float = Field(default=0.0, ge=0)
+    poll_outage_apis: list[Literal["novita", "jimeng", "bailian", "avatar"]] = []
     #: Words that, found in a prompt (whole word, any case), make a task fail, expire, or score as NSFW.
     fail_marker: str = "fail"
     expire_marker: str = "expire"

@@ -145,6 +145,8 @@ class Emulator:
         self.submit_requests: Counter[str] = Counter()
         self.polls: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        #: When the poll outage of each API ends (a UTC epoch).
+        self.poll_outages: dict[str, float] = {}
         self.configure(self.initial_config)
 
     def configure(self, config: EmulatorConfig, changed: Collection[str] | None = None) -> None:
@@ -155,11 +157,12 @@ class Emulator:
         self._counters = {name: FaultCounter(getattr(config, name), self.rng) for name in FAULTS}
         self._error_statuses = itertools.cycle(config.server_error_statuses)
         if changed is None or "poll_outage_seconds" in changed:
-            self.poll_outage_until = time.time() + config.poll_outage_seconds
+            until = time.time() + config.poll_outage_seconds
+            self.poll_outages.update(dict.fromkeys(config.poll_outage_apis or self.apis, until))
 
-    def poll_outage(self) -> bool:
-        """True (and counted in the stats) while the poll outage lasts."""
-        if time.time() >= self.poll_outage_until:
+    def poll_outage(self, api: str) -> bool:
+        """True (and counted in the stats) while a poll outage of ``api`` lasts."""
+        if time.time() >= self.poll_outages.get(api, 0.0):
             return False
         self.faults[POLL_OUTAGE] += 1
         return True

@@ -94,17 +94,28 @@ with DAG("deploy_uncertain_submit", schedule=None, start_date=START, catchup=Fal
         **RETRY_SOON,
     )
 
-# A vendor outage in the middle of a job: ridden out inside the wait (the default 600 s budget), or, on a connection
-# whose budget is shorter than the outage (its max_outage_seconds; the test creates it), ended in error and resumed by
-# the retry.
-for dag_id, conn_id in (("deploy_poll_outage", "gptge_default"), ("deploy_outage_past_budget", "gptge_short_outage")):
-    with DAG(dag_id, schedule=None, start_date=START, catchup=False):
-        JimengVideoOperator(
-            task_id="jimeng",
-            prompt="a glider over the ridge",
-            conn_id=conn_id,
-            deferrable=True,
-            poll_interval=FAST_POLLS,
-            retries=1,
-            **RETRY_SOON,
-        )
+# Vendor outages in the middle of a job (test_vendor_faults.py): one ridden out inside the wait (the default budget),
+# one longer than its connection's max_outage_seconds (the test creates gptge_short_outage), resumed by the retry.
+with DAG("deploy_poll_outage", schedule=None, start_date=START, catchup=False):
+    JimengVideoOperator(
+        task_id="jimeng",
+        prompt="a glider over the ridge",
+        deferrable=True,
+        poll_interval=FAST_POLLS,
+        retries=1,
+        **RETRY_SOON,
+    )
+
+with DAG("deploy_outage_past_budget", schedule=None, start_date=START, catchup=False):
+    BailianVideoOperator(
+        task_id="wan",
+        model="wan2.6-t2v",
+        prompt="a glider over the ridge",
+        size="1280*720",
+        duration=5,
+        conn_id="gptge_short_outage",
+        deferrable=True,
+        poll_interval=FAST_POLLS,
+        retries=1,
+        **RETRY_SOON,
+    )
