@@ -104,11 +104,16 @@ class TaskEvent(BaseModel):
         raise AirflowFailException(self.message)
 
 
-def current_try(context: Mapping[str, Any]) -> int | None:
-    """The try number of the running task instance (``context["ti"].try_number`` on Airflow 3.0 to 3.3); None
-    outside a task run."""
-    number = getattr(context.get("ti"), "try_number", None)
+def try_number_of(ti: object) -> int | None:
+    """The try number of a task instance (a worker's ``context["ti"]``, the one a triggerer binds to a trigger, on
+    Airflow 3.0 to 3.3 alike); None for anything without one."""
+    number = getattr(ti, "try_number", None)
     return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def current_try(context: Mapping[str, Any]) -> int | None:
+    """The try number of the running task instance; None outside a task run."""
+    return try_number_of(context.get("ti"))
 
 
 def log_earlier_try_event(logger: Any, event: TaskEvent, context: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.events import ERROR, TaskEvent
+from airflow_provider_genmedia.events import ERROR, TaskEvent, try_number_of
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
@@ -138,10 +138,7 @@ class GenMediaTaskTrigger(BaseTrigger):
 
     def _try_number(self) -> int | None:
         """The try the wait was started for: the argument, else the bound task instance's."""
-        if self.try_number is not None:
-            return self.try_number
-        bound = getattr(self.task_instance, "try_number", None)
-        return bound if isinstance(bound, int) and not isinstance(bound, bool) else None
+        return self.try_number if self.try_number is not None else try_number_of(self.task_instance)
 
     async def _push_result(self, result: dict[str, Any]) -> bool:
         """Write the result json as the bound task instance's ``return_value``; False (the task then resumes on a
