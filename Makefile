@@ -70,8 +70,8 @@ lint: install
 	$(BIN)/mypy airflow_provider_genmedia emulator/genmedia_emulator
 
 ## The older supported Airflow minors (3.0, 3.1, 3.2; `make test` covers 3.3), each in its own venv: the unit tests,
-## then the deployment scenarios (tests marked `compat`: the img2img pipeline, a triggerer and a worker killed) on a
-## real deployment of that version. Every version runs even when one fails; a summary of the scenarios ends it.
+## then the deployment scenarios (tests marked `compat`: the img2img pipeline, a triggerer and a worker killed, a
+## vendor outage ridden out and one past its budget) on a real deployment of that version. Every version runs even when one fails; a summary of the scenarios ends it.
 ## `make test-compat-3.1` runs one version.
 test-compat:
 	status=0; $(MAKE) --no-print-directory -k $(foreach minor,$(AIRFLOW_COMPAT),test-compat-$(minor)) || status=$$?; \

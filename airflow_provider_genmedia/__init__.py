@@ -50,6 +50,12 @@ _CONNECTION_FIELDS: dict[str, Any] = {
         "quota) is below this amount; empty to never check it.",
         "schema": {"type": ["number", "null"], "minimum": 0},
     },
+    "max_outage_seconds": {
+        "label": "Max outage (s)",
+        "description": "How long a wait rides out task-result polls failing in a row (connection errors, 5xx, 429), "
+        "polling again with backoff, before it ends in error and Airflow's retries take over.",
+        "schema": {"type": ["number", "null"], "default": 600, "minimum": 0},
+    },
 }
 
 

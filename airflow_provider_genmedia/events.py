@@ -3,13 +3,17 @@
 Its JSON payload, carried by a `TriggerEvent` through the metadata database, is::
 
     {"status": "succeeded" | "failed" | "canceled" | "expired" | "timeout" | "error",
-     "api": str, "task_id": str, "message": str, "result": GenerationResult json | None}
+     "api": str, "task_id": str, "message": str, "result": GenerationResult json | None,
+     "try_number": int}  # only from a trigger that knows the Airflow try it was started for
 
-``result`` is given only with ``succeeded``: how any other wait ended is told by ``message``.
+``result`` is given only with ``succeeded``: how any other wait ended is told by ``message``. ``try_number`` lets
+the resumed task tell an event of its own try from one an earlier try left behind: Airflow 3.0 keeps a failed try's
+``next_method`` and event for the retry (apache/airflow#56704, fixed in 3.1 by apache/airflow#56731).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
@@ -34,6 +38,8 @@ class TaskEvent(BaseModel):
     task_id: str
     message: str
     result: GenerationResult | None
+    #: The Airflow try the wait was started for; None when the trigger did not know it (an older trigger).
+    try_number: int | None = None
 
     @classmethod
     def completed(cls, result: GenerationResult) -> TaskEvent:
@@ -51,6 +57,8 @@ class TaskEvent(BaseModel):
         payload = self.model_dump(mode="json")
         if self.status != TaskStatus.SUCCEEDED.value:
             payload["result"] = None
+        if self.try_number is None:
+            del payload["try_number"]
         return payload
 
     @classmethod
@@ -59,7 +67,7 @@ class TaskEvent(BaseModel):
         `AirflowException`, since it must never pass for success."""
         if not isinstance(payload, dict):
             raise AirflowException(f"The trigger event is missing or not an object: {payload!r}")
-        missing = [key for key in cls.model_fields if key not in payload]
+        missing = [key for key, field in cls.model_fields.items() if field.is_required() and key not in payload]
         if missing:
             raise AirflowException(f"The trigger event lacks {missing}: {payload!r}")
         if payload["status"] not in get_args(EventStatus):
@@ -70,6 +78,12 @@ class TaskEvent(BaseModel):
             raise AirflowException(
                 f"The trigger event of task {payload['task_id']} holds no valid result: {error}"
             ) from error
+
+    def from_earlier_try(self, context: Mapping[str, Any]) -> bool:
+        """True when the wait was started for another try of the task than the one running now: its outcome is
+        that try's, and decides nothing about this one."""
+        current = current_try(context)
+        return self.try_number is not None and current is not None and self.try_number != current
 
     def outcome(self) -> GenerationResult:
         """The succeeded task's result, or the exception for how the wait ended.
@@ -88,3 +102,27 @@ class TaskEvent(BaseModel):
         if self.status == ERROR:
             raise AirflowException(self.message)
         raise AirflowFailException(self.message)
+
+
+def try_number_of(ti: object) -> int | None:
+    """The try number of a task instance (a worker's ``context["ti"]``, the one a triggerer binds to a trigger, on
+    Airflow 3.0 to 3.3 alike); None for anything without one."""
+    number = getattr(ti, "try_number", None)
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def current_try(context: Mapping[str, Any]) -> int | None:
+    """The try number of the running task instance; None outside a task run."""
+    return try_number_of(context.get("ti"))
+
+
+def log_earlier_try_event(logger: Any, event: TaskEvent, context: Mapping[str, Any]) -> None:
+    """Say that a try resumed with an event an earlier try left behind, and that it starts afresh instead."""
+    logger.warning(
+        "Resumed with the trigger event of try %s (%s: %s), not of this try %s: Airflow 3.0 hands a retry the "
+        "event of the try that failed (apache/airflow#56704). It decides nothing; this try starts afresh.",
+        event.try_number,
+        event.status,
+        event.message,
+        current_try(context),
+    )

@@ -1,5 +1,10 @@
 """Polling a vendor task: when to poll next (`PollPlanner`), when a wait ends (`TaskWatch`), and the loop that
-runs both (`watch_task`), shared by the trigger in the triggerer and `wait_for_task` on the worker."""
+runs both (`watch_task`), shared by the trigger in the triggerer and `wait_for_task` on the worker.
+
+A vendor outage (connection errors, 5xx, 429 in a row) is ridden out inside the wait, polling again with a doubling
+interval, until it has lasted the connection's ``max_outage_seconds``: only then, or at the deadline, does the wait
+end, so that a gateway down for a few minutes does not spend the Airflow retries a user sized for real failures.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from airflow_provider_genmedia.apis.base import PollSchedule, TaskApi
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+from airflow_provider_genmedia.hooks.sessions import DEFAULT_MAX_OUTAGE
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
 
 if TYPE_CHECKING:
@@ -28,8 +34,9 @@ log = logging.getLogger(__name__)
 GROWTH = 1.5
 #: Every planned delay is moved by up to this fraction either way, so that many tasks do not poll in step.
 JITTER = 0.2
-#: This many failed polls in a row end the wait with an ``error`` event.
-MAX_CONSECUTIVE_FAILURES = 5
+#: During an outage the interval doubles from the usual one after each failed poll, up to this many seconds (or the
+#: usual interval, when that is longer).
+MAX_OUTAGE_BACKOFF = 30.0
 #: Vendors may not know a task yet right after submit: a 404 this soon after the wait began is retried.
 NOT_FOUND_GRACE = 60.0
 #: The poll made at the deadline may take this long before the wait ends in ``timeout``.
@@ -69,6 +76,10 @@ class PollPlanner:
         self._interval = schedule.first
         self._progress_seen: tuple[float, float] | None = None
 
+    def now(self) -> float:
+        """The planner's clock: a UTC epoch."""
+        return self._clock()
+
     @property
     def elapsed(self) -> float:
         """Seconds since the planner was made."""
@@ -106,13 +117,13 @@ class PollPlanner:
             return self._jittered(self._interval)
         return self._capped(self._interval * self._uniform(1, 1 + JITTER / 2))
 
-    def after_error(self, error: Exception) -> float:
-        """The wait after a failed poll: the vendor's ``Retry-After`` if it sent one, else the next interval."""
+    def after_error(self, error: Exception, failures: int = 1) -> float:
+        """The wait after the ``failures``-th failed poll in a row: the vendor's ``Retry-After`` if it sent one, else
+        the usual interval doubled for each failure before this one, up to `MAX_OUTAGE_BACKOFF`."""
         if isinstance(error, GenMediaAPIError) and error.retry_after is not None:
             return self._capped(error.retry_after)
-        if self.poll_interval:
-            return self._jittered(self.poll_interval)
-        return self._grown()
+        usual = self.poll_interval or self._interval
+        return self._jittered(min(usual * 2 ** max(failures - 1, 0), max(usual, MAX_OUTAGE_BACKOFF)))
 
     def _work_left(self, result: TaskProgress | GenerationResult) -> float | None:
         """Seconds of work the vendor has left: its eta, or the remaining progress at the rate seen so far."""
@@ -140,22 +151,50 @@ class PollPlanner:
         return max(delay if remaining is None else min(delay, remaining), 0.0)
 
 
-class TaskWatch:
-    """One wait for one task: the planner, the last answer, the run of failures; decides when the wait ends."""
+def error_kind(error: Exception) -> str:
+    """What kind of failure ``error`` is, in the words of a log line: ``HTTP 502``, ``GenMediaConnectionError``."""
+    status = getattr(error, "status_code", None)
+    return f"HTTP {status}" if status is not None else type(error).__name__
 
-    def __init__(self, api: TaskApi, task_id: str, planner: PollPlanner, logger: logging.Logger | Logger) -> None:
+
+class TaskWatch:
+    """One wait for one task: the planner, the last answer, the current outage; decides when the wait ends.
+
+    :param max_outage: Seconds a run of transient poll failures may last before the wait ends in ``error``.
+    """
+
+    def __init__(
+        self,
+        api: TaskApi,
+        task_id: str,
+        planner: PollPlanner,
+        logger: logging.Logger | Logger,
+        max_outage: float = DEFAULT_MAX_OUTAGE,
+    ) -> None:
         self.api = api
         self.task_id = task_id
         self.planner = planner
         self.log = logger
+        self.max_outage = max_outage
         self.last: TaskProgress | GenerationResult | None = None
+        #: Failed polls in a row, since the first of them (``outage_since``, the planner's clock).
         self.failures = 0
+        self.outage_since: float | None = None
         self.next_delay = planner.first_delay()
         self._logged: tuple[TaskStatus, int | None] | None = None
+        self._logged_error: str | None = None
 
     def record(self, answer: TaskProgress | GenerationResult) -> TaskEvent | None:
         """Take a poll's answer; return the final event payload, or None to poll again after `next_delay`."""
-        self.failures = 0
+        if self.failures:
+            self.log.info(
+                "Polling %s task %s recovered after %.0f s and %d failed poll(s)",
+                self.api.name,
+                self.task_id,
+                self.outage_seconds(),
+                self.failures,
+            )
+        self.failures, self.outage_since, self._logged_error = 0, None, None
         self._log_news(answer)
         self.last = answer
         if isinstance(answer, GenerationResult) and answer.status.is_terminal:
@@ -175,27 +214,43 @@ class TaskWatch:
         eta = "" if answer.eta_seconds is None else f", eta {answer.eta_seconds:.0f} s"
         self.log.info("%s task %s is %s%s%s", self.api.name, self.task_id, answer.status.value, progress, eta)
 
+    def outage_seconds(self) -> float:
+        """How long polls have been failing in a row (0 while they are answered)."""
+        return 0.0 if self.outage_since is None else self.planner.now() - self.outage_since
+
     def record_error(self, error: Exception) -> TaskEvent | None:
-        """Take a failed poll; return the final event payload, or None to poll again after `next_delay`."""
+        """Take a failed poll; return the final event payload, or None to poll again after `next_delay`.
+
+        A transient failure ends the wait only once failures in a row have lasted ``max_outage`` seconds; the next
+        poll is planned no later than that moment, so that the wait ends on time. It is logged when its kind
+        changes (a first failure, another status), not at every poll."""
         detail = str(redact(str(error)))
         if not self._is_transient(error):
             return self._error_event(f"polling {self.api.name} task {self.task_id} failed: {detail}")
+        if self.outage_since is None:
+            self.outage_since = self.planner.now()
         self.failures += 1
-        if self.failures >= MAX_CONSECUTIVE_FAILURES:
+        outage = self.outage_seconds()
+        if outage >= self.max_outage:
             return self._error_event(
-                f"polling {self.api.name} task {self.task_id} failed {self.failures} times in a row; "
-                f"last error: {detail}"
+                f"polling {self.api.name} task {self.task_id} failed for {outage:.0f} s ({self.failures} polls in a "
+                f"row), past the connection's max_outage_seconds ({self.max_outage:g} s); last error: {detail}"
             )
         if self.planner.expired:
             return self.timeout_event()
-        self.next_delay = self.planner.after_error(error)
-        self.log.warning(
-            "Polling %s task %s failed (%s); polling again in %.1f s",
-            self.api.name,
-            self.task_id,
-            detail,
-            self.next_delay,
-        )
+        self.next_delay = min(self.planner.after_error(error, self.failures), self.max_outage - outage)
+        kind = error_kind(error)
+        if kind != self._logged_error:
+            self._logged_error = kind
+            self.log.warning(
+                "Polling %s task %s failed (%s); riding it out for up to %.0f s more, polling again with backoff "
+                "(next in %.1f s); logged again only when the error changes or polling recovers",
+                self.api.name,
+                self.task_id,
+                detail,
+                self.max_outage - outage,
+                self.next_delay,
+            )
         return None
 
     def timeout_event(self) -> TaskEvent:
@@ -237,10 +292,16 @@ async def watch_task(
 ) -> TaskEvent:
     """Poll a vendor task once per planned delay until the wait ends; return its one event.
 
-    Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer.
+    Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer, and the
+    connection's ``max_outage_seconds`` bounds how long it rides out failures in a row.
     """
-    watch = TaskWatch(api, task_id, planner, logger)
     async with hook:
+        try:
+            settings = await hook.ashared_settings()
+        except Exception as error:
+            message = f"cannot poll {api.name} task {task_id}: {redact(str(error))}"
+            return TaskEvent(status=ERROR, api=api.name, task_id=task_id, message=message, result=None)
+        watch = TaskWatch(api, task_id, planner, logger, max_outage=settings.max_outage_seconds)
         while True:
             await asyncio.sleep(watch.next_delay)
             event: TaskEvent | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: 
             raise GenMediaAPIError("the answer is not JSON", status_code=status, api=api.name)
         return body
     code, message = api.parse_error(body)
-    snippet = content[:300].decode(errors="replace") if body is None else ""
+    snippet = _page_text(content) if body is None else ""
     raise api_error_class(status)(
         scrub(str(message or snippet or f"HTTP {status}")),
         status_code=status,
@@ -42,6 +43,16 @@ def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: 
         retry_after=parse_retry_after(headers),
         body=body,
     )
+
+
+def _page_text(content: bytes) -> str:
+    """A non-JSON error body in a few words: an HTML page's title (a gateway's ``502 Bad Gateway``), else its start."""
+    text = content[:2000].decode(errors="replace")
+    title = _TITLE.search(text)
+    return " ".join((title.group(1) if title else text[:300]).split())
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def never_sent(error: BaseException) -> bool:

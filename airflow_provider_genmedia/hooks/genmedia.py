@@ -198,6 +198,11 @@ class GenMediaHook(BaseHook):
                 await sessions.release(self._session_key(), lease)
         return self._lease
 
+    async def ashared_settings(self) -> ConnectionSettings:
+        """The settings of the session this hook shares in the running event loop: the connection is read once for
+        every wait on it, not once per wait."""
+        return (await self._shared()).settings
+
     async def _open_shared(self) -> SharedSession:
         settings = self._settings or await self.asettings()
         return SharedSession.open(settings, self._headers(settings))

@@ -30,6 +30,8 @@ KEEPALIVE_SECONDS = 30.0
 CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 4
+#: How long a wait rides out failed polls in a row (a vendor or gateway outage) before it ends in ``error``.
+DEFAULT_MAX_OUTAGE = 600.0
 #: The first pause of a connection after a 429 without ``Retry-After``; doubled by each further one.
 RATE_LIMIT_PAUSE = 1.0
 #: No pause of a connection, asked or doubled, lasts longer than this.
@@ -52,6 +54,7 @@ class ConnectionSettings:
     prices: Prices | None = None
     #: The extra ``min_balance``: no submit while the vendor's balance is below it (None: not checked).
     min_balance: float | None = None
+    max_outage_seconds: float = DEFAULT_MAX_OUTAGE
 
     @classmethod
     def read(
@@ -77,6 +80,7 @@ class ConnectionSettings:
             raise GenMediaValidationError("password", f"connection {conn.conn_id!r} has no API key")
         mask_secret(conn.password)
         retries = max_retries if max_retries is not None else extras.get("max_retries")
+        outage = _non_negative_or_none("max_outage_seconds", extras.get("max_outage_seconds"))
         return cls(
             base_url=host.rstrip("/"),
             api_key=conn.password,
@@ -89,6 +93,7 @@ class ConnectionSettings:
             ),
             prices=parse_prices(extras.get(PRICES_FIELD), apis),
             min_balance=_non_negative_or_none("min_balance", extras.get("min_balance")),
+            max_outage_seconds=DEFAULT_MAX_OUTAGE if outage is None else outage,
         )
 
 

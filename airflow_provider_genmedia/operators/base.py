@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_genmedia.apis.base import RequestModel, Submission, TaskApi
-from airflow_provider_genmedia.events import XCOM_TASK_ID, TaskEvent
+from airflow_provider_genmedia.events import XCOM_TASK_ID, TaskEvent, current_try, log_earlier_try_event
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import shown_image
 from airflow_provider_genmedia.links import FirstOutputLink
@@ -147,6 +147,7 @@ class GenMediaSubmitOperator(BaseOperator):
                     # A task submitted by this try: the first poll comes the API's typical first wait after it.
                     submitted_at=submitted_at if result is None else None,
                     path=submission.path,
+                    try_number=current_try(context),
                 ),
                 method_name="execute_complete",
             )
@@ -159,8 +160,13 @@ class GenMediaSubmitOperator(BaseOperator):
         return self.api.complete(result, submission.body, path=submission.path, prices=hook.settings().prices)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume from the trigger: the result json the trigger completed, or the failure the event describes."""
-        return self._returned(TaskEvent.from_payload(event).outcome())
+        """Resume from the trigger: the result json the trigger completed, or the failure the event describes; an
+        event an earlier try left behind decides nothing, and this try starts afresh (resuming the recorded task)."""
+        ended = TaskEvent.from_payload(event)
+        if ended.from_earlier_try(context):
+            log_earlier_try_event(self.log, ended, context)
+            return self.execute(context)
+        return self._returned(ended.outcome())
 
     def _returned(self, result: GenerationResult) -> dict[str, Any]:
         """The result json returned to XCom: outputs and metadata (with the request's prompt and model, and its usage

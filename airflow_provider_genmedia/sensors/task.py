@@ -18,7 +18,7 @@ from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_genmedia.apis import TaskApi, get_api
-from airflow_provider_genmedia.events import TIMEOUT, TaskEvent
+from airflow_provider_genmedia.events import TIMEOUT, TaskEvent, current_try, log_earlier_try_event
 from airflow_provider_genmedia.exceptions import GenMediaError
 from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.results import GenerationResult
@@ -150,14 +150,19 @@ class GenMediaTaskSensor(BaseSensorOperator):
                 poll_interval=self.poll_interval,
                 end_time=end_time,
                 end_task=True,
+                try_number=current_try(context),
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume from the trigger's event: the result json, or the failure the event describes."""
+        """Resume from the trigger's event: the result json, or the failure the event describes; an event an earlier
+        try left behind decides nothing, and this try starts afresh."""
         ended = TaskEvent.from_payload(event)
+        if ended.from_earlier_try(context):
+            log_earlier_try_event(self.log, ended, context)
+            return self.execute(context)
         if ended.status == TIMEOUT:
             raise AirflowSensorTimeout(ended.message)
         self.generation_result = ended.outcome().model_dump(mode="json")

@@ -13,7 +13,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_genmedia.apis import get_api
-from airflow_provider_genmedia.events import ERROR, TaskEvent
+from airflow_provider_genmedia.events import ERROR, TaskEvent, try_number_of
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
@@ -64,6 +64,10 @@ class GenMediaTaskTrigger(BaseTrigger):
         None plans it from the trigger's start.
     :param path: The route the request was submitted to, which prices it (the connection extra ``prices``); None
         prices it at the API's own prices.
+    :param try_number: The Airflow try the wait was started for, carried by the event that resumes the task, so
+        that a later try knows an event left by this one (Airflow 3.0 replays it to the retry); None takes the try of
+        the task instance the triggerer binds, where there is one (a trigger serialized before this argument existed,
+        a sensor that starts in the triggerer).
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         end_task: bool = False,
         submitted_at: float | None = None,
         path: str | None = None,
+        try_number: int | None = None,
     ) -> None:
         super().__init__()
         if poll_interval is not None and poll_interval <= 0:
@@ -90,6 +95,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.end_task = end_task
         self.submitted_at = submitted_at
         self.path = path
+        self.try_number = try_number
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Identifiers, the schedule, the absolute deadline and the elided request: plain JSON, never a credential
@@ -106,6 +112,7 @@ class GenMediaTaskTrigger(BaseTrigger):
                 "end_task": self.end_task,
                 "submitted_at": self.submitted_at,
                 "path": self.path,
+                "try_number": self.try_number,
             },
         )
 
@@ -117,9 +124,8 @@ class GenMediaTaskTrigger(BaseTrigger):
             api = get_api(self.api)
         except GenMediaValidationError as error:
             message = f"cannot wait for {self.api} task {task_id}: {error}"
-            yield TriggerEvent(
-                TaskEvent(status=ERROR, api=self.api, task_id=task_id, message=message, result=None).to_payload()
-            )
+            ended = TaskEvent(status=ERROR, api=self.api, task_id=task_id, message=message, result=None)
+            yield TriggerEvent(ended.model_copy(update={"try_number": self._try_number()}).to_payload())
             return
         planner = PollPlanner(
             api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time, submitted_at=self.submitted_at
@@ -138,7 +144,11 @@ class GenMediaTaskTrigger(BaseTrigger):
                 yield TaskSuccessEvent(xcoms={FirstOutputLink().xcom_key: first_output_url(result)})
                 return
         await asyncio.sleep(max(started + defer_settle() - time.monotonic(), 0.0))
-        yield TriggerEvent(event.to_payload())
+        yield TriggerEvent(event.model_copy(update={"try_number": self._try_number()}).to_payload())
+
+    def _try_number(self) -> int | None:
+        """The try the wait was started for: the argument, else the bound task instance's."""
+        return self.try_number if self.try_number is not None else try_number_of(self.task_instance)
 
     async def _push_result(self, result: dict[str, Any]) -> bool:
         """Write the result json as the bound task instance's ``return_value``; False (the task then resumes on a

@@ -121,7 +121,8 @@ def _signed_urls(request: web.Request, task: Task, ttl: int, now: float) -> dict
 
 
 async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.StreamResponse:
-    """Answer a task's state in the body of the API it was submitted to."""
+    """Answer a task's state in the body of the API it was submitted to; a gateway's 502 page during a poll outage
+    of that API."""
     emulator = request.app[EMULATOR]
     task_id = request.match_info.get("task_id") or request.query.get("task_id", "")
     if not task_id:
@@ -129,6 +130,8 @@ async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.St
     task = emulator.tasks.get(task_id)
     if task is None or task.api not in {renderer.api for renderer in renderers}:
         return renderers[0].not_found(task_id)
+    if emulator.poll_outage(task.api):
+        return _proxy_error(502)
     renderer = RENDERERS[task.api]
     emulator.count_poll(task)
     now = time.time()
@@ -205,7 +208,7 @@ async def _change_config(request: web.Request) -> web.StreamResponse:
         changes = await request.json()
         if not isinstance(changes, dict):
             raise ValueError("the body must be a JSON object of settings")
-        emulator.configure(emulator.config.updated(changes), balances_set=changes.get("balance") or ())
+        emulator.configure(emulator.config.updated(changes), changed=changes)
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
     return await _show_config(request)

@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--expire-marker", default=defaults.expire_marker, help="prompt word that expires a task")
     parser.add_argument("--nsfw-marker", default=defaults.nsfw_marker, help="prompt word that scores as NSFW")
     parser.add_argument("--seed", dest="random_seed", type=int, help="seed of fault rates and picked seeds")
+    parser.add_argument(
+        "--poll-outage-seconds", type=float, default=0.0, help="answer every poll with a 502 page for S s from start"
+    )
+    parser.add_argument(
+        "--poll-outage-api", dest="poll_outage_apis", action="append", help="an API the outage hits (default: all)"
+    )
     variants = parser.add_argument_group("vendor variants", "answers the vendors' own documents show")
     for name in VARIANTS:
         field = EmulatorConfig.model_fields[name]

@@ -66,6 +66,8 @@ class FaultCounter:
 #: The fault rules, by the name used in the config, the stats and the CLI (``--rate-limit-every``, ...).
 #: ``submit_cut`` creates the job of a valid submit and then drops the connection without any answer.
 FAULTS = ("rate_limit", "server_error", "drop_download", "task_failure", "task_expiry", "submit_cut")
+#: The time-window fault: every task-result poll answers a gateway's 502 page while it lasts (``poll_outage_seconds``).
+POLL_OUTAGE = "poll_outage"
 
 
 #: Settings that pick between answer shapes the vendors' own documents show (CLI flags of the same names).
@@ -128,6 +130,11 @@ class EmulatorConfig(BaseModel):
     task_failure: FaultRule = FaultRule()
     task_expiry: FaultRule = FaultRule()
     submit_cut: FaultRule = FaultRule()
+    #: For this many seconds from when it is set (at start-up, by a reset, or by ``/_emulator/config`` naming it),
+    #: every task-result poll of the APIs in ``poll_outage_apis`` (empty: all) answers a gateway's 502 page, as a
+    #: vendor's gateway in an outage; submits still work. Each API keeps the window last started for it.
+    poll_outage_seconds: float = Field(default=0.0, ge=0)
+    poll_outage_apis: list[Literal["novita", "jimeng", "bailian", "avatar"]] = []
     #: Words that, found in a prompt (whole word, any case), make a task fail, expire, or score as NSFW.
     fail_marker: str = "fail"
     expire_marker: str = "expire"

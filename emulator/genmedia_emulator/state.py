@@ -11,12 +11,12 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from genmedia_emulator.config import DEFAULT_BALANCE, FAULTS, HOSTS, EmulatorConfig, FaultCounter
+from genmedia_emulator.config import DEFAULT_BALANCE, FAULTS, HOSTS, POLL_OUTAGE, EmulatorConfig, FaultCounter
 from genmedia_emulator.media import MediaSpec
 
 #: Share of a task's duration spent queued before it runs.
@@ -169,12 +169,16 @@ class Emulator:
         self.faults: Counter[str] = Counter()
         self.spent: dict[str, float] = dict.fromkeys(HOSTS, 0.0)
         self.balance_reads: Counter[str] = Counter()
+        #: When the poll outage of each API ends (a UTC epoch).
+        self.poll_outages: dict[str, float] = {}
         self.config = self.initial_config
         self.configure(self.initial_config)
 
-    def configure(self, config: EmulatorConfig, balances_set: Iterable[str] = ()) -> None:
-        """Use ``config`` from now on; fault counters and the random generator start afresh, and so does the
-        spending of each host whose balance it changes or that ``balances_set`` names (set again)."""
+    def configure(self, config: EmulatorConfig, changed: Mapping[str, Any] | None = None) -> None:
+        """Use ``config`` from now on; fault counters and the random generator start afresh. ``changed`` holds the
+        settings a client named (None: all of them): the spending of each host whose balance it changes or names
+        starts afresh, and a poll outage it names starts now."""
+        balances_set = (changed or {}).get("balance") or ()
         for host in HOSTS:
             if host in balances_set or config.balance.get(host) != self.config.balance.get(host):
                 self.spent[host] = 0.0
@@ -182,6 +186,16 @@ class Emulator:
         self.rng = random.Random(config.random_seed)
         self._counters = {name: FaultCounter(getattr(config, name), self.rng) for name in FAULTS}
         self._error_statuses = itertools.cycle(config.server_error_statuses)
+        if changed is None or "poll_outage_seconds" in changed:
+            until = time.time() + config.poll_outage_seconds
+            self.poll_outages.update(dict.fromkeys(config.poll_outage_apis or self.apis, until))
+
+    def poll_outage(self, api: str) -> bool:
+        """True (and counted in the stats) while a poll outage of ``api`` lasts."""
+        if time.time() >= self.poll_outages.get(api, 0.0):
+            return False
+        self.faults[POLL_OUTAGE] += 1
+        return True
 
     def fault(self, name: str) -> bool:
         """Count one event for fault ``name``; True (and counted in the stats) when it fires."""
@@ -254,7 +268,7 @@ class Emulator:
             "submits": {api: self.submits[api] for api in self.apis},
             "submit_requests": {api: self.submit_requests[api] for api in self.apis},
             "polls": {api: self.polls[api] for api in self.apis},
-            "faults": {name: self.faults[name] for name in FAULTS},
+            "faults": {name: self.faults[name] for name in (*FAULTS, POLL_OUTAGE)},
             "tasks": {
                 task.id: {
                     "api": task.api,

@@ -220,3 +220,48 @@ def test_rejected_submits_create_no_job_even_with_submit_cut_on(emulator: Emulat
     assert statuses == [429, 500, 502, 503]
     stats = emulator.stats()
     assert (stats["submits"]["novita"], stats["faults"]["submit_cut"]) == (0, 0)
+
+
+@pytest.mark.parametrize(("api", "path"), [("novita", NOVITA_TXT2IMG), ("jimeng", "/task/jimeng/text2video")])
+def test_a_poll_outage_answers_502_to_every_poll_for_its_window_only(
+    emulator: EmulatorControl, api: str, path: str
+) -> None:
+    task_id = emulator.submit(api, path, sample_body(path)[1])
+    emulator.configure(poll_outage_seconds=1.5)
+    started = time.monotonic()
+
+    during = [emulator.poll(api, task_id) for _ in range(3)]
+    emulator.configure(latency=0)  # another setting changed meanwhile does not start the window again
+    second_task = emulator.submit(api, path, sample_body(path)[1])  # submits still work
+    after = poll_through_outage(emulator, api, task_id)
+
+    assert {response.status_code for response in during} == {502}
+    assert "<title>502 Bad Gateway</title>" in during[0].text
+    assert after.status_code == 200
+    assert time.monotonic() - started >= 1.5
+    stats = emulator.stats()
+    assert stats["faults"]["poll_outage"] >= 3
+    assert stats["submits"][api] == 2 and second_task != task_id
+    assert stats["tasks"][task_id]["polls"] == 1  # only the answered poll counts
+
+
+def test_each_api_keeps_the_poll_outage_last_started_for_it(emulator: EmulatorControl) -> None:
+    jimeng, bailian = "/task/jimeng/text2video", "/task/bailian/text2video"
+    jimeng_task = emulator.submit("jimeng", jimeng, sample_body(jimeng)[1])
+    bailian_task = emulator.submit("bailian", bailian, sample_body(bailian)[1])
+
+    emulator.configure(poll_outage_seconds=30, poll_outage_apis=["jimeng"])
+    emulator.configure(poll_outage_seconds=1, poll_outage_apis=["bailian"])
+
+    assert emulator.poll("bailian", bailian_task).status_code == 502
+    assert poll_through_outage(emulator, "bailian", bailian_task).status_code == 200
+    assert emulator.poll("jimeng", jimeng_task).status_code == 502  # jimeng's own window goes on
+    assert emulator.poll("novita", "unknown-task").status_code == 404  # an API the outages do not name
+
+
+def poll_through_outage(emulator: EmulatorControl, api: str, task_id: str) -> requests.Response:
+    """Poll until the answer is no 502 (within 10 s) and return it."""
+    deadline = time.monotonic() + 10
+    while (answer := emulator.poll(api, task_id)).status_code == 502:
+        assert time.monotonic() < deadline, "the poll outage did not end"
+    return answer

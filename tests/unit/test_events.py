@@ -52,3 +52,21 @@ def test_event_outcome_rereads_the_result_from_the_event() -> None:
     result = _result(TaskStatus.SUCCEEDED, progress=100.0, seed=7)
 
     assert TaskEvent.from_payload(json.loads(json.dumps(TaskEvent.completed(result).to_payload()))).outcome() == result
+
+
+class _Ti:
+    def __init__(self, try_number: object) -> None:
+        self.try_number = try_number
+
+
+def test_an_event_tells_whether_an_earlier_try_started_its_wait() -> None:
+    ended = TaskEvent(status="error", api="novita", task_id="t-ev", message="polling failed", result=None)
+    of_try_1 = TaskEvent.from_payload(ended.model_copy(update={"try_number": 1}).to_payload())
+    older = TaskEvent.from_payload(ended.to_payload())  # a payload from before try_number existed
+
+    assert "try_number" not in ended.to_payload()
+    assert of_try_1.from_earlier_try({"ti": _Ti(2)})
+    assert not of_try_1.from_earlier_try({"ti": _Ti(1)})
+    assert not older.from_earlier_try({"ti": _Ti(2)})  # unknown: taken as this try's, as before
+    assert not of_try_1.from_earlier_try({})  # outside a task run
+    assert not of_try_1.from_earlier_try({"ti": _Ti(True)})

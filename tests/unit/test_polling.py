@@ -12,9 +12,14 @@ from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import PollSchedule
-from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaRateLimitError
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAuthError,
+    GenMediaConnectionError,
+    GenMediaRateLimitError,
+    GenMediaServerError,
+)
 from airflow_provider_genmedia.hooks.genmedia import NovitaHook
-from airflow_provider_genmedia.polling import PollPlanner, wait_for_task
+from airflow_provider_genmedia.polling import MAX_OUTAGE_BACKOFF, PollPlanner, TaskWatch, wait_for_task
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from tests.unit.triggers.vendor import (
     Answer,
@@ -153,7 +158,18 @@ def test_retry_after_is_waited_out_exactly() -> None:
     error = GenMediaRateLimitError("slow down", status_code=429, retry_after=7.0)
 
     assert planner().after_error(error) == 7.0
-    assert planner().after_error(GenMediaConnectionError("refused", connected=False)) == 3.0
+    assert planner().after_error(error, failures=5) == 7.0
+
+
+def test_failed_polls_back_off_from_the_usual_interval_to_the_cap() -> None:
+    refused = GenMediaConnectionError("refused", connected=False)
+
+    assert [planner(poll_interval=0.5).after_error(refused, n) for n in range(1, 9)] == [
+        0.5, 1.0, 2.0, 4.0, 8.0, 16.0, MAX_OUTAGE_BACKOFF, MAX_OUTAGE_BACKOFF
+    ]  # fmt: skip
+    assert planner().after_error(refused) == SCHEDULE.first  # the schedule's last interval, not grown
+    long_interval = planner(poll_interval=45.0)
+    assert long_interval.after_error(refused, 6) == 45.0  # an interval over the cap is kept, not shortened
 
 
 def test_no_delay_runs_past_the_deadline() -> None:
@@ -168,3 +184,119 @@ def test_no_delay_runs_past_the_deadline() -> None:
     assert plan.expired
     assert plan.after_result(running()) == 0.0
     assert plan.poll_budget() == 1.0
+
+
+# -- riding out an outage (a fake clock: nothing sleeps) ------------------------------------------------------
+
+
+class Lines:
+    """A logger that keeps each line it is given, with its level."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def _keep(self, level: str, message: str, *args: object) -> None:
+        self.lines.append((level, message % args))
+
+    def info(self, message: str, *args: object) -> None:
+        self._keep("info", message, *args)
+
+    def warning(self, message: str, *args: object) -> None:
+        self._keep("warning", message, *args)
+
+
+def watch(clock: FakeClock, log: Lines, max_outage: float = 600.0, **kwargs: Any) -> TaskWatch:
+    return TaskWatch(get_api("novita"), "t", planner(clock=clock, **kwargs), log, max_outage=max_outage)  # type: ignore[arg-type]
+
+
+def bad_gateway() -> GenMediaServerError:
+    return GenMediaServerError("Bad Gateway", status_code=502)
+
+
+def ride(waiting: TaskWatch, clock: FakeClock, error: Exception, until: float) -> int:
+    """Fail every poll with ``error`` until ``until`` seconds from now; return how many polls failed."""
+    end, polls = clock.now + until, 0
+    while clock.now < end:
+        assert waiting.record_error(error) is None
+        polls += 1
+        clock.now += waiting.next_delay
+    return polls
+
+
+def test_a_90_s_outage_is_ridden_out_with_few_polls_and_few_lines() -> None:
+    clock, log = FakeClock(), Lines()
+    waiting = watch(clock, log, poll_interval=0.5)
+    assert waiting.record(running(progress=10)) is None
+
+    polls = ride(waiting, clock, bad_gateway(), until=90)
+    event = waiting.record(running(progress=60))
+
+    assert event is None
+    assert polls == 8  # 0.5, 1, 2, 4, 8, 16 s apart, then 30 s: not 180 polls at the usual 0.5 s
+    warnings = [line for level, line in log.lines if level == "warning"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Polling novita task t failed (HTTP 502: Bad Gateway); riding it out for up to 600 s")
+    assert log.lines[-2:] == [
+        ("info", "Polling novita task t recovered after 92 s and 8 failed poll(s)"),
+        ("info", "novita task t is running, 60 %"),
+    ]
+    assert waiting.next_delay == 0.5  # back to the usual interval
+
+
+def test_a_new_kind_of_error_is_logged_once_and_a_new_outage_counts_afresh() -> None:
+    clock, log = FakeClock(), Lines()
+    waiting = watch(clock, log, max_outage=100, poll_interval=1.0)
+
+    ride(waiting, clock, bad_gateway(), until=20)
+    ride(waiting, clock, GenMediaConnectionError("connection refused", connected=False), until=20)
+    ride(waiting, clock, bad_gateway(), until=20)
+    waiting.record(running())
+    ride(waiting, clock, bad_gateway(), until=60)  # 60 s into a new outage: within the 100 s budget again
+
+    failed = [line.split(";")[0] for level, line in log.lines if level == "warning"]
+    assert failed == [
+        "Polling novita task t failed (HTTP 502: Bad Gateway)",
+        "Polling novita task t failed (connection refused)",
+        "Polling novita task t failed (HTTP 502: Bad Gateway)",
+        "Polling novita task t failed (HTTP 502: Bad Gateway)",
+    ]
+    assert waiting.outage_seconds() >= 60
+
+
+def test_an_outage_past_its_budget_ends_the_wait_in_error_at_the_budget() -> None:
+    clock, log = FakeClock(), Lines()
+    waiting = watch(clock, log, max_outage=20, poll_interval=0.5)
+    started = clock.now
+    rate_limited = GenMediaRateLimitError("slow down", status_code=429)
+
+    polls = 0
+    while (event := waiting.record_error(rate_limited if polls % 2 else bad_gateway())) is None:
+        polls += 1
+        clock.now += waiting.next_delay
+
+    assert event.status == "error"
+    assert clock.now - started == pytest.approx(20)  # the last poll is planned at the budget, not after it
+    assert event.message == (
+        "polling novita task t failed for 20 s (7 polls in a row), past the connection's max_outage_seconds (20 s); "
+        "last error: HTTP 502: Bad Gateway"
+    )
+    with pytest.raises(AirflowException, match="max_outage_seconds"):
+        event.outcome()
+
+
+def test_a_budget_of_zero_ends_at_the_first_failure_and_a_refusal_at_once() -> None:
+    clock = FakeClock()
+
+    assert watch(clock, Lines(), max_outage=0).record_error(bad_gateway()) is not None
+    refused = watch(clock, Lines()).record_error(GenMediaAuthError("invalid key", status_code=401))
+    assert refused is not None and "failed: HTTP 401" in refused.message
+
+
+def test_the_deadline_still_ends_an_outage_in_timeout() -> None:
+    clock = FakeClock()
+    waiting = watch(clock, Lines(), poll_interval=1.0, end_time=clock.now + 10)
+
+    clock.now += 10
+    event = waiting.record_error(bad_gateway())
+
+    assert event is not None and event.status == "timeout"

@@ -105,3 +105,29 @@ with DAG("deploy_budget", schedule=None, start_date=START, catchup=False):
         **RETRY_SOON,
         **IMG2IMG,
     ).expand(prompt=prompts(20, "a desk lamp in brass"))
+
+# Vendor outages in the middle of a job (test_vendor_faults.py): one ridden out inside the wait (the default budget),
+# one longer than its connection's max_outage_seconds (the test creates gptge_short_outage), resumed by the retry.
+with DAG("deploy_poll_outage", schedule=None, start_date=START, catchup=False):
+    JimengVideoOperator(
+        task_id="jimeng",
+        prompt="a glider over the ridge",
+        deferrable=True,
+        poll_interval=FAST_POLLS,
+        retries=1,
+        **RETRY_SOON,
+    )
+
+with DAG("deploy_outage_past_budget", schedule=None, start_date=START, catchup=False):
+    BailianVideoOperator(
+        task_id="wan",
+        model="wan2.6-t2v",
+        prompt="a glider over the ridge",
+        size="1280*720",
+        duration=5,
+        conn_id="gptge_short_outage",
+        deferrable=True,
+        poll_interval=FAST_POLLS,
+        retries=1,
+        **RETRY_SOON,
+    )

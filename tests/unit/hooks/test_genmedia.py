@@ -390,3 +390,13 @@ def test_parse_retry_after() -> None:
 async def test_sync_calls_are_refused_inside_an_event_loop(novita: NovitaHook) -> None:
     with pytest.raises(RuntimeError, match="in async code, await the a\\* methods instead"):
         novita.get_result("novita", "t1")
+
+
+def test_a_gateway_page_is_told_by_its_title(httpserver: HTTPServer, novita: NovitaHook) -> None:
+    page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center>nginx</center></body>\r\n</html>"
+    httpserver.expect_request(RESULT_PATH).respond_with_data(page, status=502, content_type="text/html")
+
+    with pytest.raises(GenMediaServerError) as raised:
+        novita.run_sync(novita.apoll(get_api("novita"), "t-page"))
+
+    assert str(raised.value) == "HTTP 502 novita: 502 Bad Gateway"

@@ -15,7 +15,14 @@ from aiohttp.test_utils import TestServer
 
 from airflow_provider_genmedia.exceptions import GenMediaRateLimitError, GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook
-from airflow_provider_genmedia.hooks.sessions import MAX_PAUSE, POOL_SIZE, RATE_LIMIT_PAUSE, PollGate, open_sessions
+from airflow_provider_genmedia.hooks.sessions import (
+    DEFAULT_MAX_OUTAGE,
+    MAX_PAUSE,
+    POOL_SIZE,
+    RATE_LIMIT_PAUSE,
+    PollGate,
+    open_sessions,
+)
 from airflow_provider_genmedia.results import TaskProgress, TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
@@ -173,3 +180,20 @@ def test_max_polls_per_second_must_be_positive(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(GenMediaValidationError) as raised:
         NovitaHook().settings()
     assert raised.value.field == "max_polls_per_second"
+
+
+@pytest.mark.parametrize(("extra", "seconds"), [({}, DEFAULT_MAX_OUTAGE), ({"max_outage_seconds": "20"}, 20.0)])
+def test_max_outage_seconds_is_read_from_the_extras(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], seconds: float
+) -> None:
+    connect(monkeypatch, "http://127.0.0.1:1", **extra)
+
+    assert NovitaHook().settings().max_outage_seconds == seconds
+
+
+@pytest.mark.parametrize("value", [-1, "soon", float("nan")])
+def test_max_outage_seconds_must_be_a_number_of_seconds(monkeypatch: pytest.MonkeyPatch, value: object) -> None:
+    connect(monkeypatch, "http://127.0.0.1:1", max_outage_seconds=value)
+    with pytest.raises(GenMediaValidationError) as raised:
+        NovitaHook().settings()
+    assert raised.value.field == "max_outage_seconds"

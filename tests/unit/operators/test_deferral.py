@@ -13,17 +13,18 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api
+from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.operators.novita import NovitaTaskOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator
 from airflow_provider_genmedia.results import elide_blobs
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 from tests.unit.operators.state import StateStore
-from tests.unit.operators.test_submit import TaskInstance
+from tests.unit.operators.test_submit import Submits, TaskInstance, accepted
 from tests.unit.triggers.supervisor import Supervisor, bind
 from tests.unit.triggers.vendor import Answer, novita_route, novita_task, use_connection
 
@@ -185,3 +186,32 @@ def test_an_avatar_task_without_the_clean_video_keeps_the_one_it_gave() -> None:
     api = get_api("avatar")
     completed = api.complete(api.parse_result(done["id"], done), {"no_watermark": True})
     assert [output.url for output in completed.outputs] == [AVATAR_DONE["work_video_path"]]
+
+
+def test_an_event_left_by_an_earlier_try_resumes_the_paid_task_and_waits_again(novita: HTTPServer) -> None:
+    """Airflow 3.0 hands a retry the event of the try that failed: the retry must not fail with it, nor pay again."""
+    submits = Submits(accepted("wan-4"))
+    novita.expect_request(SUBMIT, method="POST").respond_with_handler(submits)
+    status = novita_route(novita, "wan-4", Answer(novita_task("wan-4", "TASK_STATUS_PROCESSING", progress=30)))
+    store = StateStore()
+    with pytest.raises(TaskDeferred) as first:
+        wan(deferrable=True).execute({"task_state_store": store, "ti": TaskInstance(try_number=1)})
+    assert first.value.trigger.serialize()[1]["try_number"] == 1
+    ended = TaskEvent(status="error", api="novita", task_id="wan-4", message="polling failed for 600 s", result=None)
+    left_behind = ended.model_copy(update={"try_number": 1}).to_payload()
+
+    with pytest.raises(AirflowException, match="polling failed for 600 s"):  # try 1 fails with its own event
+        wan(deferrable=True).execute_complete(
+            {"task_state_store": store, "ti": TaskInstance(try_number=1)}, left_behind
+        )
+    with pytest.raises(TaskDeferred) as again:  # try 2, resumed with try 1's event, starts afresh
+        wan(deferrable=True).execute_complete(
+            {"task_state_store": store, "ti": TaskInstance(try_number=2)}, left_behind
+        )
+
+    _, kwargs = again.value.trigger.serialize()
+    assert (kwargs["genmedia_task_id"], kwargs["try_number"]) == ("wan-4", 2)
+    assert submits.count == 1  # no new job
+    assert len(status.calls) == 1  # the recorded task was read once, and found running
+    with pytest.raises(AirflowException, match="polling failed"):  # an event that names no try is this try's
+        wan(deferrable=True).execute_complete({"ti": TaskInstance(try_number=2)}, ended.to_payload())

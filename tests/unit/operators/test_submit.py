@@ -29,7 +29,8 @@ class TaskInstance:
 
     dag_id, run_id, task_id, map_index = "nightly", "manual__2026-11-30T02:00:00+00:00", "generate", -1
 
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

@@ -13,9 +13,11 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 from pytest_httpserver import HTTPServer
 
+from airflow_provider_genmedia.events import TaskEvent
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from airflow_provider_genmedia.sensors.task import GenMediaTaskSensor
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
+from tests.unit.operators.test_submit import TaskInstance
 from tests.unit.triggers.supervisor import Supervisor, bind
 from tests.unit.triggers.vendor import Answer, novita_route, novita_task
 
@@ -138,6 +140,22 @@ def test_a_trigger_timeout_becomes_a_sensor_timeout(novita: HTTPServer) -> None:
 
     with pytest.raises(AirflowSensorTimeout, match="s-slow was still running at the deadline"):
         sensor("s-slow").execute_complete(context={}, event=payload)
+
+
+def test_an_event_left_by_an_earlier_try_checks_the_task_again_and_defers(novita: HTTPServer) -> None:
+    route = novita_route(novita, "s-again", Answer(novita_task("s-again", "TASK_STATUS_PROCESSING", progress=5)))
+    ended = TaskEvent(status="timeout", api="novita", task_id="s-again", message="still running", result=None)
+    left_behind = ended.model_copy(update={"try_number": 1}).to_payload()
+
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor("s-again", deferrable=True).execute_complete(
+            context={"ti": TaskInstance(try_number=2)}, event=left_behind
+        )
+
+    assert deferred.value.trigger.serialize()[1]["try_number"] == 2
+    assert len(route.calls) == 1
+    with pytest.raises(AirflowSensorTimeout, match="still running"):
+        sensor("s-again").execute_complete(context={"ti": TaskInstance(try_number=1)}, event=left_behind)
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="the triggerer renders templated arguments from Airflow 3.3")

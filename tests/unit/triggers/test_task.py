@@ -13,7 +13,6 @@ from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.events import TaskEvent
-from airflow_provider_genmedia.polling import MAX_CONSECUTIVE_FAILURES
 from airflow_provider_genmedia.results import TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 from tests.unit.triggers.supervisor import Supervisor, bind
@@ -212,25 +211,27 @@ async def test_auth_error_ends_at_once_without_the_key(novita: HTTPServer) -> No
     assert API_KEY not in str(raised.value)
 
 
-async def test_transient_errors_over_the_limit_end_in_error(
+async def test_transient_errors_past_the_outage_budget_end_in_error(
     monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer
 ) -> None:
-    use_connection(monkeypatch, "novita", vendor, max_retries=0)
+    use_connection(monkeypatch, "novita", vendor, max_retries=0, max_outage_seconds=0.3)
     route = novita_route(vendor, "t-5xx", Answer({"code": 500, "message": "internal error"}, 503))
 
     events = await run_to_end(novita_trigger("t-5xx"))
 
     assert len(events) == 1
+    message = events[0].payload["message"]
     assert events[0].payload["status"] == "error"
-    assert f"{MAX_CONSECUTIVE_FAILURES} times in a row" in events[0].payload["message"]
-    assert len(route.calls) == MAX_CONSECUTIVE_FAILURES
+    assert "past the connection's max_outage_seconds (0.3 s); last error: HTTP 503" in message
+    # Backoff from the 0.05 s interval: polls at 0.05, 0.1, 0.2 s after the first failure, then one at the budget.
+    assert 3 <= len(route.calls) <= 6
 
 
 async def test_transient_errors_and_an_early_404_are_tolerated(
     monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer
 ) -> None:
     use_connection(monkeypatch, "novita", vendor, max_retries=0)
-    failures = MAX_CONSECUTIVE_FAILURES - 1
+    failures = 4
     route = novita_route(
         vendor,
         "t-lag",
@@ -244,6 +245,22 @@ async def test_transient_errors_and_an_early_404_are_tolerated(
 
     assert [event.payload["status"] for event in events] == ["succeeded"]
     assert len(route.calls) == 2 * failures + 2
+
+
+async def test_the_event_names_the_try_the_wait_was_started_for(novita: HTTPServer) -> None:
+    novita_route(novita, "t-try", Answer(novita_task("t-try", "TASK_STATUS_FAILED", reason="bad model")))
+    bound = bind(novita_trigger("t-try"))
+    bound.task_instance.try_number = 4  # type: ignore[union-attr]
+    # A trigger serialized before try_number existed still loads.
+    _, kwargs = novita_trigger("t-try").serialize()
+    older = GenMediaTaskTrigger(**{key: value for key, value in kwargs.items() if key != "try_number"})
+
+    payloads = [(await run_to_end(trigger))[0].payload for trigger in (novita_trigger("t-try", try_number=3), bound)]
+    (unknown,) = await run_to_end(older)
+
+    assert [payload["try_number"] for payload in payloads] == [3, 4]
+    assert "try_number" not in unknown.payload
+    assert TaskEvent.from_payload(unknown.payload).try_number is None
 
 
 async def test_a_missing_connection_ends_in_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,6 +287,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
         end_task=True,
         submitted_at=1_899_999_000.0,
         path="/v3/async/img2img",
+        try_number=2,
     )
 
     classpath, kwargs = trigger.serialize()
@@ -287,6 +305,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
         "end_task": True,
         "submitted_at": 1_899_999_000.0,
         "path": "/v3/async/img2img",
+        "try_number": 2,
     }
     assert rebuilt.serialize() == (classpath, kwargs)
     assert json.loads(json.dumps(kwargs)) == kwargs
