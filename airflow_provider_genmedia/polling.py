@@ -17,6 +17,7 @@ from airflow_provider_genmedia.apis.base import PollSchedule, TaskApi
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+from airflow_provider_genmedia.metrics import PollMeter
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
 
 if TYPE_CHECKING:
@@ -240,6 +241,7 @@ async def watch_task(
     Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer.
     """
     watch = TaskWatch(api, task_id, planner, logger)
+    meter = PollMeter(api.name, planner.submitted_at if planner.submitted_at < planner.started_at else None)
     async with hook:
         while True:
             await asyncio.sleep(watch.next_delay)
@@ -248,10 +250,13 @@ async def watch_task(
                 async with asyncio.timeout(planner.poll_budget()):
                     answer = await hook.apoll(api, task_id)
             except TimeoutError:
+                meter.failed(None)
                 event = watch.timeout_event()
             except Exception as error:
+                meter.failed(error)
                 event = watch.record_error(error)
             else:
+                meter.answered(answer)
                 event = watch.record(answer)
             if event is not None:
                 return event
