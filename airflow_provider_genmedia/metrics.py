@@ -28,7 +28,8 @@ SUBMITS: Final = f"{PREFIX}.submits"
 POLLS: Final = f"{PREFIX}.polls"
 #: Timer, from the submit to the poll that saw the vendor task end; ``outcome`` is its terminal status.
 TASK_DURATION: Final = f"{PREFIX}.task_duration"
-#: Timer, from the last poll that saw the task running to the poll that saw it end: how late at most the end was seen.
+#: Timer, from the last poll that saw the task running (or, when none did, the start of the wait) to the poll that saw
+#: it end: how late at most the end was seen.
 DETECTION_LAG: Final = f"{PREFIX}.detection_lag"
 #: Counter per output the NSFW filter judged, one name per verdict source (`NSFW_SOURCES`).
 NSFW: Final = f"{PREFIX}.nsfw"
@@ -110,13 +111,14 @@ def submit_outcome(error: BaseException) -> str:
 
 class PollMeter:
     """The metrics of one wait for one vendor task: each poll's outcome, and once the task ended, its duration
-    (when the submit time is known) and the detection lag (when a poll saw it running before)."""
+    (when the submit time is known) and the detection lag (since the last poll that saw it running, or the start of
+    the wait)."""
 
     def __init__(self, api: str, submitted_at: float | None, clock: Any = time.time) -> None:
         self.api = api
         self.submitted_at = submitted_at
         self._clock = clock
-        self._last_running: float | None = None
+        self._last_running = clock()
 
     def answered(self, answer: TaskProgress | GenerationResult) -> None:
         """Count a poll that answered; time the task when the answer says it ended."""
@@ -133,8 +135,7 @@ class PollMeter:
         """Time a vendor task seen ended at ``now``."""
         if self.submitted_at is not None:
             timing(TASK_DURATION, self.api, status.value, now - self.submitted_at)
-        if self._last_running is not None:
-            timing(DETECTION_LAG, self.api, status.value, now - self._last_running)
+        timing(DETECTION_LAG, self.api, status.value, now - self._last_running)
 
     def failed(self, error: BaseException | None) -> None:
         """Count a poll that failed: rate limited (429, or the vendor's own code for it), an error, or cut off by the
