@@ -289,6 +289,8 @@ def test_the_metrics_arrive_with_their_tags_from_workers_and_the_triggerer(obser
     print(f"\ngenmedia metrics on Airflow {AIRFLOW_VERSION}, by sender:")
     for sender, names in sorted(senders.items()):
         print(f"  {sender}: {', '.join(sorted(names))}")
+    for line in sorted({f"  {p.sender}: {p.line}" for p in observed.metrics}):
+        print(line)
     assert {packet.sender for packet in observed.metrics if packet.name == "genmedia.polls"} == {"triggerer"}
     assert {"genmedia.polls", "genmedia.task_duration", "genmedia.detection_lag"} <= senders["triggerer"]
     assert {"genmedia.submits", "genmedia.published_files", "genmedia.published_bytes"} <= senders["worker"]
