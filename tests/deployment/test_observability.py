@@ -28,6 +28,8 @@ from tests.deployment.conftest import dag_sources, record_scenario
 pytestmark = pytest.mark.compat
 PIPELINE = "genmedia_img2img_pipeline"
 VIDEO = "genmedia_avatar"
+#: A DAG of tests/deployment/dags whose one img2img task the emulator fails (resumed on a worker, failed there).
+FAILURE = "deploy_vendor_failure"
 #: A signature in the input links' query strings: it must reach no event and no metric.
 SIGNATURE = "X-Amz-Signature=obs0signature0never0shown"
 COMPONENTS = ("triggerer", "scheduler", "dag-processor", "api-server")
@@ -339,3 +341,33 @@ def test_no_event_nor_metric_carries_the_key_or_a_signature(observed: Observed) 
             *(event["run"]["facets"].get(k) for k in ("genmedia", "externalQuery")),
         ]
         assert "?" not in json.dumps(ours), event["job"]["name"]
+
+
+def test_a_failed_vendor_task_tells_its_reason(deployment: Deployment, observed: Observed, lineage_file: Path) -> None:
+    """The vendor fails the job: the FAIL event of the submit task names the vendor task and the vendor's reason."""
+    deployment.emulator.reset()
+    deployment.emulator.configure(task_failure={"next": 1})
+    deployment.wait_for_dags(FAILURE)
+    deployment.unpause(FAILURE)
+    run_id = deployment.trigger(FAILURE)
+    assert deployment.wait_for_run(FAILURE, run_id, timeout=120) == "failed"
+    (vendor_id,) = deployment.emulator.stats()["tasks"]
+
+    def failure_told() -> dict[str, Any] | None:
+        return next(
+            (
+                event
+                for event in read_events(lineage_file)
+                if event["eventType"] == "FAIL" and event["job"]["name"] == f"{FAILURE}.restyle"
+            ),
+            None,
+        )
+
+    event = wait_until(failure_told, 60, "the FAIL event of the submit task")
+    facets = event["run"]["facets"]
+    assert facets["externalQuery"] == {**facets["externalQuery"], "externalQueryId": vendor_id, "source": "novita"}
+    genmedia = facets["genmedia"]
+    assert (genmedia["vendorTaskId"], genmedia["status"]) == (vendor_id, "failed")
+    assert genmedia["reason"]
+    print(f"\nFAIL event of {FAILURE}.restyle, genmedia facet: {json.dumps(genmedia)}")
+    assert deployment.emulator.api_key not in json.dumps(event)
