@@ -3,6 +3,7 @@ installed in Airflow's own ``Stats`` (the StatsD wire format is proven on a real
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -40,19 +41,24 @@ def sent() -> Iterator[list[tuple[str, str, Any, dict[str, str] | None]]]:
     from airflow.providers.common.compat.sdk import Stats
 
     recorder = Recorder()
-    if hasattr(Stats, "initialize"):  # Airflow 3.2+: a module-level backend made by a factory
+    if type(Stats) is type:  # Airflow 3.3: a module-level backend made by a factory
         module = sys.modules[Stats.incr.__module__]
         saved = {name: getattr(module, name) for name in ("_factory", "_backend", "_export_legacy_names")}
         Stats.initialize(factory=lambda: recorder, export_legacy_names=False)
         yield recorder.sent
         for name, value in saved.items():
             setattr(module, name, value)
-    else:  # Airflow 3.0-3.1: the metaclass holds one instance
-        holder = type(Stats)
-        saved_instance = holder.instance
-        holder.instance = recorder
-        yield recorder.sent
-        holder.instance = saved_instance
+        return
+    # Airflow 3.0-3.2: a metaclass keeps one instance on the class (3.2 also the pid that made it)
+    saved_class = {name: Stats.__dict__[name] for name in ("instance", "_instance_pid") if name in Stats.__dict__}
+    type.__setattr__(Stats, "instance", recorder)
+    type.__setattr__(Stats, "_instance_pid", os.getpid())
+    yield recorder.sent
+    for name in ("instance", "_instance_pid"):
+        if name in saved_class:
+            type.__setattr__(Stats, name, saved_class[name])
+        else:
+            type.__delattr__(Stats, name)
 
 
 def test_every_metric_is_named_genmedia_and_tagged_with_api_and_outcome_only(sent: list[Any]) -> None:
