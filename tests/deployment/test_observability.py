@@ -9,6 +9,7 @@ The img2img pipeline (a local input image, Novita, the NSFW filter, publishing t
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from airflow_provider_genmedia.lineage import dataset_name
@@ -31,8 +31,9 @@ VIDEO = "genmedia_avatar"
 #: A DAG of tests/deployment/dags whose one img2img task the emulator fails (resumed on a worker, failed there).
 FAILURE = "deploy_vendor_failure"
 #: A signature in the input links' query strings: it must reach no event and no metric.
+#: The sender of a packet whose process had ended (or closed its socket) before the packet was read.
+EXITED = "exited"
 SIGNATURE = "X-Amz-Signature=obs0signature0never0shown"
-COMPONENTS = ("triggerer", "scheduler", "dag-processor", "api-server")
 
 
 @dataclass
@@ -56,15 +57,24 @@ class Packet:
 
 @dataclass
 class StatsdListener:
-    """A UDP server on loopback that keeps every StatsD line and which process sent it (by its source port)."""
+    """A UDP server on loopback that keeps every StatsD line and which component's process sent it.
+
+    The sender of a ``genmedia.`` packet is found by its source port: the socket's inode in ``/proc/net/udp``, then the
+    process of the deployment that holds it, named by the component it descends from (a descendant of the scheduler
+    is a LocalExecutor worker or its task). Only the deployment's processes are searched, so that a packet is read at
+    once and none is dropped. A task's process may be gone by the time its packet is read: its sender is then
+    `EXITED` (never the triggerer, whose process lives on)."""
 
     sock: socket.socket = field(default_factory=lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     packets: list[Packet] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    #: The deployment's component processes, by name (set once it started).
+    components: dict[str, int] = field(default_factory=dict)
     _senders: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> StatsdListener:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         threading.Thread(target=self._serve, daemon=True).start()
@@ -85,29 +95,62 @@ class StatsdListener:
             except (TimeoutError, OSError):
                 continue
             self.raw.append(data)
-            sender = self._sender(port) if b"genmedia." in data else "airflow"
+            try:
+                sender = self._sender(port) if b"genmedia." in data else "airflow"
+            except Exception as error:  # never lose a packet over who sent it
+                sender = f"unknown ({error})"
             self.packets.extend(Packet(line, sender) for line in data.decode(errors="replace").splitlines() if line)
 
     def _sender(self, port: int) -> str:
-        """The component whose process holds the UDP port ``port``: its command line names it; a task's process,
-        forked by the executor, is a ``worker``."""
         if port not in self._senders:
-            pids = {conn.pid for conn in psutil.net_connections("udp4") if conn.laddr and conn.laddr.port == port}
-            names = set()
-            for pid in pids - {None}:
-                try:
-                    command = " ".join(psutil.Process(pid).cmdline())
-                except psutil.Error:
-                    continue
-                names.add(next((name for name in COMPONENTS if name in command), "worker"))
-            if "triggerer" in names:
-                self._senders[port] = "triggerer"
-            else:
-                self._senders[port] = "worker" if names else "unknown"
+            self._senders[port] = self._owner(port)
         return self._senders[port]
+
+    def _owner(self, port: int) -> str:
+        """The component whose process holds the UDP socket bound to ``port``."""
+        inode = next(
+            (
+                fields[9]
+                for fields in (line.split() for line in Path("/proc/net/udp").read_text().splitlines()[1:])
+                if int(fields[1].rsplit(":", 1)[1], 16) == port
+            ),
+            None,
+        )
+        if inode is None:
+            return EXITED
+        target = f"socket:[{inode}]"
+        parents = _parents()
+        roots = {pid: name for name, pid in self.components.items()}
+        for pid in parents:
+            name, ancestor = None, pid
+            while ancestor > 1 and name is None:
+                name = roots.get(ancestor)
+                ancestor = parents.get(ancestor, 0)
+            try:
+                if name is None or target not in {
+                    os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")
+                }:
+                    continue
+            except OSError:
+                continue
+            return "worker" if name == "scheduler" and pid != self.components[name] else name
+        return EXITED
 
     def genmedia(self) -> list[Packet]:
         return [packet for packet in self.packets if packet.name.startswith("genmedia.")]
+
+
+def _parents() -> dict[int, int]:
+    """The parent of every process on the machine, from ``/proc/<pid>/stat``."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+    return parents
 
 
 @dataclass(frozen=True)
@@ -162,7 +205,9 @@ def deployment(
         },
     )
     try:
-        yield stack.start()
+        stack.start()
+        statsd.components = {name: process.pid for name, process in stack.processes.items()}
+        yield stack
     finally:
         stack.stop()
 
@@ -293,10 +338,13 @@ def test_the_metrics_arrive_with_their_tags_from_workers_and_the_triggerer(obser
         print(f"  {sender}: {', '.join(sorted(names))}")
     for line in sorted({f"  {p.sender}: {p.line}" for p in observed.metrics}):
         print(line)
-    assert {packet.sender for packet in observed.metrics if packet.name == "genmedia.polls"} == {"triggerer"}
-    assert {"genmedia.polls", "genmedia.task_duration", "genmedia.detection_lag"} <= senders["triggerer"]
-    assert {"genmedia.submits", "genmedia.published_files", "genmedia.published_bytes"} <= senders["worker"]
-    assert "genmedia.nsfw.vendor" in senders["worker"] and "genmedia.nsfw.local" in senders["worker"]
+    in_trigger = ("genmedia.polls", "genmedia.task_duration", "genmedia.detection_lag")
+    on_workers = ("genmedia.submits", "genmedia.nsfw.vendor", "genmedia.nsfw.local", "genmedia.published_files")
+    for name in in_trigger:
+        assert {packet.sender for packet in observed.metrics if packet.name == name} == {"triggerer"}, name
+    for name in on_workers:
+        assert {packet.sender for packet in observed.metrics if packet.name == name} <= {"worker", EXITED}, name
+    assert set(on_workers) & senders["worker"], "no worker process was seen sending"
     for packet in observed.metrics:
         assert set(packet.tags) == {"api", "outcome"}, packet.line
     submits = {(p.tags["api"], p.tags["outcome"]) for p in observed.metrics if p.name == "genmedia.submits"}
