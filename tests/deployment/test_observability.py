@@ -121,6 +121,7 @@ class StatsdListener:
         target = f"socket:[{inode}]"
         parents = _parents()
         roots = {pid: name for name, pid in self.components.items()}
+        holders: set[str] = set()
         for pid in parents:
             name, ancestor = None, pid
             while ancestor > 1 and name is None:
@@ -133,8 +134,12 @@ class StatsdListener:
                     continue
             except OSError:
                 continue
-            return "worker" if name == "scheduler" and pid != self.components[name] else name
-        return EXITED
+            holders.add("worker" if name == "scheduler" and pid != self.components[name] else name)
+        # A forked process shares its parent's socket (Airflow 3.0's workers share the scheduler's): the scheduler
+        # itself runs no task, so a socket its workers hold too is theirs.
+        if "worker" in holders:
+            holders.discard("scheduler")
+        return ",".join(sorted(holders)) or EXITED
 
     def genmedia(self) -> list[Packet]:
         return [packet for packet in self.packets if packet.name.startswith("genmedia.")]
