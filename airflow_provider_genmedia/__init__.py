@@ -163,6 +163,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "2",
                         "default": "1",
                     },
+                    "lineage_prompt": {
+                        "description": "How the prompt goes into the genmedia run facet of OpenLineage events "
+                        "(apache-airflow-providers-openlineage installed and configured): plain (as written), hash "
+                        "(its SHA-256, as promptSha256) or omit. Any other value hashes.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "hash",
+                        "default": "plain",
+                    },
                     "submit_record_conn_id": {
                         "description": "The object-storage connection of submit_record_path (e.g. an aws "
                         "connection for s3://).",

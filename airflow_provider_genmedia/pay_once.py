@@ -37,6 +37,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaValidationError,
     job_may_exist,
 )
+from airflow_provider_genmedia.metrics import CREATED, RESUMED, UNCERTAIN, count_submit, submit_outcome
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 from airflow_provider_genmedia.shared_storage import shared_folder
 
@@ -260,7 +261,10 @@ class PayOnce:
         """The vendor task serving ``submission`` and its state when a recorded one was resumed (None after a new
         submit)."""
         resumed = self._resume(submission)
-        return resumed if resumed is not None else (self._send(submission), None)
+        if resumed is not None:
+            count_submit(submission.api.name, RESUMED)
+            return resumed
+        return self._send(submission), None
 
     def _resume(self, submission: Submission) -> tuple[str, GenerationResult] | None:
         """The recorded task and its state when it can still serve ``submission``; None to submit."""
@@ -274,6 +278,7 @@ class PayOnce:
         if record.task_id is None:
             cause = "an earlier try sent it and got no answer that says whether a job was created"
             if self.on_uncertain_submit == "fail":
+                count_submit(name, UNCERTAIN)
                 raise AirflowFailException(uncertain_message(record, cause))
             self.log.warning(
                 "An earlier %s submit at %s may have created a job; submitting again as on_uncertain_submit="
@@ -308,6 +313,7 @@ class PayOnce:
         try:
             task_id = self.hook.submit(submission)
         except BaseException as error:
+            count_submit(submission.api.name, submit_outcome(error))
             if job_may_exist(error):
                 if isinstance(error, GenMediaUncertainSubmitError):
                     raise self._uncertain(attempt, error) from None
@@ -316,6 +322,7 @@ class PayOnce:
             if isinstance(error, GenMediaSpendRefusedError | GenMediaValidationError):
                 raise AirflowFailException(str(error)) from None  # a retry would be refused the same way
             raise
+        count_submit(submission.api.name, CREATED)
         self.records.record_task_id(attempt, task_id)
         return task_id
 

@@ -23,6 +23,7 @@ from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
 from airflow_provider_genmedia.hooks.sessions import DEFAULT_MAX_OUTAGE
+from airflow_provider_genmedia.metrics import PollMeter
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
 
 if TYPE_CHECKING:
@@ -295,6 +296,7 @@ async def watch_task(
     Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer, and the
     connection's ``max_outage_seconds`` bounds how long it rides out failures in a row.
     """
+    meter = PollMeter(api.name, planner.submitted_at if planner.submitted_at < planner.started_at else None)
     async with hook:
         try:
             settings = await hook.ashared_settings()
@@ -309,10 +311,13 @@ async def watch_task(
                 async with asyncio.timeout(planner.poll_budget()):
                     answer = await hook.apoll(api, task_id)
             except TimeoutError:
+                meter.failed(None)
                 event = watch.timeout_event()
             except Exception as error:
+                meter.failed(error)
                 event = watch.record_error(error)
             else:
+                meter.answered(answer)
                 event = watch.record(answer)
             if event is not None:
                 return event

@@ -21,6 +21,7 @@ from airflow_provider_genmedia.events import XCOM_TASK_ID, TaskEvent, current_tr
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import shown_image
 from airflow_provider_genmedia.links import FirstOutputLink
+from airflow_provider_genmedia.metrics import count_cost
 from airflow_provider_genmedia.pay_once import PayOnce, UncertainSubmitPolicy, record_store
 from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
@@ -82,6 +83,9 @@ class GenMediaSubmitOperator(BaseOperator):
         self._inputs: dict[str, Any] = {}
         #: The result json this try returns, once it has one (`FirstOutputLink` reads it).
         self.generation_result: dict[str, Any] | None = None
+        #: The vendor task id of this try, and the trigger event it resumed with: what its lineage tells.
+        self.genmedia_task_id: str | None = None
+        self.vendor_event: dict[str, Any] | None = None
 
     def _do_render_template_fields(
         self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
@@ -128,6 +132,7 @@ class GenMediaSubmitOperator(BaseOperator):
         submitted_at = time.time()
         task_id, result = PayOnce(hook, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
+        self.genmedia_task_id = task_id
         if not self.wait_for_completion:
             return task_id
         if result is not None and result.status.is_terminal:
@@ -166,7 +171,31 @@ class GenMediaSubmitOperator(BaseOperator):
         if ended.from_earlier_try(context):
             log_earlier_try_event(self.log, ended, context)
             return self.execute(context)
+        self.vendor_event = event
         return self._returned(ended.outcome())
+
+    def _lineage(self) -> Any:
+        """This try's OpenLineage (`airflow_provider_genmedia.lineage.submit_lineage`)."""
+        from airflow_provider_genmedia.lineage import media_inputs, submit_lineage
+
+        values = {field: self.setting(field) for field in self.template_fields}
+        inputs = media_inputs(values, self.media_fields)
+        return submit_lineage(
+            self.api.name, inputs, self.generation_result, self.genmedia_task_id, event=self.vendor_event
+        )
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage at the start: the media inputs (links without their query string, URIs, paths)."""
+        return self._lineage()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage at the end: inputs, the vendor's output links as outputs, the vendor task id
+        (``externalQuery``) and the ``genmedia`` run facet."""
+        return self._lineage()
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage of a failed try: what is known, with the vendor's reason where the vendor task failed."""
+        return self._lineage()
 
     def _returned(self, result: GenerationResult) -> dict[str, Any]:
         """The result json returned to XCom: outputs and metadata (with the request's prompt and model, and its usage
@@ -179,4 +208,5 @@ class GenMediaSubmitOperator(BaseOperator):
             usage_summary(result.usage),
         )
         self.generation_result = result.model_dump(mode="json")
+        count_cost(result)
         return self.generation_result

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError
+from airflow_provider_genmedia.metrics import count_verdicts
 from airflow_provider_genmedia.nsfw_filter import (
     DEFAULT_THRESHOLD,
     FLAGGED,
@@ -76,6 +77,8 @@ class NsfwFilterOperator(BaseOperator):
         self.scorer = scorer
         self.rescore = rescore
         self.max_bytes = max_bytes
+        #: The result json this run filtered and what it returned: what its lineage tells.
+        self._lineage_results: tuple[Any, Any] | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Filter the outputs, log what was kept and why the others went, and apply ``on_flagged``."""
@@ -86,6 +89,8 @@ class NsfwFilterOperator(BaseOperator):
             )
         except (UncheckedOutputError, GenMediaValidationError) as error:
             raise AirflowFailException(str(error)) from error
+        count_verdicts(result, filtered)
+        self._lineage_results = (result, filtered)
         rejected = filtered.rejected[len(result.rejected) :]
         reasons = "; ".join(f"output {item.index}: {item.reason}" for item in rejected)
         self.log.info(
@@ -101,3 +106,14 @@ class NsfwFilterOperator(BaseOperator):
         if flagged and self.on_flagged == "skip":
             raise AirflowSkipException(f"{len(flagged)} output(s) flagged as NSFW (on_flagged='skip')")
         return filtered.model_dump(mode="json")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the vendor task (``externalQuery``) and what was kept, flagged and set aside
+        (``genmedia``)."""
+        from airflow_provider_genmedia.lineage import filter_lineage
+
+        return filter_lineage(*(self._lineage_results or (None, None)))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage of a filter that failed or skipped on flagged outputs: what it judged."""
+        return self.get_openlineage_facets_on_complete(task_instance)

@@ -24,6 +24,7 @@ from airflow_provider_genmedia.links import (
     PublishedManifestLink,
     published_links,
 )
+from airflow_provider_genmedia.metrics import count_published
 from airflow_provider_genmedia.publishing import (
     DEFAULT_FILE_NAME,
     DEFAULT_MANIFEST_NAME,
@@ -109,6 +110,8 @@ class PublishMediaOperator(BaseOperator):
         self.manifest_name = manifest_name
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
+        #: The result this run published and what it wrote: what its lineage tells.
+        self._lineage_results: tuple[GenerationResult, dict[str, Any]] | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Publish every output and the manifest, and describe the files in the outlet Asset events."""
@@ -137,6 +140,8 @@ class PublishMediaOperator(BaseOperator):
         if (ti := context.get("ti")) is not None:
             ti.xcom_push(key=PUBLISHED_LINKS_KEY, value=links)
         files = published["files"]
+        count_published(result.api, files)
+        self._lineage_results = (result, published)
         written = sum(1 for file in files if file["written"])
         self.log.info(
             "Published %d file(s) to %s: %d written, %d unchanged",
@@ -153,6 +158,13 @@ class PublishMediaOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
         return published
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the vendor links read (without their signatures) as inputs; every published file and the
+        manifest as outputs in their storage's namespace, with their sizes; the vendor task's facets."""
+        from airflow_provider_genmedia.lineage import publish_lineage
+
+        return publish_lineage(*(self._lineage_results or (None, None)))
 
     def _read_task_again(self, result: GenerationResult) -> GenerationResult:
         """The vendor task of ``result`` as the vendor reads it now, on ``vendor_conn_id``: fresh output links."""

@@ -40,6 +40,7 @@ from airflow.exceptions import AirflowOptionalProviderFeatureException
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMediaValidationError
+from airflow_provider_genmedia.metrics import count_review
 from airflow_provider_genmedia.review import APPROVE, REJECT, apply_reviews, review_body, review_items
 
 __all__ = [
@@ -172,6 +173,7 @@ class MediaReviewOperator(HITLOperator):
         user = answer.get("responded_by_user") or {}
         reviewer = user.get("name") or user.get("id") or "the response timeout"
         responded_at = answer.get("responded_at")
+        count_review(str(self.item.get("api")), approved)
         self.log.info(
             "%s %s output %s of %s task %s",
             reviewer,
@@ -180,7 +182,7 @@ class MediaReviewOperator(HITLOperator):
             self.item.get("api"),
             self.item.get("task_id"),
         )
-        return {
+        self.decision = {
             "api": self.item.get("api"),
             "task_id": self.item.get("task_id"),
             "index": self.item.get("index"),
@@ -189,3 +191,10 @@ class MediaReviewOperator(HITLOperator):
             "reviewer": reviewer,
             "responded_at": responded_at.isoformat() if isinstance(responded_at, datetime) else responded_at,
         }
+        return self.decision
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the vendor task (``externalQuery``) and the decision on its output (``genmedia``)."""
+        from airflow_provider_genmedia.lineage import review_lineage
+
+        return review_lineage(getattr(self, "decision", None))

@@ -17,6 +17,7 @@ from airflow_provider_genmedia.events import ERROR, TaskEvent, try_number_of
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
+from airflow_provider_genmedia.metrics import count_cost
 from airflow_provider_genmedia.polling import PollPlanner, watch_task
 from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import TaskStatus
@@ -139,6 +140,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:
             result = event.result.model_dump(mode="json")
             if await self._push_result(result):
+                count_cost(event.result)
                 summary = usage_summary(event.result.usage)
                 self.log.info("%s; usage: %s; the task ends here, without a worker run", event.message, summary)
                 yield TaskSuccessEvent(xcoms={FirstOutputLink().xcom_key: first_output_url(result)})
