@@ -59,7 +59,7 @@ test: lint
 	$(MAKE) --no-print-directory -j 2 --output-sync=target test-deployments test-others
 
 test-deployments: $(STAMP)
-	$(BIN)/python -m pytest -m "deployment and not distributed" $(NOT_EMPTY)
+	$(BIN)/python -m pytest -m "deployment and not distributed and not soak" $(NOT_EMPTY)
 
 test-others: $(STAMP)
 	$(BIN)/python -m pytest -m "not deployment" $(NOT_EMPTY)

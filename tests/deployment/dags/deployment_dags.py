@@ -131,3 +131,9 @@ with DAG("deploy_outage_past_budget", schedule=None, start_date=START, catchup=F
         retries=1,
         **RETRY_SOON,
     )
+
+with DAG("deploy_held_out", schedule=None, start_date=START, catchup=False):
+    # Six img2img jobs as a new user writes them (default polling), under rate limits, server errors and kills.
+    NovitaImg2ImgOperator.partial(
+        task_id="img", deferrable=True, retries=4, **RETRY_SOON, **{**IMG2IMG, "image_num": 2}
+    ).expand(prompt=prompts(6, "a ceramic vase on linen"))
