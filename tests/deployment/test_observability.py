@@ -34,6 +34,11 @@ FAILURE = "deploy_vendor_failure"
 #: The sender of a packet whose process had ended (or closed its socket) before the packet was read.
 EXITED = "exited"
 SIGNATURE = "X-Amz-Signature=obs0signature0never0shown"
+#: The connections' prices (extra ``prices``), so that each job's estimated cost reaches its facets and metrics.
+PRICES = {
+    "novita_default": {"currency": "USD", "novita": {"per_output": 0.0015}},
+    "gptge_default": {"currency": "USD", "avatar": {"per_job": 0.2}},
+}
 
 
 @dataclass
@@ -190,7 +195,15 @@ def deployment(
     statsd: StatsdListener,
     lineage_file: Path,
 ) -> Iterator[Deployment]:
-    """This module's own deployment: OpenLineage's file transport, and StatsD (tags InfluxDB-style) to `statsd`."""
+    """This module's own deployment: OpenLineage's file transport, StatsD (tags InfluxDB-style) to `statsd`, and
+    vendor connections with `PRICES`."""
+    connections = {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
+            {"conn_type": conn_type, "host": emulator_process.url, "password": emulator_process.api_key}
+            | {"extra": {"prices": json.dumps(PRICES[conn_id])}}
+        )
+        for conn_id, conn_type in (("novita_default", "novita"), ("gptge_default", "gptge"))
+    }
     stack = Deployment(
         root=tmp_path_factory.mktemp("deployment"),
         dag_sources=dag_sources(),
@@ -207,6 +220,7 @@ def deployment(
             # The run's conf holds signed links, which the OpenLineage provider copies into its own ``airflow`` facets:
             # named sensitive, they are masked there (docs/observability.md).
             "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "avatar_url,audio_url",
+            **connections,
         },
     )
     try:
@@ -307,6 +321,7 @@ def test_the_publish_event_names_the_published_files_the_manifest_and_the_vendor
             statistics = outputs[("file", str(path))]["facets"]["outputStatistics"]
             assert (statistics["size"], statistics["fileCount"]) == (path.stat().st_size, 1) == (file["bytes"], 1)
         assert (genmedia["publishedFiles"], genmedia["api"]) == (len(files), manifest["api"])
+        assert (genmedia["estimatedCost"], genmedia["currency"]) == ({"image": 0.006, "video": 0.2}[kind], "USD")
         # The inputs are the vendor's links, named without their signatures.
         assert {(item["namespace"], item["name"]) for item in event["inputs"]} == {
             dataset_name(file["source_url"]) for file in files
@@ -354,6 +369,12 @@ def test_the_metrics_arrive_with_their_tags_from_workers_and_the_triggerer(obser
         assert set(packet.tags) == {"api", "outcome"}, packet.line
     submits = {(p.tags["api"], p.tags["outcome"]) for p in observed.metrics if p.name == "genmedia.submits"}
     assert submits == {("novita", "created"), ("avatar", "created")}
+    # Each job's estimated cost, in millionths of a dollar: 4 images at 0.0015 and one avatar video at 0.2.
+    costs = {p.tags["api"]: p for p in observed.metrics if p.name == "genmedia.estimated_cost.usd"}
+    assert {api: int(p.line.split(":", 1)[1].split("|")[0]) for api, p in costs.items()} == {
+        "novita": 6000,
+        "avatar": 200000,
+    }
     sent = [p for p in observed.metrics if p.name == "genmedia.published_bytes"]
     written = sum(file["bytes"] for _, manifest in manifests(observed).values() for file in manifest["files"])
     assert sum(int(p.line.split(":", 1)[1].split("|")[0]) for p in sent) == written
