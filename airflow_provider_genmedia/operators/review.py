@@ -41,6 +41,7 @@ from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMediaValidationError
 from airflow_provider_genmedia.metrics import count_review
+from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.review import APPROVE, REJECT, apply_reviews, review_body, review_items
 
 __all__ = [
@@ -161,9 +162,10 @@ class MediaReviewOperator(HITLOperator):
 
     def execute(self, context: Context) -> Any:
         """Check the item, then post the request and wait for the answer (the task waits as ``awaiting_input``)."""
-        if not isinstance(self.item, Mapping) or not isinstance(self.item.get("output"), Mapping):
-            raise GenMediaValidationError("item", "expected one entry of review_items(<NsfwFilterOperator result>)")
-        self._fill_request()
+        with airflow_outcomes():
+            if not isinstance(self.item, Mapping) or not isinstance(self.item.get("output"), Mapping):
+                raise GenMediaValidationError("item", "expected one entry of review_items(<NsfwFilterOperator result>)")
+            self._fill_request()
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:

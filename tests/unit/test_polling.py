@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api
@@ -17,6 +17,7 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaConnectionError,
     GenMediaRateLimitError,
     GenMediaServerError,
+    GenMediaTaskFailedError,
 )
 from airflow_provider_genmedia.hooks.genmedia import NovitaHook
 from airflow_provider_genmedia.polling import MAX_OUTAGE_BACKOFF, PollPlanner, TaskWatch, wait_for_task
@@ -44,7 +45,7 @@ def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
     novita_route(novita, "t-sync-slow", Answer(novita_task("t-sync-slow", "TASK_STATUS_QUEUED")))
     hook = NovitaHook()
     result = wait_for_task(hook, get_api("novita"), "t-sync", poll_interval=FAST)
-    with pytest.raises(AirflowFailException, match="t-sync-bad failed: bad model"):
+    with pytest.raises(GenMediaTaskFailedError, match="t-sync-bad failed: bad model"):
         wait_for_task(hook, get_api("novita"), "t-sync-bad", poll_interval=FAST)
     with pytest.raises(AirflowException, match="t-sync-slow was still running at the deadline"):
         wait_for_task(hook, get_api("novita"), "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)

@@ -20,7 +20,7 @@ from airflow_provider_genmedia.budgets import SpendLedger
 from airflow_provider_genmedia.exceptions import GenMediaServerError
 from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook
 from airflow_provider_genmedia.pay_once import PayOnce, SubmitRecord, TaskStateRecordStore
-from tests.unit.operators.state import StateStore
+from tests.unit.operators.state import StateStore, submit_as_operator
 from tests.unit.triggers.vendor import use_connection
 
 NOVITA_PATH = "/v3/async/wan-t2v"
@@ -91,13 +91,13 @@ def test_a_success_envelope_without_a_task_is_uncertain_and_the_retry_does_not_p
     submission = get_api(api).prepare(body, path)
 
     with pytest.raises(AirflowFailException, match="may have created a billed job"):
-        guard.submit(submission)
+        submit_as_operator(guard, submission)
     record = guard.records.get()
     assert record is not None
     assert record.task_id is None
 
     with pytest.raises(AirflowFailException, match="an earlier try sent it"):
-        guard.submit(submission)
+        submit_as_operator(guard, submission)
     assert route.count == 1
 
 
@@ -117,9 +117,9 @@ def test_an_exception_after_a_200_answer_keeps_the_record_and_the_retry_does_not
     state = StateStore()
 
     with pytest.raises(OSError, match="went away"):
-        PayOnce(NovitaHook(), FailingAfterTheAnswer(state), "fail").submit(novita_submission())
+        submit_as_operator(PayOnce(NovitaHook(), FailingAfterTheAnswer(state), "fail"), novita_submission())
     with pytest.raises(AirflowFailException, match="an earlier try sent it"):
-        PayOnce(NovitaHook(), TaskStateRecordStore(state), "fail").submit(novita_submission())
+        submit_as_operator(PayOnce(NovitaHook(), TaskStateRecordStore(state), "fail"), novita_submission())
     assert route.count == 1
 
 
@@ -131,7 +131,7 @@ def test_an_answer_that_breaks_the_parser_is_uncertain(vendor: HTTPServer, monke
     guard = pay_once(GptGeHook())
 
     with pytest.raises(AirflowFailException, match="may have created a billed job"):
-        guard.submit(get_api("avatar").prepare(body, "/avatar/generation"))
+        submit_as_operator(guard, get_api("avatar").prepare(body, "/avatar/generation"))
     assert guard.records.get() is not None
     assert route.count == 1
 
@@ -147,10 +147,10 @@ def test_a_submit_over_budget_sends_nothing_and_fails_without_retry(
     vendor.expect_request(NOVITA_PATH, method="POST").respond_with_handler(route)
 
     for _ in range(2):
-        assert pay_once(NovitaHook()).submit(novita_submission())[0] == "wan-1"
+        assert submit_as_operator(pay_once(NovitaHook()), novita_submission())[0] == "wan-1"
     guard = pay_once(NovitaHook())
     with pytest.raises(AirflowFailException, match=r"max_jobs_per_day=2, and 2 jobs were already counted") as refused:
-        guard.submit(novita_submission())
+        submit_as_operator(guard, novita_submission())
 
     assert route.count == 2
     assert guard.records.get() is None
@@ -164,10 +164,10 @@ def test_the_outputs_a_request_asks_for_count_against_the_output_budget(
     route = Route(json_answer({"task_id": "wan-1"}))
     vendor.expect_request(NOVITA_PATH, method="POST").respond_with_handler(route)
 
-    pay_once(NovitaHook()).submit(novita_submission(image_num=4))
+    submit_as_operator(pay_once(NovitaHook()), novita_submission(image_num=4))
     with pytest.raises(AirflowFailException, match="this submit asks for 4"):
-        pay_once(NovitaHook()).submit(novita_submission(image_num=4))
-    pay_once(NovitaHook()).submit(novita_submission(image_num=2))
+        submit_as_operator(pay_once(NovitaHook()), novita_submission(image_num=4))
+    submit_as_operator(pay_once(NovitaHook()), novita_submission(image_num=2))
 
     assert route.count == 2
 
@@ -182,7 +182,7 @@ def test_a_proven_refusal_gives_its_unit_back(
 
     for _ in range(3):
         with pytest.raises(GenMediaServerError):
-            pay_once(NovitaHook()).submit(novita_submission())
+            submit_as_operator(pay_once(NovitaHook()), novita_submission())
 
     assert route.count == 3
     assert jobs_today() == 0
@@ -196,9 +196,9 @@ def test_an_uncertain_submit_keeps_its_unit(
     vendor.expect_request(NOVITA_PATH, method="POST").respond_with_handler(route)
 
     with pytest.raises(AirflowFailException, match="may have created a billed job"):
-        pay_once(NovitaHook()).submit(novita_submission())
+        submit_as_operator(pay_once(NovitaHook()), novita_submission())
     with pytest.raises(AirflowFailException, match="max_jobs_per_day=1"):
-        pay_once(NovitaHook()).submit(novita_submission())
+        submit_as_operator(pay_once(NovitaHook()), novita_submission())
 
     assert route.count == 1
     assert jobs_today() == 1
@@ -215,8 +215,8 @@ def test_a_resumed_job_never_counts_twice(
     )
     guard = pay_once(NovitaHook())
 
-    guard.submit(novita_submission())
-    task_id, resumed = guard.submit(novita_submission())
+    submit_as_operator(guard, novita_submission())
+    task_id, resumed = submit_as_operator(guard, novita_submission())
 
     assert (task_id, resumed is not None) == ("wan-1", True)
     assert route.count == 1
