@@ -43,7 +43,7 @@ from airflow_provider_genmedia.shared_storage import shared_folder
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-    from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+    from airflow_provider_genmedia.hooks.genmedia import TaskClient
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class PayOnce:
     """Submit a job at most once per Airflow task: resume the recorded vendor task where it can serve the request,
     else record the attempt, send the submit once and record the task id it returned.
 
-    :param hook: The hook that serves the submission's API.
+    :param client: The client of the submission's API on its connection.
     :param records: Where the task's record is kept.
     :param on_uncertain_submit: What a try does about an earlier submit whose answer never proved whether a job was
         created: ``"fail"`` without retry, or ``"resubmit"`` and perhaps pay twice.
@@ -245,12 +245,12 @@ class PayOnce:
 
     def __init__(
         self,
-        hook: GenMediaHook,
+        client: TaskClient,
         records: SubmitRecordStore,
         on_uncertain_submit: UncertainSubmitPolicy,
         logger: logging.Logger | Logger = log,
     ) -> None:
-        self.hook = hook
+        self.client = client
         self.records = records
         self.on_uncertain_submit = on_uncertain_submit
         self.log = logger
@@ -286,7 +286,7 @@ class PayOnce:
             )
             return None
         try:
-            result = self.hook.get_result(submission.api, record.task_id)
+            result = self.client.get_result(record.task_id)
         except GenMediaNotFoundError:
             self.log.warning("%s no longer knows task %s: submitting anew", name, record.task_id)
             return None
@@ -309,7 +309,7 @@ class PayOnce:
         attempt = SubmitRecord.attempt(submission)
         self.records.record_attempt(attempt)
         try:
-            task_id = self.hook.submit(submission)
+            task_id = self.client.submit(submission)
         except BaseException as error:
             count_submit(submission.api.name, submit_outcome(error))
             if not job_may_exist(error):

@@ -28,7 +28,7 @@ from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
 
 if TYPE_CHECKING:
-    from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+    from airflow_provider_genmedia.hooks.genmedia import TaskClient
 
 DEFAULT_TIMEOUT = timedelta(hours=3)
 
@@ -129,19 +129,19 @@ class GenMediaSubmitOperator(BaseOperator):
 
     def _submit_and_wait(self, context: Context, submission: Submission) -> Any:
         """Resume the recorded vendor task or submit ``submission``, then wait for it here or in the triggerer."""
-        from airflow_provider_genmedia.hooks.genmedia import hook_for
+        from airflow_provider_genmedia.hooks.genmedia import client_for
         from airflow_provider_genmedia.polling import wait_for_task
         from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
-        hook = hook_for(self.api, self.conn_id)
+        client = client_for(self.api, self.conn_id)
         submitted_at = time.time()
-        task_id, result = PayOnce(hook, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
+        task_id, result = PayOnce(client, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
         self.genmedia_task_id = task_id
         if not self.wait_for_completion:
             return task_id
         if result is not None and result.status.is_terminal:
-            return self._returned(self._complete(hook, TaskEvent.completed(result).outcome(), submission))
+            return self._returned(self._complete(client, TaskEvent.completed(result).outcome(), submission))
         if self.deferrable:
             self.log.info("Waiting for %s task %s in the triggerer", self.api.name, task_id)
             self.defer(
@@ -160,13 +160,13 @@ class GenMediaSubmitOperator(BaseOperator):
                 method_name="execute_complete",
             )
         end_time = time.time() + self.timeout
-        done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
-        return self._returned(self._complete(hook, done, submission))
+        done = wait_for_task(client, task_id, poll_interval=self.poll_interval, end_time=end_time)
+        return self._returned(self._complete(client, done, submission))
 
-    def _complete(self, hook: GenMediaHook, result: GenerationResult, submission: Submission) -> GenerationResult:
+    def _complete(self, client: TaskClient, result: GenerationResult, submission: Submission) -> GenerationResult:
         """The succeeded result as `TaskApi.complete` makes it, priced at the connection's ``prices``, as the
         trigger completes it."""
-        return self.api.complete(result, submission.body, path=submission.path, prices=hook.settings().prices)
+        return self.api.complete(result, submission.body, path=submission.path, prices=client.hook.settings().prices)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger: the result json the trigger completed, or the failure the event describes; an

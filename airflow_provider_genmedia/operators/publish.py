@@ -15,7 +15,7 @@ from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import hook_for
+from airflow_provider_genmedia.hooks.genmedia import client_for
 from airflow_provider_genmedia.links import (
     PUBLISHED_LINKS_KEY,
     S3_SCHEMES,
@@ -161,8 +161,7 @@ class PublishMediaOperator(BaseOperator):
 
     def _read_task_again(self, result: GenerationResult) -> GenerationResult:
         """The vendor task of ``result`` as the vendor reads it now, on ``vendor_conn_id``: fresh output links."""
-        api = get_api(result.api)
-        return hook_for(api, self.vendor_conn_id).get_result(api, result.task_id)
+        return client_for(get_api(result.api), self.vendor_conn_id).get_result(result.task_id)
 
     def _reviewed_result(self) -> GenerationResult:
         """The result to publish, validated, with the outputs approved in review added back given ``reviews``."""

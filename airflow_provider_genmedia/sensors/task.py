@@ -109,11 +109,11 @@ class GenMediaTaskSensor(BaseSensorOperator):
 
     def _poke_once(self) -> bool | PokeReturnValue:
         """`poke`, its errors unmapped."""
-        from airflow_provider_genmedia.hooks.genmedia import hook_for
+        from airflow_provider_genmedia.hooks.genmedia import client_for
 
-        hook = hook_for(self.task_api, self.conn_id)
+        client = client_for(self.task_api, self.conn_id)
         try:
-            answer = hook.run_sync(hook.apoll(self.task_api, self.genmedia_task_id))
+            answer = client.run_sync(client.apoll(self.genmedia_task_id))
         except GenMediaError as error:
             if not error.transient:
                 raise

@@ -156,7 +156,7 @@ class GenMediaTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll over the process's shared session until the task ends, the deadline passes or polling fails."""
-        from airflow_provider_genmedia.hooks.genmedia import hook_for
+        from airflow_provider_genmedia.hooks.genmedia import client_for
         from airflow_provider_genmedia.polling import PollPlanner, watch_task
 
         started = time.monotonic()
@@ -171,10 +171,10 @@ class GenMediaTaskTrigger(BaseTrigger):
         planner = PollPlanner(
             api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time, submitted_at=self.submitted_at
         )
-        hook = hook_for(api, self.conn_id)
-        event = await watch_task(hook, api, task_id, planner, self.log)
+        client = client_for(api, self.conn_id)
+        event = await watch_task(client, task_id, planner, self.log)
         if event.result is not None and event.result.status is TaskStatus.SUCCEEDED and self.request is not None:
-            prices = (await hook.asettings()).prices
+            prices = (await client.hook.asettings()).prices
             completed = api.complete(event.result, self.request, path=self.path, prices=prices)
             event = event.model_copy(update={"result": completed})
         if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:

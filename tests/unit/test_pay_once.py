@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import Submission
 from airflow_provider_genmedia.exceptions import GenMediaServerError, GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import NovitaHook
+from airflow_provider_genmedia.hooks.genmedia import client_for
 from airflow_provider_genmedia.pay_once import (
     RECORD_VERSION,
     STATE_KEY,
@@ -67,7 +67,7 @@ def serve(server: HTTPServer, submits: Submits, task_id: str, status: str = "TAS
 @pytest.fixture
 def pay_once(novita: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> PayOnce:
     use_connection(monkeypatch, "novita", novita, max_retries=0)
-    return PayOnce(NovitaHook(), TaskStateRecordStore(StateStore()), "fail")
+    return PayOnce(client_for(get_api("novita")), TaskStateRecordStore(StateStore()), "fail")
 
 
 def test_request_fingerprint_ignores_key_order() -> None:
