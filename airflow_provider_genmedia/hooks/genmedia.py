@@ -383,7 +383,7 @@ class TaskClient:
 
     def submit(self, submission: Submission) -> str:
         """`asubmit` from sync code."""
-        return self.run_sync(self.asubmit(submission))
+        return self.hook.run_sync(self.asubmit(submission))
 
     async def _reserve(self, settings: ConnectionSettings, submission: Submission) -> Reservation | None:
         """Take today's budget units of this submit on the connection, or raise: None without a budget."""
@@ -465,7 +465,7 @@ class TaskClient:
 
     def get_result(self, task_id: str, *, deadline: float | None = None) -> GenerationResult:
         """`aget_result` from sync code."""
-        return self.run_sync(self.aget_result(task_id, deadline=deadline))
+        return self.hook.run_sync(self.aget_result(task_id, deadline=deadline))
 
 
 def _in_event_loop() -> bool:

@@ -91,7 +91,12 @@ class GenMediaSubmitOperator(BaseOperator):
     def _do_render_template_fields(
         self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
     ) -> None:
-        """Render as Airflow does (mapped tasks included), then keep media bytes out of Rendered Templates."""
+        """Render as Airflow does, then keep media bytes out of Rendered Templates: a pure transformation, no I/O.
+
+        This is the one seam that both ways of rendering pass through on Airflow 3.0 to 3.3: the public
+        ``render_template_fields`` is skipped for a mapped task, whose ``MappedOperator`` calls this method of the
+        unmapped task directly, so that an operator's override of it applies (as Airflow's own comment there says).
+        """
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
         if parent is self:
             self._hide_media()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -122,17 +122,9 @@ class MediaReviewOperator(HITLOperator):
         self.item = item
         self.preview_destination = preview_destination
 
-    def _do_render_template_fields(
-        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
-    ) -> None:
-        """Render as Airflow does (mapped tasks included), then write the default subject and body from the item,
-        so that Rendered Templates shows the request as the reviewer sees it."""
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self._fill_request()
-
     def _fill_request(self) -> None:
-        """Write the default subject and body from the item, where none was given."""
+        """Write the default subject and body from the item, where none was given: in `execute`, never while the
+        templates are rendered, since the body's preview is written to object storage and signed."""
         if not isinstance(self.item, Mapping):
             return
         if not self.subject:
