@@ -123,14 +123,13 @@ class GenMediaTaskTrigger(BaseTrigger):
     def start_args(
         cls, api: str, genmedia_task_id: str, conn_id: str | None, *, poll_interval: float | None, timeout: float
     ) -> StartTriggerArgs:
-        """What starts an Airflow task in the triggerer with `for_task`'s trigger, built when its DAG is parsed: the
-        wait begins when Airflow creates the trigger, so the same ``timeout`` is Airflow's trigger timeout from then."""
-        kwargs = cls.for_task(api, genmedia_task_id, conn_id, poll_interval=poll_interval, timeout=timeout).serialize()[
-            1
-        ]
+        """What starts an Airflow task in the triggerer with the trigger `for_task` makes, built when its DAG is parsed:
+        the wait begins when Airflow creates the trigger, an instant no ``end_time`` can hold yet, so the same
+        ``timeout`` is Airflow's trigger timeout from then."""
+        trigger_cls, kwargs = cls(api, genmedia_task_id, conn_id, poll_interval, end_task=True).serialize()
         return StartTriggerArgs(
-            trigger_cls=f"{cls.__module__}.{cls.__qualname__}",
-            trigger_kwargs={**kwargs, "end_time": None},
+            trigger_cls=trigger_cls,
+            trigger_kwargs=kwargs,
             next_method="execute_complete",
             timeout=timedelta(seconds=timeout),
         )
