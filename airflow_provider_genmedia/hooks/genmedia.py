@@ -6,6 +6,10 @@ transient (429, 5xx, timeouts, connection errors; `airflow_provider_genmedia.hoo
 resent only when the job was surely not created (the connection never opened, 429, 503), so a job is never paid
 for twice. ``apoll`` reads a task once without retrying, for waits whose own schedule polls again. Every call of
 one event loop shares one session per connection (`airflow_provider_genmedia.hooks.sessions`).
+
+The calls about one API's tasks are a `TaskClient`'s: the hook bound to that API's adapter, made once by `client_for`
+(the provider's own code) or `GenMediaHook.client` (a name, as users write it); the hook's ``submit``,
+``get_result``, ``aget_result`` and ``apoll`` make one for the call.
 """
 
 from __future__ import annotations
