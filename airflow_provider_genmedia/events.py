@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from airflow_provider_genmedia.exceptions import GenMediaTaskFailedError
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 
 #: The XCom key holding the vendor task id, pushed as soon as the task exists.
@@ -88,8 +89,9 @@ class TaskEvent(BaseModel):
     def outcome(self) -> GenerationResult:
         """The succeeded task's result, or the exception for how the wait ended.
 
-        ``failed``/``canceled``/``expired`` raise `AirflowFailException` (a retry cannot help); ``timeout`` and
-        ``error`` raise `AirflowException`, so that a retry resumes the same vendor task.
+        ``failed``/``canceled``/``expired`` raise `GenMediaTaskFailedError` (a retry cannot help:
+        `airflow_provider_genmedia.outcomes` fails the task without retry); ``timeout`` and ``error`` raise
+        `AirflowException`, so that a retry resumes the same vendor task.
         """
         if self.status == TaskStatus.SUCCEEDED.value:
             if self.result is None:
@@ -101,7 +103,7 @@ class TaskEvent(BaseModel):
             raise AirflowException(f"{self.message}; a retry of this Airflow task can resume the same vendor task")
         if self.status == ERROR:
             raise AirflowException(self.message)
-        raise AirflowFailException(self.message)
+        raise GenMediaTaskFailedError(self.message)
 
 
 def try_number_of(ti: object) -> int | None:

@@ -15,9 +15,10 @@ NO_ERROR_CODES = frozenset({None, "", 0, "0"})
 class GenMediaError(Exception):
     """Base class of every error of this provider.
 
-    Three properties carry the one rule every caller follows: `transient` (the same request may succeed later:
-    retry it, or poll again), `resendable` (a submit that failed so surely created no job: it may be sent again)
-    and `outcome_unknown` (the request may have taken effect although no answer proves it).
+    Four properties carry the one rule every caller follows: `transient` (the same request may succeed later:
+    retry it, or poll again), `resendable` (a submit that failed so surely created no job: it may be sent again),
+    `outcome_unknown` (the request may have taken effect although no answer proves it) and `permanent` (a retry of
+    the Airflow task would meet the same error: `airflow_provider_genmedia.outcomes` fails it without retry).
     """
 
     @property
@@ -35,6 +36,11 @@ class GenMediaError(Exception):
         """True when the request may have reached the vendor and taken effect although no answer proves it."""
         return False
 
+    @property
+    def permanent(self) -> bool:
+        """True when a retry of the Airflow task would meet the same error, so that retrying only costs time."""
+        return False
+
 
 class GenMediaValidationError(GenMediaError, ValueError):
     """Bad input, found before any request was sent; ``field`` names the offending field."""
@@ -42,6 +48,11 @@ class GenMediaValidationError(GenMediaError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+    @property
+    def permanent(self) -> bool:
+        """The same input fails the same way."""
+        return True
 
 
 class GenMediaConnectionError(GenMediaError):
@@ -114,12 +125,17 @@ class GenMediaAPIError(GenMediaError):
 
 
 class GenMediaUncertainSubmitError(GenMediaError):
-    """A submit was sent, but no answer proved whether the vendor created (and bills) a job."""
+    """A submit was sent, but no answer proved whether the vendor created (and bills) a job.
 
-    def __init__(self, api: str, path: str, cause: str) -> None:
+    ``sent_at`` (UTC, as the pay-once record holds it) is set once the attempt is known to have been recorded: what to
+    look for in the vendor's console.
+    """
+
+    def __init__(self, api: str, path: str, cause: str, *, sent_at: str | None = None) -> None:
         self.api = api
         self.path = path
         self.cause = cause
+        self.sent_at = sent_at
         super().__init__(f"the {api} submit to {path} may have created a job: {cause}")
 
     @property
@@ -135,6 +151,11 @@ class GenMediaSpendRefusedError(GenMediaError):
     @property
     def resendable(self) -> bool:
         """Nothing was sent, so no job exists."""
+        return True
+
+    @property
+    def permanent(self) -> bool:
+        """A retry would meet the same guard."""
         return True
 
 
@@ -189,6 +210,20 @@ class LinkExpiredError(GenMediaAPIError):
 class MediaTooLargeError(GenMediaError):
     """A file is larger than the size limit: refused before or while streaming, never stored."""
 
+    @property
+    def permanent(self) -> bool:
+        """The file stays as large."""
+        return True
+
+
+class GenMediaTaskFailedError(GenMediaError):
+    """The vendor task ended failed, canceled or expired; the message gives the vendor's reason."""
+
+    @property
+    def permanent(self) -> bool:
+        """The vendor's verdict stands: a retry would resume the same ended task or pay for a new one."""
+        return True
+
 
 class GenMediaStorageError(GenMediaError):
     """The object store does not hold what was written to it (an upload that did not verify)."""
@@ -197,9 +232,19 @@ class GenMediaStorageError(GenMediaError):
 class GenMediaUnsupportedError(GenMediaError):
     """A feature needs a newer Airflow than the one running; the message names the version needed."""
 
+    @property
+    def permanent(self) -> bool:
+        """The running Airflow stays what it is."""
+        return True
+
 
 class UncheckedOutputError(GenMediaError):
     """An output had no NSFW verdict and the policy is unchecked='fail'."""
+
+    @property
+    def permanent(self) -> bool:
+        """The policy judges the same output the same way."""
+        return True
 
 
 class UndecodableMediaError(GenMediaError):

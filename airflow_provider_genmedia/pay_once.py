@@ -21,10 +21,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import ObjectStoragePath
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -32,19 +31,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from airflow_provider_genmedia.apis.base import Submission
 from airflow_provider_genmedia.exceptions import (
     GenMediaNotFoundError,
-    GenMediaSpendRefusedError,
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
     job_may_exist,
 )
 from airflow_provider_genmedia.metrics import CREATED, RESUMED, UNCERTAIN, count_submit, submit_outcome
+from airflow_provider_genmedia.outcomes import UncertainSubmitPolicy
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus, elide_blobs
 from airflow_provider_genmedia.shared_storage import shared_folder
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-    from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+    from airflow_provider_genmedia.hooks.genmedia import TaskClient
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ RECORD_PATH_OPTION = "submit_record_path"
 RECORD_CONN_OPTION = "submit_record_conn_id"
 #: The version of `SubmitRecord` this code writes; records without one were written before it had a version.
 RECORD_VERSION = 1
-UncertainSubmitPolicy = Literal["fail", "resubmit"]
 #: Vendor states in which a recorded task can still serve its request.
 RESUMABLE_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.QUEUED, TaskStatus.RUNNING})
 
@@ -239,7 +237,7 @@ class PayOnce:
     """Submit a job at most once per Airflow task: resume the recorded vendor task where it can serve the request,
     else record the attempt, send the submit once and record the task id it returned.
 
-    :param hook: The hook that serves the submission's API.
+    :param client: The client of the submission's API on its connection.
     :param records: Where the task's record is kept.
     :param on_uncertain_submit: What a try does about an earlier submit whose answer never proved whether a job was
         created: ``"fail"`` without retry, or ``"resubmit"`` and perhaps pay twice.
@@ -247,12 +245,12 @@ class PayOnce:
 
     def __init__(
         self,
-        hook: GenMediaHook,
+        client: TaskClient,
         records: SubmitRecordStore,
         on_uncertain_submit: UncertainSubmitPolicy,
         logger: logging.Logger | Logger = log,
     ) -> None:
-        self.hook = hook
+        self.client = client
         self.records = records
         self.on_uncertain_submit = on_uncertain_submit
         self.log = logger
@@ -276,10 +274,10 @@ class PayOnce:
             self.log.warning("The request changed since the earlier %s submit: submitting anew", name)
             return None
         if record.task_id is None:
-            cause = "an earlier try sent it and got no answer that says whether a job was created"
             if self.on_uncertain_submit == "fail":
                 count_submit(name, UNCERTAIN)
-                raise AirflowFailException(uncertain_message(record, cause))
+                cause = "an earlier try sent it and got no answer that says whether a job was created"
+                raise GenMediaUncertainSubmitError(name, submission.path, cause, sent_at=record.sent_at)
             self.log.warning(
                 "An earlier %s submit at %s may have created a job; submitting again as on_uncertain_submit="
                 "'resubmit' asks (this may pay twice)",
@@ -288,7 +286,7 @@ class PayOnce:
             )
             return None
         try:
-            result = self.hook.get_result(submission.api, record.task_id)
+            result = self.client.get_result(record.task_id)
         except GenMediaNotFoundError:
             self.log.warning("%s no longer knows task %s: submitting anew", name, record.task_id)
             return None
@@ -311,34 +309,15 @@ class PayOnce:
         attempt = SubmitRecord.attempt(submission)
         self.records.record_attempt(attempt)
         try:
-            task_id = self.hook.submit(submission)
+            task_id = self.client.submit(submission)
         except BaseException as error:
             count_submit(submission.api.name, submit_outcome(error))
-            if job_may_exist(error):
-                if isinstance(error, GenMediaUncertainSubmitError):
-                    raise self._uncertain(attempt, error) from None
-                raise
-            self.records.forget()
-            if isinstance(error, GenMediaSpendRefusedError | GenMediaValidationError):
-                raise AirflowFailException(str(error)) from None  # a retry would be refused the same way
+            if not job_may_exist(error):
+                self.records.forget()
+            elif isinstance(error, GenMediaUncertainSubmitError):
+                sent_at = attempt.sent_at
+                raise GenMediaUncertainSubmitError(error.api, error.path, error.cause, sent_at=sent_at) from None
             raise
         count_submit(submission.api.name, CREATED)
         self.records.record_task_id(attempt, task_id)
         return task_id
-
-    def _uncertain(self, attempt: SubmitRecord, error: GenMediaUncertainSubmitError) -> AirflowException:
-        """The Airflow outcome of a submit that may have made a job: fail without retry, or retry and resubmit."""
-        message = uncertain_message(attempt, str(error))
-        if self.on_uncertain_submit == "fail":
-            return AirflowFailException(message)
-        return AirflowException(f"{message}. A retry submits again, as on_uncertain_submit='resubmit' asks")
-
-
-def uncertain_message(record: SubmitRecord, cause: str) -> str:
-    """What to tell the user about a submit that may have created a billed job."""
-    api = record.api
-    return (
-        f"A {api} submit sent at {record.sent_at} may have created a billed job: {cause}. Look in the {api} console "
-        "for a task created at that time before running this task again; to submit anyway, knowing it may pay twice, "
-        "set on_uncertain_submit='resubmit'"
-    )

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import redact
 from airflow_provider_genmedia.apis.base import PollSchedule, TaskApi
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
-from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+from airflow_provider_genmedia.hooks.genmedia import TaskClient
 from airflow_provider_genmedia.hooks.sessions import DEFAULT_MAX_OUTAGE
 from airflow_provider_genmedia.metrics import PollMeter
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
@@ -285,21 +285,21 @@ class TaskWatch:
 
 
 async def watch_task(
-    hook: GenMediaHook,
-    api: TaskApi,
+    client: TaskClient,
     task_id: str,
     planner: PollPlanner,
     logger: logging.Logger | Logger,
 ) -> TaskEvent:
     """Poll a vendor task once per planned delay until the wait ends; return its one event.
 
-    Each poll is one request (`GenMediaHook.apoll`), never retried inside: the schedule is the retry layer, and the
+    Each poll is one request (`TaskClient.apoll`), never retried inside: the schedule is the retry layer, and the
     connection's ``max_outage_seconds`` bounds how long it rides out failures in a row.
     """
+    api = client.api
     meter = PollMeter(api.name, planner.submitted_at if planner.submitted_at < planner.started_at else None)
-    async with hook:
+    async with client:
         try:
-            settings = await hook.ashared_settings()
+            settings = await client.hook.ashared_settings()
         except Exception as error:
             message = f"cannot poll {api.name} task {task_id}: {redact(str(error))}"
             return TaskEvent(status=ERROR, api=api.name, task_id=task_id, message=message, result=None)
@@ -309,7 +309,7 @@ async def watch_task(
             event: TaskEvent | None
             try:
                 async with asyncio.timeout(planner.poll_budget()):
-                    answer = await hook.apoll(api, task_id)
+                    answer = await client.apoll(task_id)
             except TimeoutError:
                 meter.failed(None)
                 event = watch.timeout_event()
@@ -324,8 +324,7 @@ async def watch_task(
 
 
 def wait_for_task(
-    hook: GenMediaHook,
-    api: TaskApi,
+    client: TaskClient,
     task_id: str,
     *,
     poll_interval: float | None = None,
@@ -333,5 +332,5 @@ def wait_for_task(
 ) -> GenerationResult:
     """Wait on the worker with the trigger's own `watch_task`; return the succeeded result or raise as
     `TaskEvent.outcome` does. It runs on the hook's own event loop (`GenMediaHook.run_sync`)."""
-    planner = PollPlanner(api.poll_schedule, poll_interval=poll_interval, end_time=end_time)
-    return hook.run_sync(watch_task(hook, api, task_id, planner, log)).outcome()
+    planner = PollPlanner(client.api.poll_schedule, poll_interval=poll_interval, end_time=end_time)
+    return client.run_sync(watch_task(client, task_id, planner, log)).outcome()

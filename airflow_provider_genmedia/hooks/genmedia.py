@@ -6,6 +6,10 @@ transient (429, 5xx, timeouts, connection errors; `airflow_provider_genmedia.hoo
 resent only when the job was surely not created (the connection never opened, 429, 503), so a job is never paid
 for twice. ``apoll`` reads a task once without retrying, for waits whose own schedule polls again. Every call of
 one event loop shares one session per connection (`airflow_provider_genmedia.hooks.sessions`).
+
+The calls about one API's tasks are a `TaskClient`'s: the hook bound to that API's adapter, made once by `client_for`
+(the provider's own code) or `GenMediaHook.client` (a name, as users write it); the hook's ``submit``,
+``get_result``, ``aget_result`` and ``apoll`` make one for the call.
 """
 
 from __future__ import annotations
@@ -159,14 +163,9 @@ class GenMediaHook(BaseHook):
             "User-Agent": f"airflow-provider-genmedia/{__version__}",
         }
 
-    def _served(self, api: TaskApi | str) -> TaskApi:
-        """The adapter of ``api`` (a name is accepted from callers outside the provider), refused unless this hook's
-        connection type serves it."""
-        adapter = get_api(api) if isinstance(api, str) else api
-        if adapter.conn_type != self.conn_type:
-            served = tuple(served.name for served in self.served_apis())
-            raise GenMediaValidationError("api", f"{type(self).__name__} serves {served}, not {adapter.name!r}")
-        return adapter
+    def client(self, api: str) -> TaskClient:
+        """This hook bound to API ``api`` (a name, resolved here once): `TaskClient`."""
+        return TaskClient(self, get_api(api))
 
     def _scrub(self, text: str) -> str:
         key = self._settings.api_key if self._settings else None
@@ -240,51 +239,12 @@ class GenMediaHook(BaseHook):
     # -- submit ------------------------------------------------------------------------------------------
 
     async def asubmit(self, submission: Submission) -> str:
-        """POST a submission as its API's `TaskApi.prepare` made it (checked there, not again) and return the vendor's
-        task id. A connection with a daily budget takes its units first (`airflow_provider_genmedia.budgets`) and
-        gives them back only when the error proves that no job was made; the POST is resent only then too."""
-        api, path = self._served(submission.api), submission.path
-        settings = (await self._shared()).settings
-        await self._check_balance(settings)
-        reservation = await self._reserve(settings, submission)
-        try:
-            task_id = await self._post(api, path, submission.body, settings)
-        except BaseException as error:
-            if reservation is not None and not job_may_exist(error):
-                await asyncio.to_thread(reservation.release)
-            raise
-        log.info("Submitted %s task %s (%s)", api.name, task_id, path)
-        return task_id
+        """`TaskClient.asubmit` on the client of the submission's API."""
+        return await TaskClient(self, submission.api).asubmit(submission)
 
     def submit(self, submission: Submission) -> str:
         """`asubmit` from sync code."""
         return self.run_sync(self.asubmit(submission))
-
-    async def _reserve(self, settings: ConnectionSettings, submission: Submission) -> Reservation | None:
-        """Take today's budget units of this submit on the connection, or raise: None without a budget."""
-        if not settings.budget.limited:
-            return None
-        outputs = submission.api.requested_usage(submission.body).outputs
-        owner = {"api": submission.api.name, "path": submission.path}
-
-        def take() -> Reservation:
-            return SpendLedger.configured().take(self.conn_id, settings.budget, outputs, owner)
-
-        return await asyncio.to_thread(take)
-
-    async def _post(self, api: TaskApi, path: str, body: Mapping[str, Any], settings: ConnectionSettings) -> str:
-        """The POST and its resends: the task id, or an error; one whose outcome is unknown (`job_may_exist`)
-        becomes `GenMediaUncertainSubmitError`."""
-        try:
-            async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_submit, log)):
-                with attempt:
-                    answer = await self._request(api, "POST", path, body)
-                    task_id = self._task_id(api, path, answer)
-        except GenMediaError as error:
-            if error.outcome_unknown and not isinstance(error, GenMediaUncertainSubmitError):
-                raise GenMediaUncertainSubmitError(api.name, path, str(error)) from None
-            raise
-        return task_id
 
     # -- balance -----------------------------------------------------------------------------------------------
 
@@ -316,58 +276,17 @@ class GenMediaHook(BaseHook):
         log.info("%s balance: %s (min_balance %g)", self.conn_id, balance.describe(), settings.min_balance)
         check_min_balance(self.hook_name, self.conn_id, balance, settings.min_balance)
 
-    def _task_id(self, api: TaskApi, path: str, answer: Any) -> str:
-        """The task id in a submit answer. The vendor accepted the body, so the job may exist: an answer that cannot
-        be read is an uncertain submit, never retried nor resubmitted blindly; the vendor's own error code in it is
-        the vendor's verdict (`GenMediaAPIError.outcome_unknown` decides)."""
-        try:
-            return api.parse_submit(answer)
-        except GenMediaError:
-            raise
-        except Exception as error:
-            raise GenMediaUncertainSubmitError(api.name, path, f"the answer could not be read: {error}") from None
-
     # -- reading a task ----------------------------------------------------------------------------------
 
-    async def _read(self, api: TaskApi, task_id: str, *, cheap: bool) -> TaskProgress | GenerationResult:
-        """One GET of the task, in its turn at the connection's `PollGate`: its progress while it runs when
-        ``cheap``, else (or once it ended) its result. A rate limit, by HTTP status or by the vendor's own code in
-        the body, pauses every read of the connection."""
-        gate = (await self._shared()).gate
-        await gate.wait()
-        try:
-            body = await self._request(api, "GET", api.result_path(task_id))
-            progress = api.parse_progress(body) if cheap else None
-            answer = progress if progress is not None else api.parse_result(task_id, body)
-        except GenMediaRateLimitError as error:
-            gate.pause(error.retry_after)
-            raise
-        except GenMediaAPIError as error:
-            verdict = api.task_failure(task_id, error.body)
-            if verdict is None:
-                raise
-            return verdict
-        gate.passed()
-        return answer
+    async def apoll(self, api: str, task_id: str) -> TaskProgress | GenerationResult:
+        """`TaskClient.apoll` on the client of API ``api``."""
+        return await self.client(api).apoll(task_id)
 
-    async def apoll(self, api: TaskApi, task_id: str) -> TaskProgress | GenerationResult:
-        """Read the task once, without retrying (the caller's schedule polls again): a running task's
-        `TaskProgress`, or its `GenerationResult` once the vendor answered anything else."""
-        return await self._read(self._served(api), task_id, cheap=True)
+    async def aget_result(self, api: str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+        """`TaskClient.aget_result` on the client of API ``api``."""
+        return await self.client(api).aget_result(task_id, deadline=deadline)
 
-    async def aget_result(self, api: TaskApi | str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
-        """Read the task's current state, retrying transient failures; retries that would wait past ``deadline``
-        (a UTC epoch) are given up and the last error is raised."""
-        adapter = self._served(api)
-        settings = (await self._shared()).settings
-        policy = retry_policy(settings.max_retries, retryable_read, log, deadline=deadline)
-        async for attempt in AsyncRetrying(**policy):
-            with attempt:
-                result = await self._read(adapter, task_id, cheap=False)
-        assert isinstance(result, GenerationResult)
-        return result
-
-    def get_result(self, api: TaskApi | str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+    def get_result(self, api: str, task_id: str, *, deadline: float | None = None) -> GenerationResult:
         """`aget_result` from sync code."""
         return self.run_sync(self.aget_result(api, task_id, deadline=deadline))
 
@@ -419,6 +338,140 @@ class GptGeHook(GenMediaHook):
     default_base_url = GPTGE_BASE_URL
 
 
+class TaskClient:
+    """One API's tasks on one connection: a hook bound to the adapter of an API it serves, as openai-python binds a
+    resource to its client (``client.videos.retrieve(id)``). The adapter is resolved once, by whoever builds the client
+    (`client_for`, `GenMediaHook.client`), and travels as that object from there to the HTTP call.
+
+    ``async with client:`` gives back the hook's use of the shared session, as ``async with hook:`` does.
+    """
+
+    def __init__(self, hook: GenMediaHook, api: TaskApi) -> None:
+        if api.conn_type != hook.conn_type:
+            served = tuple(served.name for served in hook.served_apis())
+            raise GenMediaValidationError("api", f"{type(hook).__name__} serves {served}, not {api.name!r}")
+        self.hook = hook
+        self.api = api
+
+    async def __aenter__(self) -> TaskClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.hook.aclose()
+
+    def run_sync(self, call: Coroutine[Any, Any, T]) -> T:
+        """`GenMediaHook.run_sync`: an async call of this client from sync code."""
+        return self.hook.run_sync(call)
+
+    # -- submit ------------------------------------------------------------------------------------------
+
+    async def asubmit(self, submission: Submission) -> str:
+        """POST a submission as this API's `TaskApi.prepare` made it (checked there, not again) and return the vendor's
+        task id. A connection with a daily budget takes its units first (`airflow_provider_genmedia.budgets`) and
+        gives them back only when the error proves that no job was made; the POST is resent only then too."""
+        if submission.api is not self.api:
+            name = submission.api.name
+            raise GenMediaValidationError("api", f"the {self.api.name} client cannot send a {name} submission")
+        hook = self.hook
+        settings = (await hook._shared()).settings
+        await hook._check_balance(settings)
+        reservation = await self._reserve(settings, submission)
+        try:
+            task_id = await self._post(submission.path, submission.body, settings)
+        except BaseException as error:
+            if reservation is not None and not job_may_exist(error):
+                await asyncio.to_thread(reservation.release)
+            raise
+        log.info("Submitted %s task %s (%s)", self.api.name, task_id, submission.path)
+        return task_id
+
+    def submit(self, submission: Submission) -> str:
+        """`asubmit` from sync code."""
+        return self.hook.run_sync(self.asubmit(submission))
+
+    async def _reserve(self, settings: ConnectionSettings, submission: Submission) -> Reservation | None:
+        """Take today's budget units of this submit on the connection, or raise: None without a budget."""
+        if not settings.budget.limited:
+            return None
+        outputs = self.api.requested_usage(submission.body).outputs
+        owner = {"api": self.api.name, "path": submission.path}
+        conn_id = self.hook.conn_id
+
+        def take() -> Reservation:
+            return SpendLedger.configured().take(conn_id, settings.budget, outputs, owner)
+
+        return await asyncio.to_thread(take)
+
+    async def _post(self, path: str, body: Mapping[str, Any], settings: ConnectionSettings) -> str:
+        """The POST and its resends: the task id, or an error; one whose outcome is unknown (`job_may_exist`)
+        becomes `GenMediaUncertainSubmitError`."""
+        try:
+            async for attempt in AsyncRetrying(**retry_policy(settings.max_retries, retryable_submit, log)):
+                with attempt:
+                    answer = await self.hook._request(self.api, "POST", path, body)
+                    task_id = self._task_id(path, answer)
+        except GenMediaError as error:
+            if error.outcome_unknown and not isinstance(error, GenMediaUncertainSubmitError):
+                raise GenMediaUncertainSubmitError(self.api.name, path, str(error)) from None
+            raise
+        return task_id
+
+    def _task_id(self, path: str, answer: Any) -> str:
+        """The task id in a submit answer. The vendor accepted the body, so the job may exist: an answer that cannot
+        be read is an uncertain submit, never retried nor resubmitted blindly; the vendor's own error code in it is
+        the vendor's verdict (`GenMediaAPIError.outcome_unknown` decides)."""
+        try:
+            return self.api.parse_submit(answer)
+        except GenMediaError:
+            raise
+        except Exception as error:
+            raise GenMediaUncertainSubmitError(self.api.name, path, f"the answer could not be read: {error}") from None
+
+    # -- reading a task ----------------------------------------------------------------------------------
+
+    async def _read(self, task_id: str, *, cheap: bool) -> TaskProgress | GenerationResult:
+        """One GET of the task, in its turn at the connection's `PollGate`: its progress while it runs when
+        ``cheap``, else (or once it ended) its result. A rate limit, by HTTP status or by the vendor's own code in
+        the body, pauses every read of the connection."""
+        api = self.api
+        gate = (await self.hook._shared()).gate
+        await gate.wait()
+        try:
+            body = await self.hook._request(api, "GET", api.result_path(task_id))
+            progress = api.parse_progress(body) if cheap else None
+            answer = progress if progress is not None else api.parse_result(task_id, body)
+        except GenMediaRateLimitError as error:
+            gate.pause(error.retry_after)
+            raise
+        except GenMediaAPIError as error:
+            verdict = api.task_failure(task_id, error.body)
+            if verdict is None:
+                raise
+            return verdict
+        gate.passed()
+        return answer
+
+    async def apoll(self, task_id: str) -> TaskProgress | GenerationResult:
+        """Read the task once, without retrying (the caller's schedule polls again): a running task's
+        `TaskProgress`, or its `GenerationResult` once the vendor answered anything else."""
+        return await self._read(task_id, cheap=True)
+
+    async def aget_result(self, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+        """Read the task's current state, retrying transient failures; retries that would wait past ``deadline``
+        (a UTC epoch) are given up and the last error is raised."""
+        settings = (await self.hook._shared()).settings
+        policy = retry_policy(settings.max_retries, retryable_read, log, deadline=deadline)
+        async for attempt in AsyncRetrying(**policy):
+            with attempt:
+                result = await self._read(task_id, cheap=False)
+        assert isinstance(result, GenerationResult)
+        return result
+
+    def get_result(self, task_id: str, *, deadline: float | None = None) -> GenerationResult:
+        """`aget_result` from sync code."""
+        return self.hook.run_sync(self.aget_result(task_id, deadline=deadline))
+
+
 def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
@@ -433,3 +486,8 @@ HOOKS: dict[str, type[GenMediaHook]] = {hook.conn_type: hook for hook in (Novita
 def hook_for(api: TaskApi, conn_id: str | None = None) -> GenMediaHook:
     """The hook of the connection type that serves ``api``, on ``conn_id`` (default: the API's default connection)."""
     return HOOKS[api.conn_type](conn_id or api.default_conn_id)
+
+
+def client_for(api: TaskApi, conn_id: str | None = None) -> TaskClient:
+    """The client of ``api`` on ``conn_id`` (default: the API's default connection): its hook bound to its adapter."""
+    return TaskClient(hook_for(api, conn_id), api)

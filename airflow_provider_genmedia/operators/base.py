@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
-from airflow.providers.common.compat.sdk import AirflowFailException, conf
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_genmedia.apis.base import RequestModel, Submission, TaskApi
@@ -22,12 +22,13 @@ from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.inputs import shown_image
 from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.metrics import count_cost
+from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.pay_once import PayOnce, UncertainSubmitPolicy, record_store
 from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
 
 if TYPE_CHECKING:
-    from airflow_provider_genmedia.hooks.genmedia import GenMediaHook
+    from airflow_provider_genmedia.hooks.genmedia import TaskClient
 
 DEFAULT_TIMEOUT = timedelta(hours=3)
 
@@ -90,7 +91,12 @@ class GenMediaSubmitOperator(BaseOperator):
     def _do_render_template_fields(
         self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
     ) -> None:
-        """Render as Airflow does (mapped tasks included), then keep media bytes out of Rendered Templates."""
+        """Render as Airflow does, then keep media bytes out of Rendered Templates: a pure transformation, no I/O.
+
+        This is the one seam that both ways of rendering pass through on Airflow 3.0 to 3.3: the public
+        ``render_template_fields`` is skipped for a mapped task, whose ``MappedOperator`` calls this method of the
+        unmapped task directly, so that an operator's override of it applies (as Airflow's own comment there says).
+        """
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
         if parent is self:
             self._hide_media()
@@ -119,36 +125,38 @@ class GenMediaSubmitOperator(BaseOperator):
         return self.api.prepare(request, path)
 
     def execute(self, context: Context) -> Any:
-        """Validate, then resume the recorded vendor task or submit a new one, and wait for it."""
-        from airflow_provider_genmedia.hooks.genmedia import hook_for
+        """Validate, then resume the recorded vendor task or submit a new one, and wait for it; errors end the task
+        as `airflow_provider_genmedia.outcomes` maps them."""
+        with airflow_outcomes(f"Invalid input, nothing was sent to {self.api.name}"):
+            submission = self.prepare()
+        with airflow_outcomes(on_uncertain_submit=self.on_uncertain_submit):
+            return self._submit_and_wait(context, submission)
+
+    def _submit_and_wait(self, context: Context, submission: Submission) -> Any:
+        """Resume the recorded vendor task or submit ``submission``, then wait for it here or in the triggerer."""
+        from airflow_provider_genmedia.hooks.genmedia import client_for
         from airflow_provider_genmedia.polling import wait_for_task
         from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
-        try:
-            submission = self.prepare()
-        except GenMediaValidationError as error:
-            raise AirflowFailException(f"Invalid input, nothing was sent to {self.api.name}: {error}") from error
-        hook = hook_for(self.api, self.conn_id)
+        client = client_for(self.api, self.conn_id)
         submitted_at = time.time()
-        task_id, result = PayOnce(hook, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
+        task_id, result = PayOnce(client, record_store(context), self.on_uncertain_submit, self.log).submit(submission)
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
         self.genmedia_task_id = task_id
         if not self.wait_for_completion:
             return task_id
         if result is not None and result.status.is_terminal:
-            return self._returned(self._complete(hook, TaskEvent.completed(result).outcome(), submission))
-        end_time = time.time() + self.timeout
+            return self._returned(self._complete(client, TaskEvent.completed(result).outcome(), submission))
         if self.deferrable:
             self.log.info("Waiting for %s task %s in the triggerer", self.api.name, task_id)
             self.defer(
-                trigger=GenMediaTaskTrigger(
+                trigger=GenMediaTaskTrigger.for_task(
                     self.api.name,
                     task_id,
                     self.conn_id,
-                    self.poll_interval,
-                    end_time,
+                    poll_interval=self.poll_interval,
+                    timeout=self.timeout,
                     request=elide_blobs(submission.body),
-                    end_task=True,
                     # A task submitted by this try: the first poll comes the API's typical first wait after it.
                     submitted_at=submitted_at if result is None else None,
                     path=submission.path,
@@ -156,13 +164,14 @@ class GenMediaSubmitOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        done = wait_for_task(hook, self.api, task_id, poll_interval=self.poll_interval, end_time=end_time)
-        return self._returned(self._complete(hook, done, submission))
+        end_time = time.time() + self.timeout
+        done = wait_for_task(client, task_id, poll_interval=self.poll_interval, end_time=end_time)
+        return self._returned(self._complete(client, done, submission))
 
-    def _complete(self, hook: GenMediaHook, result: GenerationResult, submission: Submission) -> GenerationResult:
+    def _complete(self, client: TaskClient, result: GenerationResult, submission: Submission) -> GenerationResult:
         """The succeeded result as `TaskApi.complete` makes it, priced at the connection's ``prices``, as the
         trigger completes it."""
-        return self.api.complete(result, submission.body, path=submission.path, prices=hook.settings().prices)
+        return self.api.complete(result, submission.body, path=submission.path, prices=client.hook.settings().prices)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger: the result json the trigger completed, or the failure the event describes; an
@@ -172,7 +181,8 @@ class GenMediaSubmitOperator(BaseOperator):
             log_earlier_try_event(self.log, ended, context)
             return self.execute(context)
         self.vendor_event = event
-        return self._returned(ended.outcome())
+        with airflow_outcomes():
+            return self._returned(ended.outcome())
 
     def _lineage(self) -> Any:
         """This try's OpenLineage (`airflow_provider_genmedia.lineage.submit_lineage`)."""

@@ -13,7 +13,6 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES
-from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError
 from airflow_provider_genmedia.metrics import count_verdicts
 from airflow_provider_genmedia.nsfw_filter import (
     DEFAULT_THRESHOLD,
@@ -25,6 +24,7 @@ from airflow_provider_genmedia.nsfw_filter import (
     check_scorer,
     filter_nsfw,
 )
+from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.results import GenerationResult
 
 __all__ = ["NsfwFilterOperator", "filter_nsfw"]
@@ -82,13 +82,11 @@ class NsfwFilterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Filter the outputs, log what was kept and why the others went, and apply ``on_flagged``."""
-        try:
+        with airflow_outcomes():
             result = validate_model(GenerationResult, self.result, prefix="result")
             filtered = filter_nsfw(
                 result, self.threshold, self.unchecked, self.scorer, rescore=self.rescore, max_bytes=self.max_bytes
             )
-        except (UncheckedOutputError, GenMediaValidationError) as error:
-            raise AirflowFailException(str(error)) from error
         count_verdicts(result, filtered)
         self._lineage_results = (result, filtered)
         rejected = filtered.rejected[len(result.rejected) :]

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES
-from airflow_provider_genmedia.exceptions import GenMediaValidationError, MediaTooLargeError
-from airflow_provider_genmedia.hooks.genmedia import hook_for
+from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.hooks.genmedia import client_for
 from airflow_provider_genmedia.links import (
     PUBLISHED_LINKS_KEY,
     S3_SCHEMES,
@@ -25,6 +24,7 @@ from airflow_provider_genmedia.links import (
     published_links,
 )
 from airflow_provider_genmedia.metrics import count_published
+from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.publishing import (
     DEFAULT_FILE_NAME,
     DEFAULT_MANIFEST_NAME,
@@ -115,10 +115,9 @@ class PublishMediaOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Publish every output and the manifest, and describe the files in the outlet Asset events."""
-        try:
+        with airflow_outcomes():
             _check_destination(self.destination)
-        except GenMediaValidationError as error:
-            raise AirflowFailException(str(error)) from error
+            result = self._reviewed_result()
         publisher = MediaPublisher(
             ObjectStoragePath(self.destination, conn_id=self.conn_id),
             file_name=self.file_name,
@@ -127,14 +126,8 @@ class PublishMediaOperator(BaseOperator):
             chunk_size=self.chunk_size,
             refresh=self._read_task_again,
         )
-        try:
-            result = self._reviewed_result()
-        except GenMediaValidationError as error:
-            raise AirflowFailException(str(error)) from error
-        try:
+        with airflow_outcomes("Nothing more was published"):
             published = publisher.publish(result)
-        except (GenMediaValidationError, MediaTooLargeError) as error:
-            raise AirflowFailException(f"Nothing more was published: {error}") from error
         console = self._console()
         links = published_links(published, **console) if console is not None else {"files": None, "manifest": None}
         if (ti := context.get("ti")) is not None:
@@ -168,8 +161,7 @@ class PublishMediaOperator(BaseOperator):
 
     def _read_task_again(self, result: GenerationResult) -> GenerationResult:
         """The vendor task of ``result`` as the vendor reads it now, on ``vendor_conn_id``: fresh output links."""
-        api = get_api(result.api)
-        return hook_for(api, self.vendor_conn_id).get_result(api, result.task_id)
+        return client_for(get_api(result.api), self.vendor_conn_id).get_result(result.task_id)
 
     def _reviewed_result(self) -> GenerationResult:
         """The result to publish, validated, with the outputs approved in review added back given ``reviews``."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -41,6 +41,7 @@ from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMediaValidationError
 from airflow_provider_genmedia.metrics import count_review
+from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.review import APPROVE, REJECT, apply_reviews, review_body, review_items
 
 __all__ = [
@@ -121,17 +122,9 @@ class MediaReviewOperator(HITLOperator):
         self.item = item
         self.preview_destination = preview_destination
 
-    def _do_render_template_fields(
-        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
-    ) -> None:
-        """Render as Airflow does (mapped tasks included), then write the default subject and body from the item,
-        so that Rendered Templates shows the request as the reviewer sees it."""
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self._fill_request()
-
     def _fill_request(self) -> None:
-        """Write the default subject and body from the item, where none was given."""
+        """Write the default subject and body from the item, where none was given: in `execute`, never while the
+        templates are rendered, since the body's preview is written to object storage and signed."""
         if not isinstance(self.item, Mapping):
             return
         if not self.subject:
@@ -161,9 +154,10 @@ class MediaReviewOperator(HITLOperator):
 
     def execute(self, context: Context) -> Any:
         """Check the item, then post the request and wait for the answer (the task waits as ``awaiting_input``)."""
-        if not isinstance(self.item, Mapping) or not isinstance(self.item.get("output"), Mapping):
-            raise GenMediaValidationError("item", "expected one entry of review_items(<NsfwFilterOperator result>)")
-        self._fill_request()
+        with airflow_outcomes():
+            if not isinstance(self.item, Mapping) or not isinstance(self.item.get("output"), Mapping):
+                raise GenMediaValidationError("item", "expected one entry of review_items(<NsfwFilterOperator result>)")
+            self._fill_request()
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:

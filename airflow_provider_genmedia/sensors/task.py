@@ -1,30 +1,26 @@
 """Wait for a vendor task that was submitted elsewhere (for example by a webhook-driven system).
 
-The hook and the trigger are imported when the task runs, not when its DAG file is parsed (see
+The hook is imported when the task runs, not when its DAG file is parsed (see
 `airflow_provider_genmedia.operators.base`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
-from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.events import TIMEOUT, TaskEvent, current_try, log_earlier_try_event
 from airflow_provider_genmedia.exceptions import GenMediaError
 from airflow_provider_genmedia.links import FirstOutputLink
+from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.results import GenerationResult
-
-#: The class path of `GenMediaTaskTrigger`, for a sensor that starts in the triggerer.
-TRIGGER_CLASSPATH = "airflow_provider_genmedia.triggers.task.GenMediaTaskTrigger"
+from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 
 
 def _pulls_every_map_index(template: Any) -> bool:
@@ -95,17 +91,8 @@ class GenMediaTaskSensor(BaseSensorOperator):
             )
         elif not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
-            self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=TRIGGER_CLASSPATH,
-                trigger_kwargs={
-                    "api": api,
-                    "genmedia_task_id": genmedia_task_id,
-                    "conn_id": conn_id,
-                    "poll_interval": poll_interval,
-                    "end_task": True,
-                },
-                next_method="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
+            self.start_trigger_args = GenMediaTaskTrigger.start_args(
+                api, genmedia_task_id, conn_id, poll_interval=poll_interval, timeout=self.timeout
             )
 
     @cached_property
@@ -115,12 +102,18 @@ class GenMediaTaskSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read the task once, as one poll of the trigger: done with its result json once it succeeded; raise if
-        it ended otherwise. The poke interval is the retry layer: a transient failure is just poked again."""
-        from airflow_provider_genmedia.hooks.genmedia import hook_for
+        it ended otherwise. The poke interval is the retry layer: a transient failure is just poked again; other
+        errors end the task as `airflow_provider_genmedia.outcomes` maps them."""
+        with airflow_outcomes():
+            return self._poke_once()
 
-        hook = hook_for(self.task_api, self.conn_id)
+    def _poke_once(self) -> bool | PokeReturnValue:
+        """`poke`, its errors unmapped."""
+        from airflow_provider_genmedia.hooks.genmedia import client_for
+
+        client = client_for(self.task_api, self.conn_id)
         try:
-            answer = hook.run_sync(hook.apoll(self.task_api, self.genmedia_task_id))
+            answer = client.run_sync(client.apoll(self.genmedia_task_id))
         except GenMediaError as error:
             if not error.transient:
                 raise
@@ -134,26 +127,21 @@ class GenMediaTaskSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke on the worker, or check once and defer to the triggerer until the task ends."""
-        from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
-
         if not self.deferrable:
             return super().execute(context)
-        end_time = time.time() + self.timeout
         checked = self.poke(context)
         if isinstance(checked, PokeReturnValue):
             return checked.xcom_value
         self.defer(
-            trigger=GenMediaTaskTrigger(
-                api=self.api,
-                genmedia_task_id=self.genmedia_task_id,
-                conn_id=self.conn_id or self.task_api.default_conn_id,
+            trigger=GenMediaTaskTrigger.for_task(
+                self.api,
+                self.genmedia_task_id,
+                self.conn_id or self.task_api.default_conn_id,
                 poll_interval=self.poll_interval,
-                end_time=end_time,
-                end_task=True,
+                timeout=self.timeout,
                 try_number=current_try(context),
             ),
             method_name="execute_complete",
-            timeout=self.execution_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -165,5 +153,6 @@ class GenMediaTaskSensor(BaseSensorOperator):
             return self.execute(context)
         if ended.status == TIMEOUT:
             raise AirflowSensorTimeout(ended.message)
-        self.generation_result = ended.outcome().model_dump(mode="json")
+        with airflow_outcomes():
+            self.generation_result = ended.outcome().model_dump(mode="json")
         return self.generation_result

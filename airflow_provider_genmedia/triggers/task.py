@@ -1,24 +1,28 @@
 """`GenMediaTaskTrigger`: the wait for a vendor task in the triggerer, ending the Airflow task there when the vendor
-task succeeded, or resuming it on a worker with one `TaskEvent` payload."""
+task succeeded, or resuming it on a worker with one `TaskEvent` payload.
+
+The hook and the polling loop are imported when a trigger runs, not with this module: a sensor builds its start
+arguments (`GenMediaTaskTrigger.start_args`) when its DAG file is parsed (see
+`airflow_provider_genmedia.operators.base`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import XCom, conf
-from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import ERROR, TaskEvent, try_number_of
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import hook_for
 from airflow_provider_genmedia.links import FirstOutputLink, first_output_url
 from airflow_provider_genmedia.metrics import count_cost
-from airflow_provider_genmedia.polling import PollPlanner, watch_task
 from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import TaskStatus
 
@@ -98,6 +102,38 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.path = path
         self.try_number = try_number
 
+    @classmethod
+    def for_task(
+        cls,
+        api: str,
+        genmedia_task_id: str,
+        conn_id: str | None,
+        *,
+        poll_interval: float | None,
+        timeout: float,
+        **completion: Any,
+    ) -> GenMediaTaskTrigger:
+        """The trigger a worker defers an Airflow task to: it ends the task once the vendor task succeeded, and its
+        wait lasts at most ``timeout`` seconds from now (``end_time``, the one deadline rule of every wait). What
+        completes the result (``request``, ``submitted_at``, ``path``, ``try_number``) comes in ``completion``."""
+        end_time = time.time() + timeout
+        return cls(api, genmedia_task_id, conn_id, poll_interval, end_time, end_task=True, **completion)
+
+    @classmethod
+    def start_args(
+        cls, api: str, genmedia_task_id: str, conn_id: str | None, *, poll_interval: float | None, timeout: float
+    ) -> StartTriggerArgs:
+        """What starts an Airflow task in the triggerer with the trigger `for_task` makes, built when its DAG is parsed:
+        the wait begins when Airflow creates the trigger, an instant no ``end_time`` can hold yet, so the same
+        ``timeout`` is Airflow's trigger timeout from then."""
+        trigger_cls, kwargs = cls(api, genmedia_task_id, conn_id, poll_interval, end_task=True).serialize()
+        return StartTriggerArgs(
+            trigger_cls=trigger_cls,
+            trigger_kwargs=kwargs,
+            next_method="execute_complete",
+            timeout=timedelta(seconds=timeout),
+        )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Identifiers, the schedule, the absolute deadline and the elided request: plain JSON, never a credential
         nor media bytes."""
@@ -119,6 +155,9 @@ class GenMediaTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll over the process's shared session until the task ends, the deadline passes or polling fails."""
+        from airflow_provider_genmedia.hooks.genmedia import client_for
+        from airflow_provider_genmedia.polling import PollPlanner, watch_task
+
         started = time.monotonic()
         task_id = str(self.genmedia_task_id)
         try:
@@ -131,10 +170,10 @@ class GenMediaTaskTrigger(BaseTrigger):
         planner = PollPlanner(
             api.poll_schedule, poll_interval=self.poll_interval, end_time=self.end_time, submitted_at=self.submitted_at
         )
-        hook = hook_for(api, self.conn_id)
-        event = await watch_task(hook, api, task_id, planner, self.log)
+        client = client_for(api, self.conn_id)
+        event = await watch_task(client, task_id, planner, self.log)
         if event.result is not None and event.result.status is TaskStatus.SUCCEEDED and self.request is not None:
-            prices = (await hook.asettings()).prices
+            prices = (await client.hook.asettings()).prices
             completed = api.complete(event.result, self.request, path=self.path, prices=prices)
             event = event.model_copy(update={"result": completed})
         if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:

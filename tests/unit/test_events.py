@@ -9,6 +9,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_genmedia.events import TaskEvent
+from airflow_provider_genmedia.exceptions import GenMediaTaskFailedError
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 
 # -- the event contract -------------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ def test_event_outcome_fails_loudly(event: dict | None, match: str) -> None:
 def test_event_outcome_fails_without_retry_on_a_finished_task(status: TaskStatus) -> None:
     event = TaskEvent.completed(_result(status, reason="quota exhausted")).to_payload()
 
-    with pytest.raises(AirflowFailException, match=f"novita task t-ev {status.value}: quota exhausted"):
+    with pytest.raises(GenMediaTaskFailedError, match=f"novita task t-ev {status.value}: quota exhausted"):
         TaskEvent.from_payload(event).outcome()
 
 

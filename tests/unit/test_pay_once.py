@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import Submission
 from airflow_provider_genmedia.exceptions import GenMediaServerError, GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import NovitaHook
+from airflow_provider_genmedia.hooks.genmedia import client_for
 from airflow_provider_genmedia.pay_once import (
     RECORD_VERSION,
     STATE_KEY,
@@ -29,7 +29,7 @@ from airflow_provider_genmedia.pay_once import (
     record_store,
     request_fingerprint,
 )
-from tests.unit.operators.state import StateStore
+from tests.unit.operators.state import StateStore, submit_as_operator
 from tests.unit.triggers.vendor import novita_task, use_connection
 
 PATH = "/v3/async/wan-t2v"
@@ -67,7 +67,7 @@ def serve(server: HTTPServer, submits: Submits, task_id: str, status: str = "TAS
 @pytest.fixture
 def pay_once(novita: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> PayOnce:
     use_connection(monkeypatch, "novita", novita, max_retries=0)
-    return PayOnce(NovitaHook(), TaskStateRecordStore(StateStore()), "fail")
+    return PayOnce(client_for(get_api("novita")), TaskStateRecordStore(StateStore()), "fail")
 
 
 def test_request_fingerprint_ignores_key_order() -> None:
@@ -229,7 +229,7 @@ def test_a_submit_records_the_attempt_then_the_task_id(pay_once: PayOnce, novita
     submits = Submits(accepted("wan-1"))
     serve(novita, submits, "wan-1")
 
-    assert pay_once.submit(submission()) == ("wan-1", None)
+    assert submit_as_operator(pay_once, submission()) == ("wan-1", None)
 
     record = pay_once.records.get()
     assert record is not None
@@ -240,9 +240,9 @@ def test_a_submit_records_the_attempt_then_the_task_id(pay_once: PayOnce, novita
 def test_a_recorded_task_is_resumed_without_a_second_submit(pay_once: PayOnce, novita: HTTPServer) -> None:
     submits = Submits(accepted("wan-1"))
     serve(novita, submits, "wan-1")
-    pay_once.submit(submission())
+    submit_as_operator(pay_once, submission())
 
-    task_id, result = pay_once.submit(submission())
+    task_id, result = submit_as_operator(pay_once, submission())
 
     assert task_id == "wan-1"
     assert result is not None
@@ -253,9 +253,9 @@ def test_a_recorded_task_is_resumed_without_a_second_submit(pay_once: PayOnce, n
 def test_a_changed_request_submits_anew(pay_once: PayOnce, novita: HTTPServer) -> None:
     submits = Submits(accepted("wan-1"), accepted("wan-2"))
     serve(novita, submits, "wan-1")
-    pay_once.submit(submission())
+    submit_as_operator(pay_once, submission())
 
-    task_id, _ = pay_once.submit(submission({**BODY, "prompt": "a boat at dusk"}))
+    task_id, _ = submit_as_operator(pay_once, submission({**BODY, "prompt": "a boat at dusk"}))
 
     assert task_id == "wan-2"
     assert submits.count == 2
@@ -264,9 +264,9 @@ def test_a_changed_request_submits_anew(pay_once: PayOnce, novita: HTTPServer) -
 def test_a_recorded_task_that_failed_is_paid_for_again(pay_once: PayOnce, novita: HTTPServer) -> None:
     submits = Submits(accepted("wan-1"), accepted("wan-2"))
     serve(novita, submits, "wan-1", status="TASK_STATUS_FAILED")
-    pay_once.submit(submission())
+    submit_as_operator(pay_once, submission())
 
-    assert pay_once.submit(submission())[0] == "wan-2"
+    assert submit_as_operator(pay_once, submission())[0] == "wan-2"
     assert submits.count == 2
 
 
@@ -275,7 +275,7 @@ def test_the_vendors_refusal_forgets_the_attempt(pay_once: PayOnce, novita: HTTP
     serve(novita, Submits(Response(json.dumps(refusal), 500, content_type="application/json")), "wan-1")
 
     with pytest.raises(GenMediaServerError):
-        pay_once.submit(submission())
+        submit_as_operator(pay_once, submission())
 
     assert pay_once.records.get() is None
 
@@ -289,7 +289,7 @@ def test_an_unanswered_submit_is_never_paid_for_twice_unless_asked(
     pay_once.on_uncertain_submit = policy  # type: ignore[assignment]
 
     with pytest.raises(AirflowException) as first:
-        pay_once.submit(submission())
+        submit_as_operator(pay_once, submission())
     record = pay_once.records.get()
     assert record is not None
     assert record.task_id is None
@@ -299,9 +299,9 @@ def test_an_unanswered_submit_is_never_paid_for_twice_unless_asked(
     if policy == "fail":
         assert isinstance(first.value, AirflowFailException)
         with pytest.raises(AirflowFailException, match="an earlier try sent it"):
-            pay_once.submit(submission())
+            submit_as_operator(pay_once, submission())
         assert submits.count == 1
     else:
         assert not isinstance(first.value, AirflowFailException)
-        assert pay_once.submit(submission())[0] == "wan-1"
+        assert submit_as_operator(pay_once, submission())[0] == "wan-1"
         assert submits.count == 2

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api
@@ -17,8 +17,9 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaConnectionError,
     GenMediaRateLimitError,
     GenMediaServerError,
+    GenMediaTaskFailedError,
 )
-from airflow_provider_genmedia.hooks.genmedia import NovitaHook
+from airflow_provider_genmedia.hooks.genmedia import client_for
 from airflow_provider_genmedia.polling import MAX_OUTAGE_BACKOFF, PollPlanner, TaskWatch, wait_for_task
 from airflow_provider_genmedia.results import GenerationResult, TaskStatus
 from tests.unit.triggers.vendor import (
@@ -42,12 +43,12 @@ def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
     )
     novita_route(novita, "t-sync-bad", Answer(novita_task("t-sync-bad", "TASK_STATUS_FAILED", reason="bad model")))
     novita_route(novita, "t-sync-slow", Answer(novita_task("t-sync-slow", "TASK_STATUS_QUEUED")))
-    hook = NovitaHook()
-    result = wait_for_task(hook, get_api("novita"), "t-sync", poll_interval=FAST)
-    with pytest.raises(AirflowFailException, match="t-sync-bad failed: bad model"):
-        wait_for_task(hook, get_api("novita"), "t-sync-bad", poll_interval=FAST)
+    client = client_for(get_api("novita"))
+    result = wait_for_task(client, "t-sync", poll_interval=FAST)
+    with pytest.raises(GenMediaTaskFailedError, match="t-sync-bad failed: bad model"):
+        wait_for_task(client, "t-sync-bad", poll_interval=FAST)
     with pytest.raises(AirflowException, match="t-sync-slow was still running at the deadline"):
-        wait_for_task(hook, get_api("novita"), "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)
+        wait_for_task(client, "t-sync-slow", poll_interval=FAST, end_time=time.time() + 0.3)
 
     assert result.status is TaskStatus.SUCCEEDED
     assert len(result.outputs) == 1
@@ -56,10 +57,10 @@ def test_wait_for_task_follows_the_same_contract(novita: HTTPServer) -> None:
 def test_wait_for_task_does_not_wait_out_a_retry_after_past_its_deadline(novita: HTTPServer) -> None:
     limited = Answer({"reason": "RATE_LIMIT_EXCEEDED"}, status=429, headers={"Retry-After": "100"})
     novita_route(novita, "t-limited", limited)
-    hook = NovitaHook()
+    client = client_for(get_api("novita"))
     started = time.monotonic()
     with pytest.raises(AirflowException, match="t-limited was still running at the deadline"):
-        wait_for_task(hook, get_api("novita"), "t-limited", poll_interval=FAST, end_time=time.time() + 1)
+        wait_for_task(client, "t-limited", poll_interval=FAST, end_time=time.time() + 1)
     assert time.monotonic() - started < 5
 
 

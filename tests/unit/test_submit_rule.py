@@ -18,9 +18,9 @@ from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import Submission
 from airflow_provider_genmedia.budgets import SpendLedger
 from airflow_provider_genmedia.exceptions import GenMediaServerError
-from airflow_provider_genmedia.hooks.genmedia import GenMediaHook, GptGeHook, NovitaHook
+from airflow_provider_genmedia.hooks.genmedia import NovitaHook, client_for
 from airflow_provider_genmedia.pay_once import PayOnce, SubmitRecord, TaskStateRecordStore
-from tests.unit.operators.state import StateStore
+from tests.unit.operators.state import StateStore, submit_as_operator
 from tests.unit.triggers.vendor import use_connection
 
 NOVITA_PATH = "/v3/async/wan-t2v"
@@ -59,8 +59,8 @@ def jobs_today(conn_id: str = "novita_default") -> int:
     return SpendLedger.configured().used(conn_id, "jobs", datetime.now(UTC).date().isoformat())
 
 
-def pay_once(hook: GenMediaHook) -> PayOnce:
-    return PayOnce(hook, TaskStateRecordStore(StateStore()), "fail")
+def pay_once(api: str) -> PayOnce:
+    return PayOnce(client_for(get_api(api)), TaskStateRecordStore(StateStore()), "fail")
 
 
 # -- one rule: did the submit make a job? -----------------------------------------------------------------
@@ -87,17 +87,17 @@ def test_a_success_envelope_without_a_task_is_uncertain_and_the_retry_does_not_p
     use_connection(monkeypatch, "gptge", vendor, max_retries=2)
     route = Route(json_answer({"code": 0, "data": {}}))
     vendor.expect_request(path, method="POST").respond_with_handler(route)
-    guard = pay_once(GptGeHook())
+    guard = pay_once(api)
     submission = get_api(api).prepare(body, path)
 
     with pytest.raises(AirflowFailException, match="may have created a billed job"):
-        guard.submit(submission)
+        submit_as_operator(guard, submission)
     record = guard.records.get()
     assert record is not None
     assert record.task_id is None
 
     with pytest.raises(AirflowFailException, match="an earlier try sent it"):
-        guard.submit(submission)
+        submit_as_operator(guard, submission)
     assert route.count == 1
 
 
@@ -117,9 +117,13 @@ def test_an_exception_after_a_200_answer_keeps_the_record_and_the_retry_does_not
     state = StateStore()
 
     with pytest.raises(OSError, match="went away"):
-        PayOnce(NovitaHook(), FailingAfterTheAnswer(state), "fail").submit(novita_submission())
+        submit_as_operator(
+            PayOnce(client_for(get_api("novita")), FailingAfterTheAnswer(state), "fail"), novita_submission()
+        )
     with pytest.raises(AirflowFailException, match="an earlier try sent it"):
-        PayOnce(NovitaHook(), TaskStateRecordStore(state), "fail").submit(novita_submission())
+        submit_as_operator(
+            PayOnce(client_for(get_api("novita")), TaskStateRecordStore(state), "fail"), novita_submission()
+        )
     assert route.count == 1
 
 
@@ -128,10 +132,10 @@ def test_an_answer_that_breaks_the_parser_is_uncertain(vendor: HTTPServer, monke
     route = Route(json_answer(["not", "an", "object"]))
     vendor.expect_request("/avatar/generation", method="POST").respond_with_handler(route)
     body = {"avatar_url": "https://example.com/face.png", "audio_url": "https://example.com/a.mp3"}
-    guard = pay_once(GptGeHook())
+    guard = pay_once("avatar")
 
     with pytest.raises(AirflowFailException, match="may have created a billed job"):
-        guard.submit(get_api("avatar").prepare(body, "/avatar/generation"))
+        submit_as_operator(guard, get_api("avatar").prepare(body, "/avatar/generation"))
     assert guard.records.get() is not None
     assert route.count == 1
 
@@ -147,10 +151,10 @@ def test_a_submit_over_budget_sends_nothing_and_fails_without_retry(
     vendor.expect_request(NOVITA_PATH, method="POST").respond_with_handler(route)
 
     for _ in range(2):
-        assert pay_once(NovitaHook()).submit(novita_submission())[0] == "wan-1"
-    guard = pay_once(NovitaHook())
+        assert submit_as_operator(pay_once("novita"), novita_submission())[0] == "wan-1"
+    guard = pay_once("novita")
     with pytest.raises(AirflowFailException, match=r"max_jobs_per_day=2, and 2 jobs were already counted") as refused:
-        guard.submit(novita_submission())
+        submit_as_operator(guard, novita_submission())
 
     assert route.count == 2
     assert guard.records.get() is None
@@ -164,10 +168,10 @@ def test_the_outputs_a_request_asks_for_count_against_the_output_budget(
     route = Route(json_answer({"task_id": "wan-1"}))
     vendor.expect_request(NOVITA_PATH, method="POST").respond_with_handler(route)
 
-    pay_once(NovitaHook()).submit(novita_submission(image_num=4))
+    submit_as_operator(pay_once("novita"), novita_submission(image_num=4))
     with pytest.raises(AirflowFailException, match="this submit asks for 4"):
-        pay_once(NovitaHook()).submit(novita_submission(image_num=4))
-    pay_once(NovitaHook()).submit(novita_submission(image_num=2))
+        submit_as_operator(pay_once("novita"), novita_submission(image_num=4))
+    submit_as_operator(pay_once("novita"), novita_submission(image_num=2))
 
     assert route.count == 2
 
@@ -182,7 +186,7 @@ def test_a_proven_refusal_gives_its_unit_back(
 
     for _ in range(3):
         with pytest.raises(GenMediaServerError):
-            pay_once(NovitaHook()).submit(novita_submission())
+            submit_as_operator(pay_once("novita"), novita_submission())
 
     assert route.count == 3
     assert jobs_today() == 0
@@ -196,9 +200,9 @@ def test_an_uncertain_submit_keeps_its_unit(
     vendor.expect_request(NOVITA_PATH, method="POST").respond_with_handler(route)
 
     with pytest.raises(AirflowFailException, match="may have created a billed job"):
-        pay_once(NovitaHook()).submit(novita_submission())
+        submit_as_operator(pay_once("novita"), novita_submission())
     with pytest.raises(AirflowFailException, match="max_jobs_per_day=1"):
-        pay_once(NovitaHook()).submit(novita_submission())
+        submit_as_operator(pay_once("novita"), novita_submission())
 
     assert route.count == 1
     assert jobs_today() == 1
@@ -213,10 +217,10 @@ def test_a_resumed_job_never_counts_twice(
     vendor.expect_request("/v3/async/task-result").respond_with_json(
         {"task": {"task_id": "wan-1", "status": "TASK_STATUS_PROCESSING"}, "images": [], "videos": []}
     )
-    guard = pay_once(NovitaHook())
+    guard = pay_once("novita")
 
-    guard.submit(novita_submission())
-    task_id, resumed = guard.submit(novita_submission())
+    submit_as_operator(guard, novita_submission())
+    task_id, resumed = submit_as_operator(guard, novita_submission())
 
     assert (task_id, resumed is not None) == ("wan-1", True)
     assert route.count == 1

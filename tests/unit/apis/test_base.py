@@ -11,7 +11,7 @@ from airflow_provider_genmedia.apis import API_NAMES, get_api
 from airflow_provider_genmedia.apis.avatar import SUBMIT_PATH, AvatarRequest
 from airflow_provider_genmedia.apis.jimeng import IMAGE2VIDEO_PATH, TEXT2VIDEO_PATH, JimengVideoRequest
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, client_for, hook_for
 
 IMAGE_URL = "https://example.com/first-frame.png"
 
@@ -86,3 +86,17 @@ def test_a_hook_refuses_an_api_of_another_connection_type(monkeypatch: pytest.Mo
     submission = get_api("jimeng").prepare({"prompt": "a kite"})
     with pytest.raises(GenMediaValidationError, match=r"^api: NovitaHook serves \('novita',\), not 'jimeng'"):
         NovitaHook().submit(submission)
+
+
+def test_a_client_is_bound_to_one_api_and_refuses_another_ones_submission(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter is resolved once, when the client is made: the hook by name, ``client_for`` by adapter."""
+    monkeypatch.setenv("AIRFLOW_CONN_GPTGE_DEFAULT", "gptge://:emulator-key@127.0.0.1:9")
+    client = GptGeHook().client("jimeng")
+    assert (client.api, client_for(get_api("jimeng")).api) == (get_api("jimeng"), get_api("jimeng"))
+    with pytest.raises(GenMediaValidationError, match=r"^api: GptGeHook serves .*, not 'novita'"):
+        GptGeHook().client("novita")
+    avatar = get_api("avatar").prepare(
+        {"avatar_url": "https://example.com/a.png", "audio_url": "https://example.com/a.mp3"}
+    )
+    with pytest.raises(GenMediaValidationError, match="the jimeng client cannot send a avatar submission"):
+        client.submit(avatar)

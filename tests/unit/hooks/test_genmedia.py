@@ -397,6 +397,6 @@ def test_a_gateway_page_is_told_by_its_title(httpserver: HTTPServer, novita: Nov
     httpserver.expect_request(RESULT_PATH).respond_with_data(page, status=502, content_type="text/html")
 
     with pytest.raises(GenMediaServerError) as raised:
-        novita.run_sync(novita.apoll(get_api("novita"), "t-page"))
+        novita.run_sync(novita.apoll("novita", "t-page"))
 
     assert str(raised.value) == "HTTP 502 novita: 502 Bad Gateway"

@@ -80,3 +80,15 @@ def test_where_the_store_cannot_sign_the_frame_is_kept_and_the_video_linked_at_i
 
 def test_human_review_is_available_from_airflow_3_1() -> None:
     assert review_operators.HUMAN_REVIEW_AVAILABLE is AIRFLOW_V_3_1_PLUS
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="human-in-the-loop tasks need Airflow 3.1+")
+def test_rendering_writes_nothing_and_the_preview_is_stored_when_the_task_runs(tmp_path: Path) -> None:
+    operator = MediaReviewOperator(task_id="review", item=flagged_video_item(), preview_destination=tmp_path.as_uri())
+
+    operator.render_template_fields(context={})  # type: ignore[arg-type]
+    assert (operator.body, list(tmp_path.iterdir())) == (None, [])
+
+    operator._fill_request()  # what execute does before it posts the request
+    assert (tmp_path / "jimeng_t_7_1.worst-frame.jpg").exists()
+    assert operator.subject == "Publish output 1 of jimeng task t/7?"

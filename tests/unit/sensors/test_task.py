@@ -210,8 +210,14 @@ def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow(
         "genmedia_task_id": "j-1",
         "conn_id": None,
         "poll_interval": None,
+        "end_time": None,  # the wait begins when Airflow creates the trigger: its trigger timeout is the deadline
+        "request": None,
         "end_task": True,
+        "submitted_at": None,
+        "path": None,
+        "try_number": None,
     }
+    assert waiting.start_trigger_args.timeout == timedelta(seconds=60)
 
 
 def test_start_from_trigger_false_checks_once_on_a_worker_before_deferring() -> None:

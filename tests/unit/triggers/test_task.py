@@ -13,6 +13,7 @@ from airflow.triggers.base import TriggerEvent
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.events import TaskEvent
+from airflow_provider_genmedia.exceptions import GenMediaTaskFailedError
 from airflow_provider_genmedia.results import TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 from tests.unit.triggers.supervisor import Supervisor, bind
@@ -117,7 +118,7 @@ async def test_failed_task_carries_the_vendor_reason(novita: HTTPServer) -> None
     assert payload["status"] == "failed"
     assert payload["result"] is None  # the reason is in the message: Airflow logs the whole payload
     assert payload["message"].endswith("NSFW content detected in the input image")
-    with pytest.raises(AirflowFailException, match=r"t-bad failed: NSFW content detected"):
+    with pytest.raises(GenMediaTaskFailedError, match=r"t-bad failed: NSFW content detected"):
         TaskEvent.from_payload(payload).outcome()
 
 
