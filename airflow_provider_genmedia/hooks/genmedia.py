@@ -20,8 +20,8 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHo
 from asgiref.sync import sync_to_async
 from tenacity import AsyncRetrying
 
-from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__, connection_type_info
-from airflow_provider_genmedia.apis import apis_on, get_api
+from airflow_provider_genmedia import __version__, connection_type_info
+from airflow_provider_genmedia.apis import GPTGE_BASE_URL, NOVITA_BASE_URL, apis_on, get_api
 from airflow_provider_genmedia.apis.base import Submission, TaskApi
 from airflow_provider_genmedia.balance import BALANCE_ROUTES, Balance, check_min_balance
 from airflow_provider_genmedia.budgets import Reservation, SpendLedger
