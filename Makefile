@@ -151,8 +151,10 @@ $(DOCS_STAMP): pyproject.toml docs/constraints.txt $(STAMP)
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -c docs/constraints.txt -e ".[docs]" 2>&1 | $(QUIET_PIP)
 	touch $@
 
+# docs/api holds the API reference's module pages that autosummary writes at each build: made afresh, so that a
+# module renamed or removed leaves no page behind.
 docs: $(DOCS_STAMP)
-	rm -rf docs/_build
+	rm -rf docs/_build docs/api
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 	@echo "The docs site: docs/_build/html/index.html"
 
@@ -177,4 +179,4 @@ constraints: | $(UV)
 	rm -rf .tmp/constraints-venv
 
 clean:
-	rm -rf $(VENV) $(VENV)-* .tmp .airflow .mypy_cache .ruff_cache demo-output docs/_build
+	rm -rf $(VENV) $(VENV)-* .tmp .airflow .mypy_cache .ruff_cache demo-output docs/_build docs/api

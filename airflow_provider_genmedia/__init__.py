@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from airflow_provider_genmedia.apis import GPTGE_BASE_URL, NOVITA_BASE_URL
 
-NOVITA_BASE_URL = "https://api.novita.ai"
-GPTGE_BASE_URL = "https://api.gpt.ge"
+__version__ = "0.1.0"
 
 _CONNECTION_FIELDS: dict[str, Any] = {
     "timeout": {

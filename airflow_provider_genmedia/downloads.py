@@ -25,7 +25,7 @@ from airflow_provider_genmedia.exceptions import (
     MediaTooLargeError,
     api_error_class,
 )
-from airflow_provider_genmedia.hooks.retries import parse_retry_after, retry_policy, retryable_read
+from airflow_provider_genmedia.retries import parse_retry_after, retry_policy, retryable_read
 from airflow_provider_genmedia.urls import check_http_url, public_url
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ DOWNLOAD_TIMEOUT = (10.0, 60.0)
 #: How an expired or revoked presigned link answers (S3, OSS and the emulator say 403).
 EXPIRED_LINK_STATUSES = frozenset({403, 410})
 #: Tries of one download before a transient failure is raised (the first one included); the waits between them are
-#: the provider's one retry policy (`airflow_provider_genmedia.hooks.retries`).
+#: the provider's one retry policy (`airflow_provider_genmedia.retries`).
 DOWNLOAD_ATTEMPTS = 4
 
 

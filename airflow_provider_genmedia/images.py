@@ -18,6 +18,15 @@ def image_size(data: bytes, *, field: str = "image") -> tuple[int, int]:
         raise GenMediaValidationError(field, "is not a readable image") from None
 
 
+def image_mime_type(data: bytes, *, field: str = "image") -> str:
+    """The MIME type of image bytes; a `GenMediaValidationError` naming ``field`` when they are not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.get_format_mimetype() or "application/octet-stream"
+    except (OSError, ValueError):
+        raise GenMediaValidationError(field, "is not a readable image") from None
+
+
 def fit_image(data: bytes, *, max_pixels: int, max_bytes: int) -> bytes:
     """Scale an image down (keeping its aspect ratio and orientation) until it has at most ``max_pixels``
     pixels and ``max_bytes`` bytes; an image already within both limits is returned unchanged."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.sdk import ObjectStoragePath
 
@@ -84,3 +85,24 @@ def read_image(value: Any, *, field: str = "image") -> bytes:
     except OSError as error:
         raise GenMediaValidationError(field, f"could not be read: {error}") from None
     raise GenMediaValidationError(field, f"must be a path, URL, ObjectStoragePath, bytes or base64, not {type(value)}")
+
+
+class EncodedImage(NamedTuple):
+    """An input image as base64, with its MIME type."""
+
+    data: str
+    mime_type: str
+
+    @property
+    def data_uri(self) -> str:
+        """``data:<mime>;base64,<data>``."""
+        return f"data:{self.mime_type};base64,{self.data}"
+
+
+def encode_image(value: Any, *, field: str = "image") -> EncodedImage:
+    """Read an image as `read_image` does and encode it as base64 with its MIME type; refuse what is no image."""
+    # Imported here: Pillow costs a DAG file's parse, and only an image sent inline needs it.
+    from airflow_provider_genmedia.images import image_mime_type
+
+    data = read_image(value, field=field)
+    return EncodedImage(base64.b64encode(data).decode(), image_mime_type(data, field=field))

@@ -21,8 +21,8 @@ from airflow.providers.common.compat.sdk import redact
 from airflow_provider_genmedia.apis.base import PollSchedule, TaskApi
 from airflow_provider_genmedia.events import ERROR, TIMEOUT, TaskEvent
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaError, GenMediaNotFoundError
+from airflow_provider_genmedia.hooks.connection_settings import DEFAULT_MAX_OUTAGE
 from airflow_provider_genmedia.hooks.genmedia import TaskClient
-from airflow_provider_genmedia.hooks.sessions import DEFAULT_MAX_OUTAGE
 from airflow_provider_genmedia.metrics import PollMeter
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, TaskStatus
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.nsfw_filter import UNDECODABLE
+from airflow_provider_genmedia.nsfw import UNDECODABLE
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, RejectedOutput, ReviewApproval
 
 APPROVE, REJECT = "Approve", "Reject"

@@ -33,17 +33,31 @@ copyright = "2026, the airflow-provider-genmedia authors"
 release = __version__
 version = __version__
 
-extensions = ["myst_parser"]
-source_suffix = {".md": "markdown"}
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.autosummary"]
+# The API reference's module pages are reStructuredText that autosummary writes into api/ (git-ignored) at each build.
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "snippets", "constraints.txt"]
+
+# The API reference (api.md): a page per module of the package, found by autosummary, filled from the docstrings.
+autosummary_generate = True
+templates_path = ["_templates"]
+# A module documents what it defines, not what it re-exports (a re-exported class would be two targets of one name).
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
 
 # Headings get anchors down to level 3, so pages can link to a section: [Paying once](production.md#paying-once).
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence", "deflist"]
 
-# Every reference must resolve; a page left out of a toctree or a bad link is a warning, and warnings fail.
+# Every reference must resolve; a page left out of a toctree or a bad link is a warning, and warnings fail. The API
+# reference's types from other packages (Airflow, pydantic, the standard library ...) have no page here: the build
+# reaches no other site's inventory, so only this package's own names must resolve.
 nitpicky = True
+# Private names and type variables have no page either.
+nitpick_ignore_regex = [(r"py:.*", r"(?!airflow_provider_genmedia\.).*"), (r"py:.*", r".*\.(_\w+|T|ModelT)")]
 
 html_theme = "furo"
 html_title = f"airflow-provider-genmedia {release}"

@@ -21,7 +21,11 @@ _ADAPTERS: dict[str, str] = {
 }
 API_NAMES: tuple[str, ...] = tuple(_ADAPTERS)
 
-__all__ = ["API_NAMES", "TaskApi", "apis_on", "get_api"]
+#: The vendors' own endpoints: the default base URL of a ``novita`` and of a ``gptge`` connection.
+NOVITA_BASE_URL = "https://api.novita.ai"
+GPTGE_BASE_URL = "https://api.gpt.ge"
+
+__all__ = ["API_NAMES", "GPTGE_BASE_URL", "NOVITA_BASE_URL", "TaskApi", "apis_on", "get_api"]
 
 
 @functools.cache

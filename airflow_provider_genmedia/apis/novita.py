@@ -59,7 +59,9 @@ Preprocessor = Literal[
 ]  # fmt: skip
 
 Unit = Annotated[float, Field(ge=0, le=1)]
-Side = Annotated[int, Field(ge=128, le=2048)]
+#: The width and height Novita accepts, in pixels.
+MIN_SIDE, MAX_SIDE = 128, 2048
+Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE)]
 Prompt = Annotated[str, Field(min_length=1, max_length=1024)]
 
 

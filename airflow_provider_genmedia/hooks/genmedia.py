@@ -2,7 +2,7 @@
 hook's own event loop.
 
 ``submit``, ``get_result`` and ``aget_result`` retry with exponential backoff and jitter what the error calls
-transient (429, 5xx, timeouts, connection errors; `airflow_provider_genmedia.hooks.retries`). A submit POST is
+transient (429, 5xx, timeouts, connection errors; `airflow_provider_genmedia.retries`). A submit POST is
 resent only when the job was surely not created (the connection never opened, 429, 503), so a job is never paid
 for twice. ``apoll`` reads a task once without retrying, for waits whose own schedule polls again. Every call of
 one event loop shares one session per connection (`airflow_provider_genmedia.hooks.sessions`).
@@ -24,8 +24,8 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHo
 from asgiref.sync import sync_to_async
 from tenacity import AsyncRetrying
 
-from airflow_provider_genmedia import GPTGE_BASE_URL, NOVITA_BASE_URL, __version__, connection_type_info
-from airflow_provider_genmedia.apis import apis_on, get_api
+from airflow_provider_genmedia import __version__, connection_type_info
+from airflow_provider_genmedia.apis import GPTGE_BASE_URL, NOVITA_BASE_URL, apis_on, get_api
 from airflow_provider_genmedia.apis.base import Submission, TaskApi
 from airflow_provider_genmedia.balance import BALANCE_ROUTES, Balance, check_min_balance
 from airflow_provider_genmedia.budgets import Reservation, SpendLedger
@@ -41,10 +41,11 @@ from airflow_provider_genmedia.exceptions import (
     job_may_exist,
 )
 from airflow_provider_genmedia.hooks import sessions
-from airflow_provider_genmedia.hooks.answers import answer_text, network_failure, read_answer, transport_error
-from airflow_provider_genmedia.hooks.retries import retry_policy, retryable_read, retryable_submit
-from airflow_provider_genmedia.hooks.sessions import ConnectionSettings, SharedSession
+from airflow_provider_genmedia.hooks.connection_settings import ConnectionSettings
+from airflow_provider_genmedia.hooks.json_or_error import answer_text, network_failure, read_answer, transport_error
+from airflow_provider_genmedia.hooks.sessions import SharedSession
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress
+from airflow_provider_genmedia.retries import retry_policy, retryable_read, retryable_submit
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""The base of every generation operator: render and validate its arguments, pay once (`airflow_provider_genmedia.
-pay_once`), wait on the worker or in the triggerer, and return the result.
+"""The base of every generation operator: render and validate its arguments, pay once
+(`airflow_provider_genmedia.pay_once`), wait on the worker or in the triggerer, and return the result.
 
 What a run needs (the hook and its aiohttp transport, polling, the trigger) is imported when the task runs, not
 when its DAG file is parsed: Airflow parses DAG files in fresh processes, again and again (every callback of a task

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from airflow_provider_genmedia.apis import TaskApi, get_api
 from airflow_provider_genmedia.apis.base import RequestModel, Submission
-from airflow_provider_genmedia.apis.novita import ASYNC_PREFIX, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from airflow_provider_genmedia.apis.novita import (
+    ASYNC_PREFIX,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_SIDE,
+    MIN_SIDE,
+    Img2ImgRequest,
+    NovitaExtra,
+)
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.images import fit_image, image_size
 from airflow_provider_genmedia.inputs import read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
 
-MIN_SIDE, MAX_SIDE = 128, 2048
+#: The img2img ``request`` fields the operator takes under their own names: all but the image, which ``image`` gives.
+REQUEST_FIELDS = tuple(name for name in Img2ImgRequest.model_fields if name != "image_base64")
+#: The ``extra`` fields of an image endpoint, under their own names.
+EXTRA_FIELDS = tuple(name for name in NovitaExtra.model_fields if name != "response_video_type")
+
+
+def _takes_json(field: FieldInfo) -> bool:
+    """True for a model field whose value is an object or a list (Rendered Templates shows it as JSON)."""
+    kinds = [get_origin(kind) or kind for kind in get_args(field.annotation) or (field.annotation,)]
+    return any(kind is list or (isinstance(kind, type) and issubclass(kind, BaseModel)) for kind in kinds)
 
 
 def output_size(width: int, height: int) -> tuple[int, int]:
@@ -66,42 +86,12 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
 
     api: ClassVar[TaskApi] = get_api("novita")
     #: Every setting sent to Novita, so that Rendered Templates shows what was asked (media bytes elided).
-    template_fields: Sequence[str] = (
-        "image",
-        "prompt",
-        "negative_prompt",
-        "model_name",
-        "width",
-        "height",
-        "image_num",
-        "steps",
-        "guidance_scale",
-        "sampler_name",
-        "seed",
-        "strength",
-        "clip_skip",
-        "sd_vae",
-        "loras",
-        "embeddings",
-        "controlnet",
-        "ip_adapters",
-        "response_image_type",
-        "enable_nsfw_detection",
-        "nsfw_detection_level",
-        "webhook",
-        "custom_storage",
-        "enterprise_plan",
-        "fit_image",
-        "conn_id",
-    )
+    template_fields: Sequence[str] = ("image", *REQUEST_FIELDS, *EXTRA_FIELDS, "fit_image", "conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {
-        "loras": "json",
-        "embeddings": "json",
-        "controlnet": "json",
-        "ip_adapters": "json",
-        "webhook": "json",
-        "custom_storage": "json",
-        "enterprise_plan": "json",
+        name: "json"
+        for model, names in ((Img2ImgRequest, REQUEST_FIELDS), (NovitaExtra, EXTRA_FIELDS))
+        for name in names
+        if _takes_json(model.model_fields[name])
     }
 
     def __init__(
@@ -134,32 +124,12 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
         fit_image: bool = False,
         **kwargs: Any,
     ) -> None:
+        vendor_fields = locals()  # the arguments, read before anything else is defined here
         super().__init__(**kwargs)
         self.image = image
-        self.prompt = prompt
-        self.model_name = model_name
-        self.negative_prompt = negative_prompt
-        self.width = width
-        self.height = height
-        self.image_num = image_num
-        self.steps = steps
-        self.guidance_scale = guidance_scale
-        self.sampler_name = sampler_name
-        self.seed = seed
-        self.strength = strength
-        self.clip_skip = clip_skip
-        self.sd_vae = sd_vae
-        self.loras = loras
-        self.embeddings = embeddings
-        self.controlnet = controlnet
-        self.ip_adapters = ip_adapters
-        self.response_image_type = response_image_type
-        self.enable_nsfw_detection = enable_nsfw_detection
-        self.nsfw_detection_level = nsfw_detection_level
-        self.webhook = webhook
-        self.custom_storage = custom_storage
-        self.enterprise_plan = enterprise_plan
         self.fit_image = fit_image
+        for name in (*REQUEST_FIELDS, *EXTRA_FIELDS):
+            setattr(self, name, vendor_fields[name])
 
     def _input_image(self) -> tuple[bytes, tuple[int, int]]:
         """The input image's bytes and size, scaled down when ``fit_image`` asks; its limits are checked once, by
@@ -183,39 +153,22 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
         """The img2img body from the operator's arguments, with the input image read and checked."""
         data, size = self._input_image()
         width, height = output_size(*size)
-        extra = {
-            "response_image_type": self.response_image_type,
-            "enable_nsfw_detection": self.enable_nsfw_detection,
-            "nsfw_detection_level": self.nsfw_detection_level,
-            "webhook": self.webhook,
-            "custom_storage": self.custom_storage,
-            "enterprise_plan": self.enterprise_plan,
-        }
-        request = {
-            "model_name": self.model_name,
-            "image_base64": base64.b64encode(data).decode(),
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "width": self.width or width,
-            "height": self.height or height,
-            "image_num": self.image_num,
-            "steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-            "sampler_name": self.sampler_name,
-            "seed": self.seed,
-            "strength": self.strength,
-            "clip_skip": self.clip_skip,
-            "sd_vae": self.sd_vae,
-            "loras": self.loras,
-            "embeddings": self.embeddings,
-            "controlnet": self.setting("controlnet"),
-            "ip_adapters": self.setting("ip_adapters"),
-        }
-        body: dict[str, Any] = {"request": {key: value for key, value in request.items() if value is not None}}
-        given_extra = {key: value for key, value in extra.items() if value is not None}
-        if given_extra:
-            body["extra"] = given_extra
+        request = {name: self.setting(name) for name in REQUEST_FIELDS}
+        request.update(
+            image_base64=base64.b64encode(data).decode(),
+            width=request["width"] or width,
+            height=request["height"] or height,
+        )
+        extra = _given({name: self.setting(name) for name in EXTRA_FIELDS})
+        body: dict[str, Any] = {"request": _given(request)}
+        if extra:
+            body["extra"] = extra
         return f"{ASYNC_PREFIX}img2img", body
+
+
+def _given(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that were given (not None): an optional field left out is not sent."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 class NovitaTaskOperator(GenMediaSubmitOperator):

@@ -1,6 +1,6 @@
 """`NsfwFilterOperator`: keep the outputs that are safe for work in an Airflow task. The engine behind it (the
 vendor's verdicts, a threshold, the built-in local model or a user's own scorer, and the policies for the rest) is
-`airflow_provider_genmedia.nsfw_filter`; `filter_nsfw` stays importable from here.
+`airflow_provider_genmedia.nsfw`; `filter_nsfw` stays importable from here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.metrics import count_verdicts
-from airflow_provider_genmedia.nsfw_filter import (
+from airflow_provider_genmedia.nsfw import (
     DEFAULT_THRESHOLD,
     FLAGGED,
     FlaggedPolicy,

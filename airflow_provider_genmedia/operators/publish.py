@@ -1,6 +1,6 @@
 """`PublishMediaOperator`: publish a generation task's outputs to object storage in an Airflow task, with a manifest,
 console links and an Asset event. The engine behind it (streaming, checksums, atomic commits, idempotent re-runs)
-is `airflow_provider_genmedia.publishing.MediaPublisher`.
+is `airflow_provider_genmedia.publish.MediaPublisher`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from airflow_provider_genmedia.links import (
 )
 from airflow_provider_genmedia.metrics import count_published
 from airflow_provider_genmedia.outcomes import airflow_outcomes
-from airflow_provider_genmedia.publishing import (
+from airflow_provider_genmedia.publish import (
     DEFAULT_FILE_NAME,
     DEFAULT_MANIFEST_NAME,
     FILE_NAME_FIELDS,

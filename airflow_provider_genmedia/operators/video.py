@@ -14,41 +14,13 @@ vendor's body.
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
-
-from PIL import Image
+from typing import Any, ClassVar
 
 from airflow_provider_genmedia.apis import TaskApi, get_api
-from airflow_provider_genmedia.images import image_size
-from airflow_provider_genmedia.inputs import read_image
+from airflow_provider_genmedia.inputs import encode_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
 from airflow_provider_genmedia.urls import is_http_url
-
-IMAGE_FIELD = "image"
-
-
-class EncodedImage(NamedTuple):
-    """An input image as base64, with its MIME type."""
-
-    data: str
-    mime_type: str
-
-    @property
-    def data_uri(self) -> str:
-        """``data:<mime>;base64,<data>``."""
-        return f"data:{self.mime_type};base64,{self.data}"
-
-
-def encode_image(value: Any) -> EncodedImage:
-    """Read an image given as a local path, an ``ObjectStoragePath``, bytes or base64; refuse what is no image."""
-    data = read_image(value, field=IMAGE_FIELD)
-    image_size(data, field=IMAGE_FIELD)
-    with Image.open(io.BytesIO(data)) as image:
-        mime_type = image.get_format_mimetype() or "application/octet-stream"
-    return EncodedImage(base64.b64encode(data).decode(), mime_type)
 
 
 class JimengVideoOperator(GenMediaSubmitOperator):

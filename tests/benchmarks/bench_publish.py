@@ -21,7 +21,7 @@ from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_genmedia.publishing import MediaPublisher
+from airflow_provider_genmedia.publish import MediaPublisher
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
 
 MIB = 1024 * 1024

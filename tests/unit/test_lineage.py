@@ -160,7 +160,7 @@ def test_the_publisher_tells_every_file_and_the_manifest_in_their_storage_with_s
 
 
 def test_the_filter_tells_what_it_kept_and_set_aside() -> None:
-    from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+    from airflow_provider_genmedia.nsfw import filter_nsfw
 
     result = GenerationResult.model_validate(RESULT)
     filtered = filter_nsfw(result, 50.0, "reject", None)

@@ -111,7 +111,7 @@ def test_a_task_ended_before_its_first_poll_is_timed_from_the_start_of_the_wait(
 
 
 def test_nsfw_verdicts_are_counted_by_source_and_outcome(sent: list[Any]) -> None:
-    from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+    from airflow_provider_genmedia.nsfw import filter_nsfw
 
     outputs = [
         {"url": "https://cdn/0.png?sig=x", "kind": "image", "nsfw": {"checked": True, "confidence": 2.0}},

@@ -20,7 +20,7 @@ from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia import nsfw_local
 from airflow_provider_genmedia.exceptions import UndecodableMediaError
-from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+from airflow_provider_genmedia.nsfw import filter_nsfw
 from airflow_provider_genmedia.nsfw_local import LocalNsfwModel, sample_times, shared_model
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskStatus
 from genmedia_emulator.media import MediaSpec, render, sample_mp4

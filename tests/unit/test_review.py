@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+from airflow_provider_genmedia.nsfw import filter_nsfw
 from airflow_provider_genmedia.results import RejectedOutput
 from airflow_provider_genmedia.review import apply_reviews, review_body, review_items
 

@@ -24,9 +24,9 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaValidationError,
 )
 from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for
-from airflow_provider_genmedia.hooks.retries import parse_retry_after
 from airflow_provider_genmedia.hooks.sessions import open_sessions
 from airflow_provider_genmedia.results import TaskStatus
+from airflow_provider_genmedia.retries import parse_retry_after
 
 KEY = "sk_test_0123456789abcdef"
 RESULT_PATH = "/v3/async/task-result"

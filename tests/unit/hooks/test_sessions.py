@@ -14,15 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from airflow_provider_genmedia.exceptions import GenMediaRateLimitError, GenMediaValidationError
+from airflow_provider_genmedia.hooks.connection_settings import DEFAULT_MAX_OUTAGE
 from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook
-from airflow_provider_genmedia.hooks.sessions import (
-    DEFAULT_MAX_OUTAGE,
-    MAX_PAUSE,
-    POOL_SIZE,
-    RATE_LIMIT_PAUSE,
-    PollGate,
-    open_sessions,
-)
+from airflow_provider_genmedia.hooks.poll_gate import MAX_PAUSE, RATE_LIMIT_PAUSE, PollGate
+from airflow_provider_genmedia.hooks.sessions import POOL_SIZE, open_sessions
 from airflow_provider_genmedia.results import TaskProgress, TaskStatus
 from airflow_provider_genmedia.triggers.task import GenMediaTaskTrigger
 

@@ -9,12 +9,12 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from pytest_httpserver import HTTPServer
 
-from airflow_provider_genmedia import nsfw_filter
+from airflow_provider_genmedia import nsfw as nsfw_engine
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.operators import nsfw
 from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
 from genmedia_emulator.media import sample_mp4
-from tests.unit.test_nsfw_filter import image, result, video
+from tests.unit.test_nsfw import image, result, video
 
 
 def run(operator: NsfwFilterOperator) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def test_result_is_templated() -> None:
 
 
 def test_filter_nsfw_stays_importable_from_the_operators_module() -> None:
-    assert nsfw.filter_nsfw is nsfw_filter.filter_nsfw
+    assert nsfw.filter_nsfw is nsfw_engine.filter_nsfw
     assert nsfw.filter_nsfw(result(image(97.5), image(1.2))).source_indexes == [1]
 
 

@@ -17,8 +17,8 @@ import aiohttp
 
 from airflow_provider_genmedia.apis.base import TaskApi
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, api_error_class
-from airflow_provider_genmedia.hooks.retries import parse_retry_after
 from airflow_provider_genmedia.hooks.sessions import CONNECT_TIMEOUT
+from airflow_provider_genmedia.retries import parse_retry_after
 
 Scrub = Callable[[str], str]
 

@@ -15,7 +15,7 @@ from airflow_provider_genmedia.exceptions import (
     LinkExpiredError,
     MediaTooLargeError,
 )
-from airflow_provider_genmedia.hooks.retries import MAX_RETRY_AFTER, RETRY_JITTER, retry_policy, retryable_read
+from airflow_provider_genmedia.retries import MAX_RETRY_AFTER, RETRY_JITTER, retry_policy, retryable_read
 
 
 def waits_before_giving_up(error: GenMediaError, max_retries: int) -> list[float]:

@@ -11,7 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError, UncheckedOutputError, UndecodableMediaError
-from airflow_provider_genmedia.nsfw_filter import filter_nsfw
+from airflow_provider_genmedia.nsfw import filter_nsfw
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, NsfwVerdict, TaskStatus
 
 
@@ -132,7 +132,7 @@ def test_a_scorer_out_of_range_is_refused(media_server: HTTPServer) -> None:
 
 
 def test_the_engine_loads_no_operator() -> None:
-    code = "import sys, airflow_provider_genmedia.nsfw_filter; print(*sys.modules)"
+    code = "import sys, airflow_provider_genmedia.nsfw; print(*sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     operators = ("airflow_provider_genmedia.operators", "airflow.sdk.bases.operator", "airflow.providers.standard")
     assert [name for name in loaded if name.startswith(operators)] == []
