@@ -33,6 +33,21 @@ RETRY_JITTER = 0.5
 BACKOFF = wait_exponential(multiplier=INITIAL_RETRY_DELAY, max=MAX_RETRY_DELAY) + wait_random(0, RETRY_JITTER)
 #: A ``Retry-After`` longer than this is not waited out inside one call; the error is raised instead.
 MAX_RETRY_AFTER = 120.0
+#: The one injection point of the waits' clock, for tests: while True, every policy that `retry_policy` builds
+#: computes and logs its waits as usual but spends none of them (a test that does not measure the waits sets it, e.g.
+#: with ``monkeypatch.setattr(retries, "SKIP_WAITS", True)``). Never set in production.
+SKIP_WAITS = False
+
+
+class _NoWait:
+    """What a skipped wait returns: nothing to wait for, whether awaited (``AsyncRetrying``) or not (``Retrying``)."""
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+def _skip_wait(seconds: float) -> _NoWait:
+    return _NoWait()
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -98,10 +113,13 @@ def retry_policy(
         delay = state.next_action.sleep if state.next_action else 0.0
         logger.warning("%s; retrying in %.1f s (attempt %d)", error, delay, state.attempt_number + 1)
 
-    return {
+    policy: dict[str, Any] = {
         "stop": stop,
         "wait": _retry_wait,
         "retry": retry_if_exception(retryable),
         "before_sleep": log_retry,
         "reraise": True,
     }
+    if SKIP_WAITS:
+        policy["sleep"] = _skip_wait
+    return policy

@@ -140,6 +140,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dag", default="genmedia_img2img_pipeline")
     parser.add_argument("--output", default=str(REPO / "demo-output"), help="where published files go")
+    parser.add_argument(
+        "--database-template",
+        type=Path,
+        help="a metadata database (SQLite file) migrated by this Airflow, copied instead of running db migrate; "
+        "the tests migrate one per session for all their demos",
+    )
     options = parser.parse_args()
 
     output = Path(options.output).resolve()
@@ -170,7 +176,11 @@ def main() -> int:
         with emulator:
             emulator.configure(balance=BALANCE, prices=EMULATOR_PRICES)
             print(f"Throwaway AIRFLOW_HOME: {stack.home}")
-            failed += [" ".join(command) for command in SETUP if airflow(stack, command, log) != 0]
+            setup = SETUP
+            if options.database_template:
+                shutil.copyfile(options.database_template, stack.home / "airflow.db")
+                setup = tuple(command for command in SETUP if command != ["db", "migrate"])
+            failed += [" ".join(command) for command in setup if airflow(stack, command, log) != 0]
             conf = json.dumps({"destination": output.as_uri()})
             for dag_id in [options.dag, *DOWNSTREAM.get(options.dag, [])] if not failed else []:
                 started = time.monotonic()

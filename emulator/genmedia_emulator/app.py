@@ -134,7 +134,7 @@ async def _poll(renderers: tuple[Renderer, ...], request: web.Request) -> web.St
         return _proxy_error(502)
     renderer = RENDERERS[task.api]
     emulator.count_poll(task)
-    now = time.time()
+    now = time.time() + emulator.config.clock_offset
     status = task.status(now)
     ttl = emulator.config.url_ttl or renderer.url_ttl
     urls = _signed_urls(request, task, ttl, now) if status is Phase.SUCCEEDED else {}
@@ -167,7 +167,8 @@ async def _download(request: web.Request) -> web.StreamResponse:
     """Serve an output file behind a presigned link; expired or forged links get S3's 403."""
     emulator = request.app[EMULATOR]
     query = request.query
-    refusal = emulator.signer.refusal(request.path, query.get("Expires", ""), query.get("Signature", ""), time.time())
+    now = time.time() + emulator.config.clock_offset
+    refusal = emulator.signer.refusal(request.path, query.get("Expires", ""), query.get("Signature", ""), now)
     if refusal is not None:
         return _storage_error(403, *refusal)
     task = emulator.tasks.get(request.match_info["task_id"])

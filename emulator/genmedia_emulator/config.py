@@ -109,6 +109,9 @@ class EmulatorConfig(BaseModel):
     public_url: str | None = None
     #: Seconds added before every API answer.
     latency: float = Field(default=0.0, ge=0)
+    #: Seconds the emulator's clock runs ahead when it answers a task-result poll or checks a download link, so that a
+    #: test sees "later" (a re-signed link, an expired one) without waiting for it.
+    clock_offset: float = Field(default=0.0, ge=0)
     #: The ``Retry-After`` of injected 429 answers, in seconds, when the host sends one (next two settings).
     retry_after: int = Field(default=1, ge=0)
     novita_retry_after: bool = Field(default=False, description="Retry-After on Novita's 429s (none documented)")

@@ -25,6 +25,7 @@ provider's deployment tests use it::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -261,8 +262,13 @@ def debian_program(package: str, name: str) -> Path:
         return versions[-1] if versions else Path(on_path) if on_path else None
 
     if (found := find()) is None:
-        install_debian_packages(package)
-        found = find()
+        # Two test sessions side by side may both find it missing: one installs while the other waits (dpkg's own
+        # lock would fail the second apt-get instead of waiting).
+        with open(Path(tempfile.gettempdir()) / "genmedia-apt.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (found := find()) is None:
+                install_debian_packages(package)
+                found = find()
     assert found is not None, f"Debian's {package} installed no {name}"
     return found
 

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,8 +278,19 @@ def observed(
         done = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".publish")]
         return events if len(done) >= len(run_ids) else None
 
-    events = wait_until(publishes_told, 60, "the OpenLineage events of both publish tasks")
-    time.sleep(2)  # the last metrics and events of the ended tasks
+    wait_until(publishes_told, 60, "the OpenLineage events of both publish tasks")
+
+    def metrics_told() -> bool:
+        """The last metrics of the ended tasks have come: every trigger metric, and the bytes of every file the
+        manifests name (UDP packets can trail the events)."""
+        metrics = statsd.genmedia()
+        if not set(IN_TRIGGER) <= {packet.name for packet in metrics}:
+            return False
+        sent = sum(int(p.line.split(":", 1)[1].split("|")[0]) for p in metrics if p.name == "genmedia.published_bytes")
+        written = [json.loads(path.read_text()) for path in published.glob("*.manifest.json")]
+        return len(written) >= len(run_ids) and sent == sum(f["bytes"] for m in written for f in m["files"])
+
+    wait_until(metrics_told, 30, "the last metrics of the ended tasks", interval=0.2)
     events = read_events(lineage_file)
     return Observed(
         run_ids=run_ids,
@@ -291,6 +301,10 @@ def observed(
         published=published,
         api_key=deployment.emulator.api_key,
     )
+
+
+#: The metrics that only the triggerer sends.
+IN_TRIGGER = ("genmedia.polls", "genmedia.task_duration", "genmedia.detection_lag")
 
 
 def manifests(observed: Observed) -> dict[str, tuple[Path, dict[str, Any]]]:
@@ -358,7 +372,7 @@ def test_the_metrics_arrive_with_their_tags_from_workers_and_the_triggerer(obser
         print(f"  {sender}: {', '.join(sorted(names))}")
     for line in sorted({f"  {p.sender}: {p.line}" for p in observed.metrics}):
         print(line)
-    in_trigger = ("genmedia.polls", "genmedia.task_duration", "genmedia.detection_lag")
+    in_trigger = IN_TRIGGER
     on_workers = ("genmedia.submits", "genmedia.nsfw.vendor", "genmedia.nsfw.local", "genmedia.published_files")
     for name in in_trigger:
         assert {packet.sender for packet in observed.metrics if packet.name == name} == {"triggerer"}, name

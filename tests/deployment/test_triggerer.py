@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -58,8 +57,9 @@ def test_a_triggerer_killed_while_tasks_wait_loses_none_of_them(deployment: Depl
     run_id = start_waiting_batch(deployment, video_seconds=25)
     waiting = wait_until(lambda: len(deployment.deferred(DAG_ID, run_id)) >= 5 or None, 90, "5 deferred tasks")
 
-    deployment.kill_component("triggerer")  # SIGKILL to its whole process group
-    time.sleep(5)
+    deployment.kill_component("triggerer")  # SIGKILL to its whole process group; returns once it is gone
+    # Its tasks are still deferred with no triggerer left (none failed with it); then a new one is started.
+    wait_until(lambda: len(deployment.deferred(DAG_ID, run_id)) >= 5 or None, 30, "5 tasks still deferred")
     deployment.start_component("triggerer")
 
     run_state = deployment.wait_for_run(DAG_ID, run_id, timeout=180)

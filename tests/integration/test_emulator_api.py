@@ -191,9 +191,10 @@ def test_tasks_go_queued_running_done(emulator: EmulatorControl, path: str, stat
         return value, raw
 
     queued, queued_raw = state()
-    time.sleep(max(0.0, started + 0.3 - time.monotonic()))
+    # The emulator's clock set ahead to 0.3 s and 0.65 s past the submit (and what has passed since): no waiting.
+    emulator.configure(clock_offset=max(0.0, started + 0.3 - time.monotonic()))
     running, running_raw = state()
-    time.sleep(max(0.0, started + 0.65 - time.monotonic()))
+    emulator.configure(clock_offset=max(0.0, started + 0.65 - time.monotonic()))
     done, _ = state()
 
     assert [queued, running, done] == states
@@ -207,9 +208,9 @@ def test_novita_progress_advances(emulator: EmulatorControl) -> None:
     emulator.configure(image_seconds=1.0)
     task_id = emulator.submit("novita", "/v3/async/txt2img", novita_body())
     seen = []
-    for _ in range(8):
+    for step in range(8):  # a poll every 0.1 s of the emulator's clock, set ahead instead of waited for
+        emulator.configure(clock_offset=step * 0.1)
         seen.append(emulator.poll("novita", task_id).json()["task"]["progress_percent"])
-        time.sleep(0.1)
     running = [value for value in seen if 0 < value < 100]
     assert len(running) >= 3
     assert running == sorted(running) and running[0] < running[-1]
@@ -320,7 +321,7 @@ def test_links_are_signed_once_and_expire_for_good(emulator: EmulatorControl) ->
     first = result.outputs[0].url
     assert requests.get(first, timeout=10).status_code == 200
     expires = int(parse_qs(urlsplit(first).query)["Expires"][0])
-    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    emulator.configure(clock_offset=max(0.0, expires - time.time()) + 0.05)  # the clock past the expiry, not waited
 
     expired = requests.get(first, timeout=10)
     assert expired.status_code == 403
@@ -335,7 +336,8 @@ def test_per_poll_signing_gives_fresh_links(emulator: EmulatorControl) -> None:
     emulator.configure(url_ttl=1, url_signing="per_poll")
     _, task_id, result = run_sample(emulator, "/task/jimeng/text2video")
     first = result.outputs[0].url
-    time.sleep(max(0.0, int(parse_qs(urlsplit(first).query)["Expires"][0]) - time.time()) + 0.05)
+    # The emulator's clock set past the link's expiry instead of waiting for it.
+    emulator.configure(clock_offset=max(0.0, int(parse_qs(urlsplit(first).query)["Expires"][0]) - time.time()) + 0.05)
 
     fresh = get_api("jimeng").parse_result(task_id, emulator.poll("jimeng", task_id).json()).outputs[0].url
     assert fresh != first

@@ -227,8 +227,8 @@ def test_a_poll_outage_answers_502_to_every_poll_for_its_window_only(
     emulator: EmulatorControl, api: str, path: str
 ) -> None:
     task_id = emulator.submit(api, path, sample_body(path)[1])
+    started = time.monotonic()  # before the window opens: taken after it, the window's end could come first
     emulator.configure(poll_outage_seconds=1.5)
-    started = time.monotonic()
 
     during = [emulator.poll(api, task_id) for _ in range(3)]
     emulator.configure(latency=0)  # another setting changed meanwhile does not start the window again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,11 @@ from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMed
 from airflow_provider_genmedia.operators.nsfw import filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from tests.emulator_fixtures import EmulatorControl, sample_body
-from tests.s3_fixtures import BUCKET, S3_CONN_ID
+from tests.s3_fixtures import S3_CONN_ID, s3_client
+
+#: A bucket of this module's own with versioning on, so that every write of an object gets a new version id: a rewrite
+#: shows at once, with no second to wait for a later LastModified.
+VERSIONED_BUCKET = "genmedia-published-versioned"
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,30 @@ class Destination:
         return ObjectStoragePath(self.uri, conn_id=self.conn_id)
 
     def listing(self) -> dict[str, tuple[int, Any]]:
-        """``{name: (size, stamp)}`` of every object under the destination (stamp: mtime, or ETag and date)."""
+        """``{name: (size, stamp)}`` of every object under the destination; the stamp changes with any write: a file's
+        inode and mtime (see `age`), an object's ETag and version id (its bucket keeps versions)."""
         fs, root = self.path.fs, self.path.path.rstrip("/")
         fs.invalidate_cache()
         if not fs.exists(root):
             return {}
         found = {}
         for path in fs.find(root):
-            info = fs.info(path)
-            stamp = info.get("mtime") or (info.get("ETag"), info.get("LastModified"))
+            info = fs.info(path, refresh=True)  # a head request: a listing names no version
+            if "mtime" in info:
+                stamp: Any = (info["ino"], info["mtime"])
+            else:
+                stamp = (info.get("ETag"), info.get("VersionId"))
+                assert stamp[1] not in (None, "null"), "the bucket must keep versions for a rewrite to show"
             found[path.removeprefix(root + "/")] = (info["size"], stamp)
         return found
+
+    def age(self) -> None:
+        """Set every local file's mtime an hour back, so that a rewrite in place shows in the mtime without waiting
+        for the clock to tick (an object store's rewrite shows in its new version id)."""
+        if self.path.protocol == "file":
+            for file in Path(self.path.path).rglob("*"):
+                stat = file.stat()
+                os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3600 * 10**9))
 
     def read(self, name: str) -> bytes:
         return (self.path / name).read_bytes()
@@ -58,8 +76,11 @@ class Destination:
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Destination:
     if request.param == "file":
         return Destination(f"file://{tmp_path}/published", None)
-    request.getfixturevalue("s3_server")
-    return Destination(f"s3://{BUCKET}/{uuid.uuid4().hex}", S3_CONN_ID)
+    client = s3_client(request.getfixturevalue("s3_server"))
+    if VERSIONED_BUCKET not in [bucket["Name"] for bucket in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket=VERSIONED_BUCKET)
+        client.put_bucket_versioning(Bucket=VERSIONED_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return Destination(f"s3://{VERSIONED_BUCKET}/{uuid.uuid4().hex}", S3_CONN_ID)
 
 
 @pytest.fixture
@@ -147,10 +168,10 @@ def test_a_rerun_changes_nothing_and_downloads_nothing(
 ) -> None:
     result = generate("/v3/async/img2img")
     first, _ = publish(destination, result)
+    destination.age()
     before = destination.listing()
     assert len(before) == 3 and all(file["written"] for file in first["files"])
     fetched = downloads(emulator, result["task_id"])
-    time.sleep(1.1)  # a rewrite would show in the mtime or LastModified
     second, _ = publish(destination, result)
     assert destination.listing() == before
     assert downloads(emulator, result["task_id"]) == fetched
@@ -165,8 +186,8 @@ def test_an_identical_file_already_there_is_not_rewritten(
     publish(destination, result)
     (destination.path / f"novita_{result['task_id']}.manifest.json").unlink()
     video = f"novita_{result['task_id']}_0.mp4"
+    destination.age()
     before = destination.listing()[video]
-    time.sleep(1.1)
     published, _ = publish(destination, result)
     assert published["files"][0]["written"] is False
     assert destination.listing()[video] == before
@@ -211,8 +232,10 @@ def test_an_expired_link_is_refreshed_once_through_the_hook(
     # A refresh helps only where the vendor signs links at query time, as Novita's examples suggest.
     emulator.configure(url_ttl=3600, url_signing="per_poll")
     if how == "answers 403":
-        time.sleep(2.1)
-        assert requests.get(result["outputs"][0]["url"], timeout=10).status_code == 403
+        deadline = time.monotonic() + 10  # the links' 1 s lifetime runs out
+        while requests.get(result["outputs"][0]["url"], timeout=10).status_code != 403:
+            assert time.monotonic() < deadline, "the link never expired"
+            time.sleep(0.05)
         for output in result["outputs"]:
             output["expires_at"] = None
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,18 @@ def airflow_db() -> None:
     """``airflow db migrate`` once per session (SQLite in the temporary AIRFLOW_HOME)."""
     done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A metadata database (SQLite) that ``airflow db migrate`` made once for the session, untouched since: each
+    subprocess demo copies it into its own AIRFLOW_HOME instead of migrating one of its own."""
+    home = tmp_path_factory.mktemp("migrated-database")
+    database = home / "airflow.db"
+    env = os.environ | {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}"}
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return database
 
 
 @pytest.fixture

@@ -50,10 +50,12 @@ def test_no_example_spends_money_unless_someone_triggers_it() -> None:
     assert {dag.dag_id for dag in dags if dag.is_paused_upon_creation is False} == {"genmedia_contact_sheet"}
 
 
-def run_demo(dag_id: str, output: Path) -> str:
-    """``scripts/demo.py`` for one DAG: its own emulator, AIRFLOW_HOME and ``airflow dags test``."""
+def run_demo(dag_id: str, output: Path, database: Path | None = None) -> str:
+    """``scripts/demo.py`` for one DAG: its own emulator, AIRFLOW_HOME and ``airflow dags test``; with ``database``,
+    a copy of that migrated database instead of ``db migrate``."""
+    template = ["--database-template", str(database)] if database else []
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo.py"), "--dag", dag_id, "--output", str(output)],
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--dag", dag_id, "--output", str(output), *template],
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,7 +78,7 @@ def published(manifest_path: Path) -> list[Path]:
 
 
 def test_img2img_pipeline_publishes_images_and_a_contact_sheet(tmp_path: Path) -> None:
-    stdout = run_demo("genmedia_img2img_pipeline", tmp_path)
+    stdout = run_demo("genmedia_img2img_pipeline", tmp_path)  # as `make demo` runs it, db migrate included
     assert '"novita": 1' in stdout
     (manifest_path,) = tmp_path.glob("*.manifest.json")
     images = published(manifest_path)
@@ -89,8 +91,8 @@ def test_img2img_pipeline_publishes_images_and_a_contact_sheet(tmp_path: Path) -
         assert image.size == (4 * 256, 256 + 64)
 
 
-def test_batch_video_maps_every_prompt_for_both_vendors(tmp_path: Path) -> None:
-    stdout = run_demo("genmedia_batch_video", tmp_path)
+def test_batch_video_maps_every_prompt_for_both_vendors(tmp_path: Path, migrated_database: Path) -> None:
+    stdout = run_demo("genmedia_batch_video", tmp_path, migrated_database)
     assert '"jimeng": 3, "bailian": 3' in stdout
     manifests = list(tmp_path.rglob("*.manifest.json"))
     # Into a folder of the run's own, one per vendor: another run of the batch publishes beside it, never into it.
@@ -108,8 +110,8 @@ def test_batch_video_maps_every_prompt_for_both_vendors(tmp_path: Path) -> None:
     assert stdout.count("  kept       ") == 6 and "set aside" not in stdout
 
 
-def test_avatar_publishes_one_video(tmp_path: Path) -> None:
-    stdout = run_demo("genmedia_avatar", tmp_path)
+def test_avatar_publishes_one_video(tmp_path: Path, migrated_database: Path) -> None:
+    stdout = run_demo("genmedia_avatar", tmp_path, migrated_database)
     assert '"avatar": 1' in stdout
     (manifest_path,) = tmp_path.glob("*.manifest.json")
     (video,) = published(manifest_path)

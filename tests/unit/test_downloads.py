@@ -104,6 +104,7 @@ def test_a_503_is_retried_and_the_log_shows_no_signature(server: MediaServer, ca
     assert "/media.mp4" in retry and "secret" not in retry
 
 
+@pytest.mark.real_waits  # it measures the wait that Retry-After asks
 def test_retry_after_is_honoured(server: MediaServer) -> None:
     server.script = (Answer(429, b"slow down", {"Retry-After": "1"}), Answer())
     started = time.monotonic()

@@ -27,7 +27,7 @@ def waits_before_giving_up(error: GenMediaError, max_retries: int) -> list[float
 
     policy = retry_policy(max_retries, retryable_read, logging.getLogger(__name__))
     with pytest.raises(type(error)):
-        Retrying(**policy, sleep=waited.append)(read)
+        Retrying(**{**policy, "sleep": waited.append})(read)
     return waited
 
 

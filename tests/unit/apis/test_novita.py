@@ -138,7 +138,10 @@ def test_base64_never_lands_in_raw() -> None:
 
 
 def test_routes() -> None:
-    assert get_api("novita") is not None
+    adapter = get_api("novita")
+    assert isinstance(adapter, NovitaApi)
+    assert (adapter.name, adapter.conn_type, adapter.default_conn_id) == ("novita", "novita", "novita_default")
+    assert get_api("novita") is adapter  # one adapter per API, cached
     assert API.result_path("a b/c") == "/v3/async/task-result?task_id=a%20b%2Fc"
     assert API.request_model("/v3/async/wan-t2v") is None
     assert API.prepare({"prompt": "x"}, "/v3/async/wan-t2v").body == {"prompt": "x"}

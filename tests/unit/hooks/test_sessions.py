@@ -57,6 +57,14 @@ async def vendor(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Vendor]:
     await vendor.server.close()
 
 
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Wait, letting the other tasks run, until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
 def connect(monkeypatch: pytest.MonkeyPatch, url: str, **extra: Any) -> None:
     connection = {"conn_type": "novita", "host": url, "password": KEY, "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_NOVITA_DEFAULT", json.dumps(connection))
@@ -71,7 +79,7 @@ async def poll_times(count: int) -> None:
 
 async def test_waits_on_one_connection_share_one_session_and_its_pool(vendor: Vendor) -> None:
     waits = [asyncio.create_task(poll_times(3)) for _ in range(300)]
-    await asyncio.sleep(0.05)
+    await until(lambda: len(vendor.polls) >= 1, "the first poll")
     assert open_sessions() == 1
 
     await asyncio.gather(*waits)
@@ -85,11 +93,13 @@ async def test_waits_on_one_connection_share_one_session_and_its_pool(vendor: Ve
 async def test_a_cancelled_trigger_gives_back_its_share_of_the_session(vendor: Vendor) -> None:
     triggers = [GenMediaTaskTrigger("novita", f"t{index}", None, poll_interval=0.05) for index in range(3)]
     waits = [asyncio.create_task(anext(trigger.run())) for trigger in triggers]
-    await asyncio.sleep(0.3)
+    await until(lambda: len(vendor.polls) >= 6, "two polls of each trigger")
     assert open_sessions() == 1
 
     waits[0].cancel()
-    await asyncio.sleep(0.1)
+    await until(waits[0].done, "the cancelled trigger to end")
+    polled = len(vendor.polls)
+    await until(lambda: len(vendor.polls) >= polled + 2, "two more polls of the triggers left")
     assert open_sessions() == 1  # the other two still poll over it
     for wait in waits[1:]:
         wait.cancel()

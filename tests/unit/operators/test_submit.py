@@ -48,7 +48,7 @@ class Submits:
         self.count += 1
         answer = self.answers[min(self.count, len(self.answers)) - 1]
         if isinstance(answer, float):  # no answer within the client's timeout
-            time.sleep(answer)
+            time.sleep(answer)  # the behaviour under test: a scripted server that answers past the client's timeout
             return Response(json.dumps({"task_id": "too-late"}), content_type="application/json")
         return answer
 

@@ -42,7 +42,7 @@ class ScriptedRoute:
         self.calls.append(time.time())
         self.authorizations.append(request.headers.get("Authorization"))
         answer = self.answers[min(len(self.calls), len(self.answers)) - 1]
-        time.sleep(answer.delay)
+        time.sleep(answer.delay)  # the behaviour under test: a scripted slow answer of the local vendor
         return Response(json.dumps(answer.body), answer.status, answer.headers, content_type="application/json")
 
 
