@@ -57,12 +57,17 @@ def accepted(task_id: str) -> Response:
     return Response(json.dumps({"task_id": task_id}), content_type="application/json")
 
 
+def use_novita(server: HTTPServer, monkeypatch: pytest.MonkeyPatch, timeout: float) -> None:
+    """Point ``novita_default`` at the module's server, with a ``timeout`` s read timeout and no hook retries."""
+    conn = {"conn_type": "novita", "host": server.url_for("/"), "password": API_KEY}
+    conn["extra"] = {"max_retries": 0, "timeout": timeout}
+    monkeypatch.setenv("AIRFLOW_CONN_NOVITA_DEFAULT", json.dumps(conn))
+
+
 @pytest.fixture
 def vendor(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
-    """The module's local server as Novita, with a 1 s read timeout and no hook retries."""
-    conn = {"conn_type": "novita", "host": server.url_for("/"), "password": API_KEY}
-    conn["extra"] = {"max_retries": 0, "timeout": 1}
-    monkeypatch.setenv("AIRFLOW_CONN_NOVITA_DEFAULT", json.dumps(conn))
+    """The module's local server as Novita, with a read timeout long enough for a busy machine."""
+    use_novita(server, monkeypatch, timeout=30)
     yield server
     server.clear()
 
@@ -102,7 +107,8 @@ def test_a_gateway_502_fails_without_retry_and_a_later_try_sends_nothing(vendor:
     assert "HTTP 502" in str(first.value)
 
 
-def test_no_answer_within_the_timeout_is_uncertain_too(vendor: HTTPServer) -> None:
+def test_no_answer_within_the_timeout_is_uncertain_too(vendor: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_novita(vendor, monkeypatch, timeout=1)
     submits = Submits(3.0)
     serve(vendor, submits)
 
