@@ -32,6 +32,8 @@ def test_the_retry_of_a_killed_wait_resumes_the_paid_task(deployment: Deployment
     note = ""
     if not airflow_at_least("3.1"):
         wait_until(lambda: deployment.task_instances(DAG_ID, run_id)[0]["state"] == "failed", 90, "the kill to fail it")
+        # Cleared only once the scheduler has failed the run too: it could otherwise fail the run after the clear.
+        wait_until(lambda: deployment.run_state(DAG_ID, run_id) == "failed", 90, "the kill to fail the run")
         body = {"dry_run": False, "dag_run_id": run_id, "task_ids": ["jimeng"], "reset_dag_runs": True}
         deployment.api("POST", f"/dags/{DAG_ID}/clearTaskInstances", json=body)
         wait_until(lambda: deployment.run_state(DAG_ID, run_id) != "failed", 30, "the cleared run to start again")
