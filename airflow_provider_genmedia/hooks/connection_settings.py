@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,55 +61,45 @@ class ConnectionSettings:
             raise GenMediaValidationError("password", f"connection {conn.conn_id!r} has no API key")
         mask_secret(conn.password)
         retries = max_retries if max_retries is not None else extras.get("max_retries")
-        outage = _non_negative_or_none("max_outage_seconds", extras.get("max_outage_seconds"))
+        outage = _extra_number(extras, "max_outage_seconds")
         return cls(
             base_url=host.rstrip("/"),
             api_key=conn.password,
             timeout=float(timeout or extras.get("timeout") or DEFAULT_TIMEOUT),
             max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
-            max_polls_per_second=_positive_or_none("max_polls_per_second", extras.get("max_polls_per_second")),
+            max_polls_per_second=_extra_number(extras, "max_polls_per_second", positive=True),
             budget=DailyBudget(
-                max_jobs=_count_or_none("max_jobs_per_day", extras.get("max_jobs_per_day")),
-                max_outputs=_count_or_none("max_outputs_per_day", extras.get("max_outputs_per_day")),
+                max_jobs=_extra_count(extras, "max_jobs_per_day"),
+                max_outputs=_extra_count(extras, "max_outputs_per_day"),
             ),
             prices=parse_prices(extras.get(PRICES_FIELD), apis),
-            min_balance=_non_negative_or_none("min_balance", extras.get("min_balance")),
+            min_balance=_extra_number(extras, "min_balance"),
             max_outage_seconds=DEFAULT_MAX_OUTAGE if outage is None else outage,
         )
 
 
-def _positive_or_none(field: str, value: Any) -> float | None:
+def _extra_number(
+    extras: Mapping[str, Any], field: str, *, whole: bool = False, positive: bool = False
+) -> float | None:
+    """The extra ``field`` as a number of at least 0 (above 0 when ``positive``; a whole one when ``whole``), or None
+    when it is empty; any other value is an error naming the field."""
+    value = extras.get(field)
     if value in (None, ""):
         return None
     try:
-        number = float(value)
+        number: float = int(str(value).strip()) if whole else float(value)
     except (TypeError, ValueError):
-        number = 0.0
-    if number <= 0:
-        raise GenMediaValidationError(field, f"must be a positive number, not {value!r}")
+        number = math.nan
+    if positive:
+        valid, wanted = number > 0, "a positive number"
+    else:
+        valid, wanted = 0 <= number < math.inf, "a whole number of at least 0" if whole else "a number of 0 or more"
+    if not valid:
+        raise GenMediaValidationError(field, f"must be {wanted}, not {value!r}")
     return number
 
 
-def _count_or_none(field: str, value: Any) -> int | None:
-    """A whole number of at least 0 (0 allows nothing), or None when the extra is empty."""
-    if value in (None, ""):
-        return None
-    try:
-        count = int(str(value).strip())
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise GenMediaValidationError(field, f"must be a whole number of at least 0, not {value!r}")
-    return count
-
-
-def _non_negative_or_none(field: str, value: Any) -> float | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if not number >= 0 or number == float("inf"):
-        raise GenMediaValidationError(field, f"must be a number of 0 or more, not {value!r}")
-    return number
+def _extra_count(extras: Mapping[str, Any], field: str) -> int | None:
+    """The extra ``field`` as a whole number of at least 0 (0 allows nothing), or None when it is empty."""
+    number = _extra_number(extras, field, whole=True)
+    return None if number is None else int(number)
