@@ -1,58 +1,28 @@
-"""The local Airflow-on-loopback harness for trying DAGs against the emulator: a real Airflow deployment on
-127.0.0.1, api-server, scheduler, dag-processor, triggerers (and workers) as separate processes.
-
-`EmulatorProcess` runs ``genmedia-emulator`` as its own process, the way a vendor is another machine. `Deployment`
-prepares a throwaway AIRFLOW_HOME (LocalExecutor, PostgreSQL in a throwaway cluster), starts each component in its own
-process group, talks to it over the REST API, and stops every process it started by PID; the vendor connections aim at
-the emulator and reach the components as ``AIRFLOW_CONN_*`` environment variables. `CeleryDeployment` is the same
-mechanism in the shape production teams run: CeleryExecutor on Redis, two triggerers and two ``airflow celery worker``
-processes, each worker and triggerer on a `Machine` of its own (no shared disk), media on a local S3 server.
-
-It runs the ``airflow`` and ``genmedia-emulator`` commands installed next to this interpreter, so Airflow and the
-provider are installed beside it; importing it needs only the ``stack`` extra. ``make up``, ``make demo`` and the
-provider's deployment tests use it::
-
-    with EmulatorProcess(log=Path("emulator.log")) as emulator, Deployment(
-        root=Path("stack"), dag_sources=[Path("my_dags")], emulator=emulator
-    ) as airflow:
-        airflow.wait_for_dags("my_dag")
-        airflow.unpause("my_dag")  # DAGs start paused
-        run_id = airflow.trigger("my_dag", conf={"destination": "file:///tmp/published"})
-        assert airflow.wait_for_run("my_dag", run_id) == "success", airflow.failure_report("my_dag", run_id)
-        print(emulator.stats()["submits"])  # paid jobs per vendor API
-"""
+"""`Deployment`: a real Airflow deployment on loopback (LocalExecutor, PostgreSQL in a throwaway cluster), each
+component in a process group of its own, driven over the REST API."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, Self
 
-import psutil
 import requests
 from cryptography.fernet import Fernet
-from packaging.version import Version
 
-from genmedia_emulator.config import DEFAULT_API_KEY
+from genmedia_stack.emulator import EmulatorProcess
+from genmedia_stack.machines import Machine
+from genmedia_stack.processes import BIN, LoopbackService, free_port, launch, stop_process_group, wait_until
+from genmedia_stack.services import PostgresServer
 
-BIN = Path(sys.executable).parent
 HEALTH_TIMEOUT = 90.0
-STOP_TIMEOUT = 20.0
 #: The ``airflow`` command of each component; a triggerer or a worker may run more than once, as ``{instance}``.
 COMPONENTS = {
     "api-server": ["api-server", "-H", "127.0.0.1", "-p", "{port}", "-w", "1"],
@@ -63,352 +33,11 @@ COMPONENTS = {
     "celery-worker": ["celery", "worker", "--skip-serve-logs", "--celery-hostname", "{instance}@%h"],
 }
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
-#: The environment variable that names a component's `Machine`, read by `hostname`.
-MACHINE_VARIABLE = "GENMEDIA_MACHINE"
-#: The ``aws`` connection to the local S3 server that `CeleryDeployment` keeps the pay-once records with, and the
-#: credentials the server takes (moto's server takes any).
-S3_CONN_ID = "genmedia_test_s3"
-S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION = "testing", "testing", "us-east-1"
-T = TypeVar("T")
-
-
-def hostname() -> str:
-    """The host name a component reports, as Airflow's ``[core] hostname_callable``: the name of the `Machine` it
-    stands for, else this machine's; so the REST API tells which worker ran each try and which triggerer holds a
-    trigger, as on a deployment of many machines."""
-    return os.environ.get(MACHINE_VARIABLE) or socket.getfqdn()
-
-
-def s3_connection(endpoint: str) -> dict[str, Any]:
-    """An ``aws`` connection to the S3 server at ``endpoint``."""
-    return {
-        "conn_type": "aws",
-        "login": S3_ACCESS_KEY,
-        "password": S3_SECRET_KEY,
-        "extra": {"endpoint_url": endpoint, "region_name": S3_REGION},
-    }
-
-
-def aws_environment(endpoint: str) -> dict[str, str]:
-    """The AWS SDK's environment variables that point it at the S3 server at ``endpoint``, for code that names no
-    connection (as a machine with credentials of its own runs it)."""
-    return {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-        "AWS_DEFAULT_REGION": S3_REGION,
-    }
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Call ``check`` until it returns something other than None (or False); fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def _clean_environment() -> dict[str, str]:
     """This process's environment without the test run's own Airflow settings and connections."""
     return {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
-
-
-def _launch(command: list[str], log: Path, **options: Any) -> subprocess.Popen[bytes]:
-    """Start ``command`` in a process group of its own, its output appended to ``log``."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **options
-        )
-
-
-def stop_process_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Signal the process group of ``process`` and wait for its leader; SIGKILL the group if it lingers, and every
-    process it started that outlived it in a group of its own (Airflow 3.3 gives each task process one)."""
-    try:
-        tree = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        tree = []
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_TIMEOUT)
-        except ProcessLookupError:
-            pass
-    with contextlib.suppress(ProcessLookupError):  # children (LocalExecutor workers, trigger runner) may linger
-        os.killpg(process.pid, signal.SIGKILL)
-    for child in tree:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-
-
-class LoopbackService(ABC):
-    """Something the harness runs on 127.0.0.1; as a context manager, started on entry and stopped on exit (also when
-    it fails to start)."""
-
-    @abstractmethod
-    def start(self) -> Self:
-        """Start it and wait until it answers."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop every process it started."""
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-@dataclass
-class ServerProcess(LoopbackService):
-    """A server in a process group of its own on a free loopback ``port``, its output in ``log``, stopped by PID."""
-
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    def stop(self) -> None:
-        """Stop the server's process group."""
-        if self.process is not None:
-            stop_process_group(self.process)
-
-
-@dataclass
-class EmulatorProcess(ServerProcess):
-    """``genmedia-emulator`` in its own process, controlled over HTTP; ``arguments`` are more of its command-line
-    flags."""
-
-    api_key: str = DEFAULT_API_KEY
-    arguments: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the emulated vendors."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        """Start and wait until it answers."""
-        command = [str(BIN / "genmedia-emulator"), "--port", str(self.port), "--api-key", self.api_key, *self.arguments]
-        self.process = _launch(command, self.log)
-        wait_until(self._answers, 30, "the emulator")
-        return self
-
-    def _answers(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"the emulator stopped at start-up (exit code {self.process.returncode}); see {self.log}"
-            )
-        try:
-            return requests.get(f"{self.url}/_emulator/stats", timeout=2).ok
-        except requests.RequestException:
-            return False
-
-    def stats(self) -> dict[str, Any]:
-        """``GET /_emulator/stats``."""
-        response = requests.get(f"{self.url}/_emulator/stats", timeout=10)
-        response.raise_for_status()
-        return dict(response.json())
-
-    def configure(self, **settings: Any) -> None:
-        """``POST /_emulator/config``."""
-        requests.post(f"{self.url}/_emulator/config", json=settings, timeout=10).raise_for_status()
-
-    def reset(self) -> None:
-        """Forget tasks and counts; restore the start-up settings."""
-        requests.post(f"{self.url}/_emulator/reset", timeout=10).raise_for_status()
-
-
-def install_debian_packages(*packages: str) -> None:
-    """Install Debian packages with apt-get, as CI must on a bare machine (only root may)."""
-    assert os.geteuid() == 0, f"install Debian's {' '.join(packages)} (apt-get needs root)"
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-        assert done.returncode == 0, f"{' '.join(command)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-
-
-def debian_program(package: str, name: str) -> Path:
-    """The program ``name`` of Debian's ``package``, installed first when missing. PostgreSQL's server programs are
-    off PATH, under /usr/lib/postgresql/<version>/bin: the newest version's are taken."""
-
-    def find() -> Path | None:
-        versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda path: Version(path.parts[-3]))
-        on_path = shutil.which(name)
-        return versions[-1] if versions else Path(on_path) if on_path else None
-
-    if (found := find()) is None:
-        # Two test sessions side by side may both find it missing: one installs while the other waits (dpkg's own
-        # lock would fail the second apt-get instead of waiting).
-        with open(Path(tempfile.gettempdir()) / "genmedia-apt.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if (found := find()) is None:
-                install_debian_packages(package)
-                found = find()
-    assert found is not None, f"Debian's {package} installed no {name}"
-    return found
-
-
-@dataclass
-class PostgresServer(ServerProcess):
-    """PostgreSQL from Debian's packages in a throwaway cluster, run as the ``postgres`` user when this runs as root
-    (the server refuses root). Clients are trusted: it listens on loopback. Nothing in it outlives the run, so it
-    skips ``fsync``, as test clusters do."""
-
-    user: str = "airflow"
-    database: str = "airflow"
-    folder: Path | None = None
-
-    @property
-    def url(self) -> str:
-        """The database's SQLAlchemy URL, with psycopg2 (SQLAlchemy 2.1 takes psycopg 3 for a bare ``postgresql``)."""
-        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.database}"
-
-    def start(self) -> Self:
-        """Make the cluster, start the server, wait until it answers and create the database."""
-        self.programs = debian_program("postgresql", "initdb").parent
-        # Not under pytest's temporary folder, which only root may enter: the server's own user must reach its files.
-        self.folder = Path(tempfile.mkdtemp(prefix="genmedia-postgres-"))
-        owner: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            owner = {"user": "postgres", "group": "postgres", "extra_groups": []}
-            shutil.chown(self.folder, "postgres", "postgres")
-        cluster = self.folder / "cluster"
-        initdb = [str(self.programs / "initdb"), "-D", str(cluster), "-U", self.user, "-A", "trust", "-E", "UTF8"]
-        made = subprocess.run(
-            initdb, cwd=self.folder, capture_output=True, text=True, timeout=120, check=False, **owner
-        )
-        assert made.returncode == 0, made.stdout + made.stderr
-        server = [str(self.programs / "postgres"), "-D", str(cluster), "-p", str(self.port)]
-        settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.folder), "fsync": "off"}
-        server += [option for name, value in settings.items() for option in ("-c", f"{name}={value}")]
-        self.process = _launch(server, self.log, cwd=self.folder, **owner)
-        wait_until(self._answers, 60, "PostgreSQL")
-        with contextlib.closing(self._connect("postgres")) as connection:
-            connection.autocommit = True
-            connection.cursor().execute(f'CREATE DATABASE "{self.database}"')
-        return self
-
-    def _connect(self, database: str) -> Any:
-        import psycopg2  # Airflow's PostgreSQL driver: there whenever a deployment runs on PostgreSQL
-
-        return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=database, connect_timeout=5)
-
-    def _answers(self) -> bool:
-        import psycopg2
-
-        try:
-            self._connect("postgres").close()
-        except psycopg2.OperationalError:
-            return False
-        return True
-
-    def dump(self) -> bytes:
-        """``pg_dump`` of the database: every row, as SQL."""
-        command = [str(self.programs / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user]
-        return subprocess.run([*command, self.database], capture_output=True, timeout=120, check=True).stdout
-
-    def stop(self) -> None:
-        """Stop the server (SIGINT: its fast shutdown) and delete the cluster."""
-        if self.process is not None:
-            stop_process_group(self.process, signal.SIGINT)
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-
-@dataclass
-class RedisServer(ServerProcess):
-    """Redis from Debian's ``redis-server``, keeping nothing on disk."""
-
-    @property
-    def url(self) -> str:
-        """The URL of its database 0."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> Self:
-        """Start it and wait until it answers."""
-        program = str(debian_program("redis-server", "redis-server"))
-        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = _launch([program, *options, "--dir", str(self.log.parent)], self.log)
-        wait_until(self._answers, 30, "Redis")
-        return self
-
-    def _answers(self) -> bool:
-        import redis  # the Celery profile's own need: imported only when it runs
-
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2)
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-        finally:
-            client.close()
-
-
-@dataclass(frozen=True)
-class Machine:
-    """A machine of its own for one component: an AIRFLOW_HOME (where its logs go), HOME, TMPDIR and working folder
-    that no other component sees, and the host name it reports (see `hostname`)."""
-
-    name: str
-    root: Path
-
-    def __post_init__(self) -> None:
-        for folder in (self.airflow_home, self.home, self.tmp, self.work):
-            folder.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def airflow_home(self) -> Path:
-        """Its AIRFLOW_HOME."""
-        return self.root / "airflow-home"
-
-    @property
-    def home(self) -> Path:
-        """Its HOME."""
-        return self.root / "home"
-
-    @property
-    def tmp(self) -> Path:
-        """Its TMPDIR."""
-        return self.root / "tmp"
-
-    @property
-    def work(self) -> Path:
-        """The working folder its component starts in."""
-        return self.root / "work"
-
-    def env(self) -> dict[str, str]:
-        """What its component's environment says about the machine."""
-        return {
-            "AIRFLOW_HOME": str(self.airflow_home),
-            "HOME": str(self.home),
-            "TMPDIR": str(self.tmp),
-            MACHINE_VARIABLE: self.name,
-        }
 
 
 @dataclass
@@ -555,7 +184,7 @@ class Deployment(LoopbackService):
         key = instance or name
         command = [arg.format(port=self.port, instance=key) for arg in COMPONENTS[name]]
         machine = self.machine(key)
-        process = _launch(
+        process = launch(
             [str(BIN / "airflow"), *command],
             self.logs / f"{key}.log",
             env=self.component_env(key),
@@ -709,101 +338,3 @@ class Deployment(LoopbackService):
     def trigger_logs(self, dag_id: str) -> str:
         """The text of every trigger log of a DAG's task instances."""
         return "\n".join(path.read_text(errors="replace") for path in self.task_logs(dag_id, "*.log.trigger.*"))
-
-
-@dataclass(kw_only=True)
-class CeleryDeployment(Deployment):
-    """The deployment production teams run, on loopback: CeleryExecutor on Redis, PostgreSQL as the metadata database
-    (both from Debian's packages), the api-server, scheduler, dag-processor, two triggerers and two
-    ``airflow celery worker`` processes. Each triggerer and worker runs on a `Machine` of its own, so nothing a task
-    leaves on its worker's disk is there for a task on the other.
-
-    Object storage is the S3 server at ``s3_endpoint``, never ``file://``: published media (``s3://`` destinations,
-    reached with the AWS credentials in the environment, as on machines given credentials of their own) and, below
-    Airflow 3.3, the pay-once records, under `record_folder` with the ``aws`` connection ``S3_CONN_ID``, and the
-    daily budgets' ledger, under `ledger_folder`.
-    """
-
-    s3_endpoint: str
-    bucket: str
-    triggerers: ClassVar[tuple[str, ...]] = ("triggerer", "triggerer-2")
-    workers: ClassVar[tuple[str, ...]] = ("worker-1", "worker-2")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        names = (*self.triggerers, *self.workers)
-        self.machines = {name: Machine(name, self.root / "machines" / name) for name in names}
-        self.redis = RedisServer(log=self.logs / "redis.log")
-        import celery  # the Celery profile's own need: imported only when it runs
-
-        self.celery_app = celery.Celery(broker=self.redis.url)
-
-    @property
-    def record_folder(self) -> str:
-        """Where the pay-once records are kept below Airflow 3.3 (``[genmedia] submit_record_path``)."""
-        return f"s3://{self.bucket}/submit-records"
-
-    @property
-    def ledger_folder(self) -> str:
-        """Where the connections' daily budgets are counted (``[genmedia] spend_ledger_path``)."""
-        return f"s3://{self.bucket}/spend-ledger"
-
-    def profile_env(self) -> dict[str, str]:
-        """CeleryExecutor on Redis and PostgreSQL; S3 for media and records; each component's host name its own."""
-        assert self.database is not None, "the CeleryExecutor keeps its task results in PostgreSQL"
-        return aws_environment(self.s3_endpoint) | {
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database.url}",
-            # A worker that vanished fails its running tasks (to be retried elsewhere) once their heartbeat is this old
-            # (default 300 s).
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{hostname.__module__}.{hostname.__name__}",
-            "AIRFLOW__GENMEDIA__SUBMIT_RECORD_PATH": self.record_folder,
-            "AIRFLOW__GENMEDIA__SUBMIT_RECORD_CONN_ID": S3_CONN_ID,
-            "AIRFLOW__GENMEDIA__SPEND_LEDGER_PATH": self.ledger_folder,
-            "AIRFLOW__GENMEDIA__SPEND_LEDGER_CONN_ID": S3_CONN_ID,
-            f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": json.dumps(s3_connection(self.s3_endpoint)),
-        }
-
-    def components(self) -> list[tuple[str, str]]:
-        """The LocalExecutor profile's components, a second triggerer and the workers."""
-        extra_triggerers = [("triggerer", name) for name in self.triggerers[1:]]
-        return [*super().components(), *extra_triggerers, *(("celery-worker", name) for name in self.workers)]
-
-    def machine(self, instance: str) -> Machine | None:
-        """The machine of a triggerer or a worker."""
-        return self.machines.get(instance)
-
-    def start(self) -> Self:
-        """Start Redis, then PostgreSQL and Airflow."""
-        self.redis.start()
-        return super().start()
-
-    def stop(self) -> None:
-        """Stop Airflow and PostgreSQL, then Redis."""
-        try:
-            super().stop()
-        finally:
-            self.celery_app.close()
-            self.redis.stop()
-
-    def _healthy(self) -> bool:
-        return (
-            super()._healthy()
-            and self.live_triggerers() == set(self.triggerers)
-            and self.ready_workers() == set(self.workers)
-        )
-
-    def live_triggerers(self) -> set[str]:
-        """The triggerers whose heartbeat is recent, by machine."""
-        params = {"job_type": "TriggererJob", "is_alive": True, "limit": 100}
-        return {job["hostname"] for job in self.api("GET", "/jobs", params=params)["jobs"]}
-
-    def ready_workers(self) -> set[str]:
-        """The workers that answer a Celery ping, by machine."""
-        replies = self.celery_app.control.ping(timeout=1.0)
-        return {name.split("@")[0] for reply in replies for name in reply}
