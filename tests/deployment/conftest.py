@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from genmedia_emulator.stack import CeleryDeployment, Deployment, EmulatorProcess
+from genmedia_stack import CeleryDeployment, Deployment, EmulatorProcess
 from tests.deployment.airflow_version import AIRFLOW_VERSION
 from tests.s3_fixtures import BUCKET
 
