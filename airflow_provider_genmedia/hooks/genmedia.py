@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import aiohttp
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
@@ -46,6 +46,9 @@ from airflow_provider_genmedia.hooks.json_or_error import answer_text, network_f
 from airflow_provider_genmedia.hooks.sessions import SharedSession
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress
 from airflow_provider_genmedia.retries import retry_policy, retryable_read, retryable_submit
+
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -492,3 +495,18 @@ def hook_for(api: TaskApi, conn_id: str | None = None) -> GenMediaHook:
 def client_for(api: TaskApi, conn_id: str | None = None) -> TaskClient:
     """The client of ``api`` on ``conn_id`` (default: the API's default connection): its hook bound to its adapter."""
     return TaskClient(hook_for(api, conn_id), api)
+
+
+def fetch_policy_for(api: TaskApi, conn_id: str | None = None) -> FetchPolicy:
+    """What the links of ``api``'s results on ``conn_id`` may reach (`airflow_provider_genmedia.safe_fetch`): the
+    connection's own origin, and those of ``[genmedia] allowed_private_origins``. The connection is read here, once;
+    an API's default connection that does not exist lends no origin of its own."""
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
+
+    try:
+        base_url: str | None = hook_for(api, conn_id).settings().base_url
+    except AirflowNotFoundException:
+        if conn_id:
+            raise
+        base_url = None
+    return FetchPolicy.for_connection(base_url)
