@@ -28,7 +28,7 @@ from airflow_provider_genmedia.exceptions import (
     api_error_class,
 )
 from airflow_provider_genmedia.retries import parse_retry_after, retry_policy, retryable_read
-from airflow_provider_genmedia.safe_fetch import SafeSession
+from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 from airflow_provider_genmedia.urls import check_http_url, public_url
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def download_to(
     url: str,
     file: IO[bytes],
     *,
-    session: SafeSession,
+    session: SafeSession | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     chunk_size: int = CHUNK_SIZE,
 ) -> Download:
@@ -69,9 +69,13 @@ def download_to(
     `DOWNLOAD_ATTEMPTS` tries in all, after the server's ``Retry-After`` or an exponential backoff with jitter; each
     try rewrites ``file`` from where this download started, so the SHA-256 and size are those of the final bytes.
     Anything else (an expired link: `LinkExpiredError`, a file over ``max_bytes``: `MediaTooLargeError`, another
-    status, a link its session's policy refuses: `LinkRefusedError`) is raised at once.
+    status, a link its session's policy refuses: `LinkRefusedError`) is raised at once. Without ``session``, one of
+    its own trusts only the origins of ``[genmedia] allowed_private_origins``.
     """
     check_http_url(url)
+    if session is None:
+        with SafeSession(FetchPolicy.for_connection(None)) as own:
+            return download_to(url, file, session=own, max_bytes=max_bytes, chunk_size=chunk_size)
     start = file.tell()
 
     def attempt() -> Download:

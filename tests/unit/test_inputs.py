@@ -19,6 +19,7 @@ def png(width: int = 40, height: int = 30, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.usefixtures("trusted_httpserver")
 def test_every_accepted_form_reads_the_same_bytes(tmp_path: Path, httpserver: HTTPServer) -> None:
     data = png()
     path = tmp_path / "in.png"

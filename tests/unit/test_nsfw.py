@@ -97,7 +97,8 @@ def test_unchecked_outputs_can_fail() -> None:
 
 
 @pytest.fixture
-def media_server(httpserver: HTTPServer) -> HTTPServer:
+def media_server(trusted_httpserver: HTTPServer) -> HTTPServer:
+    httpserver = trusted_httpserver
     httpserver.expect_request("/clip.mp4").respond_with_data(b"fake mp4 bytes", content_type="video/mp4")
     return httpserver
 

@@ -280,6 +280,11 @@ def test_inference_threads_are_bounded_and_the_model_is_loaded_once(monkeypatch:
 # -- through the filter ----------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _trust_the_media_server(trusted_httpserver: HTTPServer) -> None:
+    """The outputs of these tests are served on loopback."""
+
+
 def served(httpserver: HTTPServer, name: str, body: bytes, content_type: str) -> str:
     httpserver.expect_request(f"/{name}").respond_with_data(body, content_type=content_type)
     return httpserver.url_for(f"/{name}")
