@@ -42,7 +42,13 @@ from airflow_provider_genmedia.exceptions import (
 )
 from airflow_provider_genmedia.hooks import sessions
 from airflow_provider_genmedia.hooks.connection_settings import ConnectionSettings
-from airflow_provider_genmedia.hooks.json_or_error import answer_text, network_failure, read_answer, transport_error
+from airflow_provider_genmedia.hooks.json_or_error import (
+    answer_text,
+    network_failure,
+    read_answer,
+    read_body,
+    transport_error,
+)
 from airflow_provider_genmedia.hooks.sessions import SharedSession
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress
 from airflow_provider_genmedia.retries import retry_policy, retryable_read, retryable_submit
@@ -235,7 +241,7 @@ class GenMediaHook(BaseHook):
         url = f"{shared.settings.base_url}{path}"
         try:
             async with shared.session.request(method, url, json=body, headers=shared.headers) as response:
-                content = await response.read()
+                content = await read_body(response, f"{method} {path.split('?')[0]}")
         except (TimeoutError, aiohttp.ClientError) as error:
             raise transport_error(error, method, path, self._scrub) from None
         return read_answer(api, response.status, response.headers, content, self._scrub)
