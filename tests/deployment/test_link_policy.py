@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from genmedia_emulator.stack import Deployment, EmulatorProcess
+from genmedia_stack import Deployment, EmulatorProcess
 from tests.deployment.conftest import EXAMPLE_DAGS, HERE
 
 DAG_ID = "deploy_link_policy"
