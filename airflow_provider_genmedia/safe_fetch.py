@@ -216,6 +216,7 @@ class SafeSession:
         """GET ``url``, following at most `MAX_REDIRECTS` redirects, each checked before it is fetched; further
         keyword arguments go to `requests.Session.get` (``stream``, ``timeout``)."""
         for _ in range(MAX_REDIRECTS + 1):
+            check_http_url(url)  # a redirect to file:// or ftp:// is refused here, before requests looks for an adapter
             response = self._session.get(url, headers=headers, allow_redirects=False, **kwargs)
             location = response.headers.get("Location")
             if not response.is_redirect or not location:

@@ -178,6 +178,12 @@ def test_a_redirect_to_169_254_169_254_is_refused_before_any_connect(httpserver:
         session.get(httpserver.url_for("/a.png"))
 
 
+def test_a_redirect_to_another_scheme_is_refused_as_a_validation_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/a.png").respond_with_data(b"", status=302, headers={"Location": "file:///etc/passwd"})
+    with SafeSession(trusting(httpserver)) as session, pytest.raises(GenMediaValidationError, match="not file://"):
+        session.get(httpserver.url_for("/a.png"))
+
+
 def test_at_most_five_redirects_are_followed(httpserver: HTTPServer) -> None:
     for hop in range(MAX_REDIRECTS):
         httpserver.expect_request(f"/{hop}").respond_with_data(b"", status=302, headers={"Location": f"/{hop + 1}"})
