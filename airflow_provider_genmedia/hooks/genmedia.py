@@ -41,7 +41,7 @@ from airflow_provider_genmedia.exceptions import (
     job_may_exist,
 )
 from airflow_provider_genmedia.hooks import sessions
-from airflow_provider_genmedia.hooks.connection_settings import ConnectionSettings
+from airflow_provider_genmedia.hooks.connection_settings import ConnectionSettings, base_url
 from airflow_provider_genmedia.hooks.json_or_error import (
     answer_text,
     network_failure,
@@ -509,10 +509,11 @@ def fetch_policy_for(api: TaskApi, conn_id: str | None = None) -> FetchPolicy:
     an API's default connection that does not exist lends no origin of its own."""
     from airflow_provider_genmedia.safe_fetch import FetchPolicy
 
-    try:
-        base_url: str | None = hook_for(api, conn_id).settings().base_url
+    hook = hook_for(api, conn_id)
+    try:  # the base URL only: a policy needs neither the key nor the other extras
+        own: str | None = base_url(hook.get_connection(hook.conn_id), hook.default_base_url)
     except AirflowNotFoundException:
         if conn_id:
             raise
-        base_url = None
-    return FetchPolicy.for_connection(base_url)
+        own = None
+    return FetchPolicy.for_connection(own)
