@@ -23,7 +23,7 @@ from pytest_httpserver import HTTPServer
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaValidationError
-from airflow_provider_genmedia.operators.nsfw import filter_nsfw
+from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator, filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from tests.conftest import trust_origins
 from tests.emulator_fixtures import EmulatorControl, sample_body
@@ -385,3 +385,19 @@ def test_no_vendor_data_names_a_file_outside_the_destination(tmp_path: Path, htt
     assert files and all(path.parent == tmp_path / "deep" / "out" for path in files)
     assert len(files) == len(outputs) + 1  # and the manifest
     assert all(".." not in file["name"].replace(".._", "") and "/" not in file["name"] for file in published["files"])
+
+
+def test_the_nsfw_scorer_downloads_from_the_connections_own_origin_unlisted(
+    generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    """The emulator on 127.0.0.1 is the default connection's own origin: its links are fetched with no setting."""
+    result = generate("/task/jimeng/text2video")
+    scored: list[int] = []
+
+    def scorer(output: Any, path: Path) -> float:
+        scored.append(path.stat().st_size)
+        return 1.0
+
+    operator = NsfwFilterOperator(task_id="nsfw", result=result, scorer=scorer)
+    assert len(operator.execute({})["outputs"]) == len(result["outputs"]) == len(scored)
+    assert downloads(emulator, result["task_id"]) == len(scored) and min(scored) > 0
