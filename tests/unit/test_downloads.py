@@ -24,6 +24,7 @@ from airflow_provider_genmedia.exceptions import (
     LinkExpiredError,
     MediaTooLargeError,
 )
+from tests.conftest import trust_origins
 
 BODY = bytes(range(256)) * 64  # 16 KiB
 
@@ -73,8 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[MediaServer]:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaServer]:
     running = MediaServer()
+    trust_origins(monkeypatch, running.url("/"))
     # A short poll interval: shutdown() waits for the serving loop to look, 0.5 s by default.
     thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
@@ -120,10 +122,11 @@ def test_a_server_that_keeps_failing_is_given_up_on_after_the_limit(server: Medi
     assert error.value.status_code == 500 and "secret" not in str(error.value)
 
 
-def test_a_refused_connection_is_retried_and_raised_as_never_connected() -> None:
+def test_a_refused_connection_is_retried_and_raised_as_never_connected(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    trust_origins(monkeypatch, f"http://127.0.0.1:{port}")
     with pytest.raises(GenMediaConnectionError, match=r"GET http://127\.0\.0\.1:\d+/media\.mp4 failed") as error:
         download_to(f"http://127.0.0.1:{port}/media.mp4?X-Amz-Signature=secret", io.BytesIO())
     assert not error.value.connected and error.value.resendable

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -24,11 +25,15 @@ from airflow_provider_genmedia.exceptions import (
     GenMediaServerError,
     GenMediaUncertainSubmitError,
     GenMediaValidationError,
+    ResponseTooLargeError,
 )
-from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, hook_for
+from airflow_provider_genmedia.hooks.genmedia import GptGeHook, NovitaHook, fetch_policy_for, hook_for
+from airflow_provider_genmedia.hooks.json_or_error import MAX_ANSWER_BYTES
 from airflow_provider_genmedia.hooks.sessions import open_sessions
+from airflow_provider_genmedia.outcomes import airflow_outcome
 from airflow_provider_genmedia.results import TaskStatus
 from airflow_provider_genmedia.retries import parse_retry_after
+from airflow_provider_genmedia.safe_fetch import Origin
 
 KEY = "sk_test_0123456789abcdef"
 RESULT_PATH = "/v3/async/task-result"
@@ -408,3 +413,38 @@ def test_a_gateway_page_is_told_by_its_title(httpserver: HTTPServer, novita: Nov
         novita.run_sync(novita.apoll("novita", "t-page"))
 
     assert str(raised.value) == "HTTP 502 novita: 502 Bad Gateway"
+
+
+# -- bounded answers -------------------------------------------------------------------------------------
+
+
+def test_an_answer_over_the_limit_is_refused_without_retry_announced_or_streamed(
+    httpserver: HTTPServer, novita: NovitaHook
+) -> None:
+    """16 MiB and a byte: refused by its Content-Length, and (sent chunked, with no length) as soon as it passes the
+    limit; a refusal is permanent, so the read is not retried."""
+    oversized = b'{"pad": "' + b"x" * MAX_ANSWER_BYTES + b'"}'
+
+    def chunked(_: Request) -> Response:
+        return Response(
+            (oversized[i : i + 65536] for i in range(0, len(oversized), 65536)), mimetype="application/json"
+        )
+
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_data(oversized, content_type="application/json")
+    httpserver.expect_ordered_request(RESULT_PATH).respond_with_handler(chunked)
+    for _ in range(2):
+        with pytest.raises(ResponseTooLargeError, match=r"GET /v3/async/task-result: the answer is over 16777216"):
+            novita.client("novita").get_result("t1")
+    assert requests_to(httpserver, RESULT_PATH) == 2
+    assert type(airflow_outcome(ResponseTooLargeError("x"))).__name__ == "AirflowFailException"
+
+
+def test_the_fetch_policy_trusts_the_connections_own_origin_key_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NOVITA_NO_KEY", json.dumps({"conn_type": "novita", "host": "127.0.0.1", "port": 8089})
+    )
+    assert fetch_policy_for(get_api("novita"), "novita_no_key").own == Origin("https", "127.0.0.1", 8089)
+    monkeypatch.delenv("AIRFLOW_CONN_NOVITA_DEFAULT", raising=False)
+    assert fetch_policy_for(get_api("novita")).own is None  # no default connection: no origin of its own
+    with pytest.raises(AirflowNotFoundException):
+        fetch_policy_for(get_api("novita"), "novita_missing")
