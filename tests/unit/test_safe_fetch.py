@@ -21,6 +21,7 @@ from airflow_provider_genmedia.safe_fetch import (
     address_class,
     parse_origins,
 )
+from tests.unit.triggers.vendor import PromptlyStoppedServer
 
 
 @pytest.mark.parametrize(
@@ -152,7 +153,7 @@ def test_the_request_goes_to_the_address_resolved_once(httpserver: HTTPServer) -
 
 
 def test_each_redirect_hop_is_checked_before_it_is_fetched(httpserver: HTTPServer) -> None:
-    target = HTTPServer(host="127.0.0.1", port=0)
+    target = PromptlyStoppedServer(host="127.0.0.1", port=0)
     target.start()
     try:
         target.expect_request("/secret").respond_with_data(b"secret")
@@ -202,7 +203,7 @@ def tls_server() -> Iterator[tuple[HTTPServer, trustme.CA]]:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("media.test").configure_cert(context)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server = PromptlyStoppedServer(host="127.0.0.1", port=0, ssl_context=context)
     server.start()
     yield server, ca
     server.stop()

@@ -46,7 +46,7 @@ class ScriptedRoute:
         return Response(json.dumps(answer.body), answer.status, answer.headers, content_type="application/json")
 
 
-class _PromptlyStoppedServer(HTTPServer):
+class PromptlyStoppedServer(HTTPServer):
     """pytest-httpserver's server, whose serving loop looks for a stop every 10 ms, not werkzeug's 0.5 s."""
 
     def thread_target(self) -> None:
@@ -57,7 +57,7 @@ class _PromptlyStoppedServer(HTTPServer):
 @contextmanager
 def local_server() -> Iterator[HTTPServer]:
     """A threaded HTTP server on 127.0.0.1 and a free port, so a slow answer does not hold up the next."""
-    server = _PromptlyStoppedServer(host="127.0.0.1", port=0, threaded=True)
+    server = PromptlyStoppedServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     try:
         yield server
