@@ -37,6 +37,13 @@ RootsSetting = Literal["input_roots", "destination_roots"]
 #: ``[genmedia] destination_roots`` when unset: the scratch folder the example DAGs publish into by default.
 DEFAULT_DESTINATION_ROOT = (Path(tempfile.gettempdir()) / "genmedia").as_uri()
 _SHOWN_CHARS = 200
+#: A ``Param`` pattern for a destination typed in the trigger form: a ``scheme://`` URI, no spaces, no Jinja.
+DESTINATION_PARAM_PATTERN = r"^[a-z][a-z0-9+.-]*://[^\s{}%]+$"
+#: A ``Param`` pattern for an input image typed in the trigger form: an http(s) URL, or a path or URI of a PNG,
+#: JPEG or WebP file; no spaces, no Jinja.
+IMAGE_PARAM_PATTERN = r"^(https?://[^\s{}]+|[^\s{}%]+\.(png|jpe?g|webp))$"
+#: A ``Param`` pattern for a link the vendor fetches: an http(s) URL with no spaces.
+LINK_PARAM_PATTERN = r"^https?://[^\s{}]+$"
 
 
 @dataclass(frozen=True)

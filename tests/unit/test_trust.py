@@ -16,6 +16,9 @@ from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.trust import (
     DEFAULT_DESTINATION_ROOT,
+    DESTINATION_PARAM_PATTERN,
+    IMAGE_PARAM_PATTERN,
+    LINK_PARAM_PATTERN,
     check_location,
     is_literal,
     location,
@@ -176,3 +179,33 @@ def test_a_templated_destination_outside_destination_roots_fails_before_anything
     operator.render_template_fields(context={"params": {"d": "file:///etc/cron.d"}})  # type: ignore[arg-type]
     with pytest.raises(AirflowFailException, match=r"destination: .*\[genmedia\] destination_roots"):
         operator.execute({})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "valid"),
+    [
+        (DESTINATION_PARAM_PATTERN, "file:///tmp/genmedia/out", True),
+        (DESTINATION_PARAM_PATTERN, "s3://bucket/prefix", True),
+        (DESTINATION_PARAM_PATTERN, "/tmp/genmedia/out", False),
+        (DESTINATION_PARAM_PATTERN, "s3://bucket/{{ var.value.x }}", False),
+        (DESTINATION_PARAM_PATTERN, "s3://bucket/a b", False),
+        (IMAGE_PARAM_PATTERN, "/data/product.png", True),
+        (IMAGE_PARAM_PATTERN, "s3://bucket/in/shot.JPEG", False),
+        (IMAGE_PARAM_PATTERN, "s3://bucket/in/shot.jpeg", True),
+        (IMAGE_PARAM_PATTERN, "https://example.com/a", True),
+        (IMAGE_PARAM_PATTERN, "/etc/passwd", False),
+        (IMAGE_PARAM_PATTERN, "/data/{{ x }}.png", False),
+        (LINK_PARAM_PATTERN, "https://example.com/a.mp3", True),
+        (LINK_PARAM_PATTERN, "file:///etc/passwd", False),
+    ],
+)
+def test_the_example_dags_param_patterns_take_only_what_they_name(pattern: str, value: str, valid: bool) -> None:
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = Param("", type="string", pattern=pattern)
+    if valid:
+        assert param.resolve(value) == value
+    else:
+        with pytest.raises(ParamValidationError):
+            param.resolve(value)
