@@ -133,7 +133,8 @@ class LocalNsfwModel:
         """Score one image file."""
         try:
             array = preprocess(path)
-        except (ImageDecodeError, Image.DecompressionBombError) as error:
+        # Pillow's format plugins raise SyntaxError (a broken PNG chunk) and EOFError, which preprocess lets through.
+        except (ImageDecodeError, Image.DecompressionBombError, SyntaxError, EOFError) as error:
             cause = error.__cause__ or error
             raise UndecodableMediaError(f"not a readable image ({type(cause).__name__}; {_head(path)})") from None
         (confidence,) = self._confidences([array])
