@@ -200,8 +200,8 @@ def test_a_templated_destination_outside_destination_roots_fails_before_anything
     ],
 )
 def test_the_example_dags_param_patterns_take_only_what_they_name(pattern: str, value: str, valid: bool) -> None:
+    from airflow.exceptions import ParamValidationError  # where Airflow 3.0 to 3.3 all have it
     from airflow.sdk import Param
-    from airflow.sdk.exceptions import ParamValidationError
 
     param = Param("", type="string", pattern=pattern)
     if valid:

@@ -25,7 +25,7 @@ IMG2IMG: dict[str, Any] = {
     "poll_interval": 0.5,
     **RETRIES,
 }
-#: A vendor result with no output: publishing it writes only the manifest.
+#: A vendor result with no output: publishing it writes nothing, after checking its destination.
 NOTHING = {"api": "novita", "task_id": "nothing", "status": "succeeded", "outputs": []}
 
 with DAG(
