@@ -251,7 +251,7 @@ class TaskApi(ABC):
         """The task id read from a submit answer, as text. None there (or an object, a list, a boolean) is the
         provider's error, whose outcome is unknown: the vendor accepted the request, so the job may exist."""
         if not task_id or not isinstance(task_id, str | int) or isinstance(task_id, bool):
-            raise GenMediaAPIError("the submit answer holds no task id", api=self.name)
+            raise GenMediaAPIError("the answer could not be read: it holds no task id", api=self.name)
         return str(task_id)
 
     @abstractmethod
