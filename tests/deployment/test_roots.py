@@ -49,6 +49,7 @@ def task_log(deployment: Deployment, run_id: str, task_id: str) -> str:
     return "\n".join(path.read_text(errors="replace") for path in paths)
 
 
+@pytest.mark.compat
 def test_values_outside_the_roots_fail_before_paying_and_without_retry(
     deployment: Deployment, folders: dict[str, Path]
 ) -> None:
