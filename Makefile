@@ -35,10 +35,11 @@ DAG ?= genmedia_img2img_pipeline
 
 install: $(STAMP)
 
-# The emulator (emulator/, the distribution genmedia-emulator that the dev extra names) is installed from this
-# repository in the same command, so that the dev extra takes it from here.
-DEV_INSTALL := -e ./emulator -e ".[dev]"
-DEV_PYPROJECTS := pyproject.toml emulator/pyproject.toml
+# The emulator (emulator/, the distribution genmedia-emulator) and the local Airflow harness (stack/, genmedia-stack),
+# which the dev extra names, are installed from this repository in the same command, so that the dev extra takes them
+# from here.
+DEV_INSTALL := -e ./emulator -e ./stack -e ".[dev]"
+DEV_PYPROJECTS := pyproject.toml emulator/pyproject.toml stack/pyproject.toml
 
 $(STAMP): $(DEV_PYPROJECTS) $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,7 +81,7 @@ test-others: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airflow_provider_genmedia emulator/genmedia_emulator
+	$(BIN)/mypy airflow_provider_genmedia emulator/genmedia_emulator stack/genmedia_stack
 
 ## The older supported Airflow minors (3.0, 3.1, 3.2; `make test` covers 3.3), each in its own venv: the unit tests,
 ## then the deployment scenarios (tests marked `compat`: the img2img pipeline, a triggerer and a worker killed, a
@@ -177,7 +178,7 @@ unit: install
 
 ## Regenerate one Airflow minor's constraints, `make constraints AIRFLOW=3.1.8` (writes constraints/airflow-3.1.txt):
 ## resolves the dev extra with that exact Airflow, the minor's CAPS_<minor> above and the newest versions allowed of
-## everything else, installs it in a throwaway venv and freezes it, the project and its emulator left out (Airflow's
+## everything else, installs it in a throwaway venv and freezes it, the project, its emulator and harness left out (Airflow's
 ## advice for reproducible installs). Review the diff and run `make test` / `make test-compat-<minor>` before committing
 ## it.
 constraints: MINOR = $(word 1,$(subst ., ,$(AIRFLOW))).$(word 2,$(subst ., ,$(AIRFLOW)))

@@ -170,6 +170,17 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "s3://my-bucket/genmedia/published, file:///data/genmedia/published",
                         "default": None,
                     },
+                    "allowed_private_origins": {
+                        "description": "Origins (scheme://host:port, comma-separated) that the provider may fetch "
+                        "links from although they resolve to a loopback, private, link-local or other non-public "
+                        "address: inputs given by URL, vendor output links, the NSFW scorer's downloads. The vendor "
+                        "connection's own origin (an emulator on 127.0.0.1) is always allowed; every other "
+                        "non-public address is refused, each redirect hop checked the same way.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "http://10.0.0.5:9000,https://minio.internal",
+                        "default": "",
+                    },
                     "spend_ledger_conn_id": {
                         "description": "The object-storage connection of spend_ledger_path (e.g. an aws connection "
                         "for s3://).",

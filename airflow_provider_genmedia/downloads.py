@@ -1,4 +1,6 @@
-"""Streamed downloads of vendor outputs and input images: bounded memory, SHA-256 on the way, http(s) only.
+"""Streamed downloads of vendor outputs and input images: bounded memory, SHA-256 on the way, every link checked by
+the caller's `airflow_provider_genmedia.safe_fetch.SafeSession` (http(s) only, no non-public address it does not
+trust, each redirect checked).
 
 A transient failure (connection error, timeout, a body cut short, HTTP 429 or 5xx) is retried a few times with
 backoff, the file rewritten from where the download started. Failures are the provider's own errors: an HTTP error
@@ -26,6 +28,7 @@ from airflow_provider_genmedia.exceptions import (
     api_error_class,
 )
 from airflow_provider_genmedia.retries import parse_retry_after, retry_policy, retryable_read
+from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 from airflow_provider_genmedia.urls import check_http_url, public_url
 
 log = logging.getLogger(__name__)
@@ -56,9 +59,9 @@ def download_to(
     url: str,
     file: IO[bytes],
     *,
+    session: SafeSession | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     chunk_size: int = CHUNK_SIZE,
-    session: requests.Session | None = None,
 ) -> Download:
     """Stream ``url`` into ``file`` from its current position one chunk at a time, hashing as it goes.
 
@@ -66,9 +69,13 @@ def download_to(
     `DOWNLOAD_ATTEMPTS` tries in all, after the server's ``Retry-After`` or an exponential backoff with jitter; each
     try rewrites ``file`` from where this download started, so the SHA-256 and size are those of the final bytes.
     Anything else (an expired link: `LinkExpiredError`, a file over ``max_bytes``: `MediaTooLargeError`, another
-    status) is raised at once.
+    status, a link its session's policy refuses: `LinkRefusedError`) is raised at once. Without ``session``, one of
+    its own trusts only the origins of ``[genmedia] allowed_private_origins``.
     """
     check_http_url(url)
+    if session is None:
+        with SafeSession(FetchPolicy.for_connection(None)) as own:
+            return download_to(url, file, session=own, max_bytes=max_bytes, chunk_size=chunk_size)
     start = file.tell()
 
     def attempt() -> Download:
@@ -79,16 +86,15 @@ def download_to(
     return Retrying(**retry_policy(DOWNLOAD_ATTEMPTS - 1, retryable_read, log))(attempt)
 
 
-def _download_once(
-    url: str, file: IO[bytes], *, max_bytes: int, chunk_size: int, session: requests.Session | None
-) -> Download:
+def _download_once(url: str, file: IO[bytes], *, max_bytes: int, chunk_size: int, session: SafeSession) -> Download:
     """One try of `download_to`: every error says whether it is worth another (``transient``)."""
     shown = public_url(url)
     query = urlsplit(url).query
     digest, size = hashlib.sha256(), 0
-    getter = session.get if session is not None else requests.get
     try:
-        with getter(url, stream=True, timeout=DOWNLOAD_TIMEOUT, headers={"Accept-Encoding": "identity"}) as response:
+        with session.get(
+            url, stream=True, timeout=DOWNLOAD_TIMEOUT, headers={"Accept-Encoding": "identity"}
+        ) as response:
             status = response.status_code
             if status in EXPIRED_LINK_STATUSES:
                 raise LinkExpiredError(f"GET {shown}: the link expired", status_code=status)

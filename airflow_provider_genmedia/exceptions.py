@@ -216,6 +216,25 @@ class MediaTooLargeError(GenMediaError):
         return True
 
 
+class LinkRefusedError(GenMediaError):
+    """A link was not fetched: it resolves to a non-public address outside the allowed origins, or redirects too often
+    (`airflow_provider_genmedia.safe_fetch`). Nothing was sent to it."""
+
+    @property
+    def permanent(self) -> bool:
+        """The link resolves the same way on a retry; only the setting can change the answer."""
+        return True
+
+
+class ResponseTooLargeError(GenMediaError):
+    """A vendor answer was larger than the provider reads (`airflow_provider_genmedia.hooks.json_or_error`)."""
+
+    @property
+    def permanent(self) -> bool:
+        """An answer that large is no answer of the documented API; asking again gets the same."""
+        return True
+
+
 class GenMediaTaskFailedError(GenMediaError):
     """The vendor task ended failed, canceled or expired; the message gives the vendor's reason."""
 

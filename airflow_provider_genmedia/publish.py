@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import ObjectStoragePath
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
@@ -37,6 +36,7 @@ from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES, Download, download_to
 from airflow_provider_genmedia.exceptions import GenMediaStorageError, GenMediaValidationError, LinkExpiredError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
+from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 from airflow_provider_genmedia.urls import check_http_url, public_url
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,10 @@ ResultRefresher = Callable[[GenerationResult], GenerationResult]
 
 
 def _extension(output: MediaOutput) -> str:
+    """The file extension of an output: its format, else its link's; vendor data, so only safe name characters."""
     fmt = output.format or posixpath.splitext(urlsplit(output.url).path)[1].lstrip(".") or "bin"
-    return _EXTENSIONS.get(fmt.lower(), fmt.lower())
+    fmt = _UNSAFE_NAME_CHARS.sub("_", fmt.lower()).strip("._") or "bin"
+    return _EXTENSIONS.get(fmt, fmt)
 
 
 def _now() -> str:
@@ -65,6 +67,8 @@ class MediaPublisher:
 
     :param destination: The folder to publish into (any ``ObjectStoragePath``: ``file://``, ``s3://``, ...).
     :param refresh: Reads the vendor task again when a link expired (once per publish); None: an expired link fails.
+    :param fetch_policy: Which non-public origins the downloads may reach (the vendor connection's own and
+        ``[genmedia] allowed_private_origins``); None: only those of the setting.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class MediaPublisher:
         max_bytes: int = DEFAULT_MAX_BYTES,
         chunk_size: int = CHUNK_SIZE,
         refresh: ResultRefresher | None = None,
+        fetch_policy: FetchPolicy | None = None,
     ) -> None:
         self.destination = destination
         self.fs: AbstractFileSystem = destination.fs
@@ -85,7 +90,7 @@ class MediaPublisher:
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
         self.refresh = refresh
-        self._session = requests.Session()
+        self._session = SafeSession(fetch_policy or FetchPolicy.for_connection(None))
         self._refreshed: GenerationResult | None = None
 
     @property

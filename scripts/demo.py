@@ -2,7 +2,7 @@
 
 Starts ``genmedia-emulator`` on a free loopback port and runs the DAG with ``airflow dags test`` (deferral included)
 in a throwaway AIRFLOW_HOME (SQLite) whose ``novita_default`` and ``gptge_default`` connections aim at the emulator:
-both from the local stack harness, ``genmedia_emulator.stack``, with no Airflow component started. Then runs the DAGs
+both from the local stack harness, ``genmedia_stack``, with no Airflow component started. Then runs the DAGs
 scheduled on what it published, prints where the outputs are, and stops the emulator. Exits non-zero if anything
 failed.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import Usage
-from genmedia_emulator.stack import Deployment, EmulatorProcess
+from genmedia_stack import Deployment, EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
 #: DAGs that run after the one asked for, because they are scheduled on the Asset it updates.

@@ -7,7 +7,7 @@ cluster). The example DAGs are read from ``example_dags/`` in place, so edits sh
 created in the metadata database, where the UI lists them. Prints the URL and waits; Ctrl-C (or SIGTERM) stops every
 process it started, by PID, and so does SIGINT or SIGTERM sent to ``make`` alone (see `ParentWatch`).
 
-It is the local stack harness of the deployment tests, ``genmedia_emulator.stack`` (`Deployment`, `EmulatorProcess`),
+It is the local stack harness of the deployment tests, ``genmedia_stack`` (`Deployment`, `EmulatorProcess`),
 run for a person.
 """
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from genmedia_emulator.stack import Deployment, EmulatorProcess, free_port
+from genmedia_stack import Deployment, EmulatorProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PORT = 8080

@@ -6,6 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+from pytest_httpserver import HTTPServer
+
 REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="genmedia-airflow-home-"))
@@ -17,3 +20,16 @@ os.environ.setdefault("AIRFLOW__GENMEDIA__DEFER_SETTLE", "0")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "tests" / "system" / "dags"))
 
 pytest_plugins = ["tests.emulator_fixtures", "tests.s3_fixtures"]
+
+
+def trust_origins(monkeypatch: pytest.MonkeyPatch, *urls: str) -> None:
+    """List the origins of ``urls`` (servers the test runs on loopback) in ``[genmedia] allowed_private_origins``."""
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__ALLOWED_PRIVATE_ORIGINS", ",".join(urls))
+
+
+@pytest.fixture
+def trusted_httpserver(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
+    """pytest-httpserver's server, its origin listed in ``[genmedia] allowed_private_origins``, for tests of what a
+    download does rather than of whether it may reach loopback (`tests/unit/test_safe_fetch.py`)."""
+    trust_origins(monkeypatch, httpserver.url_for("/").rstrip("/"))
+    return httpserver

@@ -14,7 +14,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from genmedia_emulator.stack import S3_ACCESS_KEY, S3_CONN_ID, S3_REGION, S3_SECRET_KEY, s3_connection
+from genmedia_stack import S3_ACCESS_KEY, S3_CONN_ID, S3_REGION, S3_SECRET_KEY, s3_connection
 
 BUCKET = "genmedia-published"
 

@@ -6,13 +6,11 @@ https://novita.ai/docs/api-reference/model-apis-txt2img and https://novita.ai/do
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from PIL import Image, UnidentifiedImageError
 from pydantic import AfterValidator, Field, model_validator
 
 from airflow_provider_genmedia.apis.base import (
@@ -34,6 +32,7 @@ from airflow_provider_genmedia.apis.base import (
     text,
 )
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.images import image_size
 from airflow_provider_genmedia.results import (
     GenerationResult,
     MediaOutput,
@@ -72,10 +71,9 @@ def check_image(data: bytes) -> tuple[int, int]:
     if len(data) > MAX_IMAGE_BYTES:
         raise ValueError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes (10 MB)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError):
-        raise ValueError("is not a readable image") from None
+        width, height = image_size(data)
+    except GenMediaValidationError as error:
+        raise ValueError(str(error).removeprefix(f"{error.field}: ")) from None
     if width * height > MAX_IMAGE_PIXELS:
         raise ValueError(f"image is {width}x{height} ({width * height} pixels); the limit is 16 megapixels")
     return width, height

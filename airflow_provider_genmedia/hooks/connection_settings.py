@@ -51,19 +51,14 @@ class ConnectionSettings:
         """The settings of an Airflow connection and its extras; ``timeout``/``max_retries`` given override them.
         The key is masked in every log from here on; a missing key or a bad extra is an error naming the field
         (``prices`` may price only the ``apis`` that the connection serves)."""
-        host = (conn.host or "").strip() or default_base_url
-        if "://" not in host:
-            host = f"https://{host}"
-        parts = urlsplit(host)
-        if conn.port and parts.port is None:
-            host = parts._replace(netloc=f"{parts.netloc}:{conn.port}").geturl()
+        host = base_url(conn, default_base_url)
         if not conn.password:
             raise GenMediaValidationError("password", f"connection {conn.conn_id!r} has no API key")
         mask_secret(conn.password)
         retries = max_retries if max_retries is not None else extras.get("max_retries")
         outage = _extra_number(extras, "max_outage_seconds")
         return cls(
-            base_url=host.rstrip("/"),
+            base_url=host,
             api_key=conn.password,
             timeout=float(timeout or extras.get("timeout") or DEFAULT_TIMEOUT),
             max_retries=int(retries if retries not in (None, "") else DEFAULT_MAX_RETRIES),
@@ -76,6 +71,18 @@ class ConnectionSettings:
             min_balance=_extra_number(extras, "min_balance"),
             max_outage_seconds=DEFAULT_MAX_OUTAGE if outage is None else outage,
         )
+
+
+def base_url(conn: Any, default_base_url: str) -> str:
+    """The base URL of an Airflow connection: its host (``https://`` when it names no scheme) with its port, or
+    ``default_base_url`` when it has no host."""
+    host = (conn.host or "").strip() or default_base_url
+    if "://" not in host:
+        host = f"https://{host}"
+    parts = urlsplit(host)
+    if conn.port and parts.port is None:
+        host = parts._replace(netloc=f"{parts.netloc}:{conn.port}").geturl()
+    return host.rstrip("/")
 
 
 def _extra_number(

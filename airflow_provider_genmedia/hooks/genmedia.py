@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import aiohttp
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
@@ -41,11 +41,20 @@ from airflow_provider_genmedia.exceptions import (
     job_may_exist,
 )
 from airflow_provider_genmedia.hooks import sessions
-from airflow_provider_genmedia.hooks.connection_settings import ConnectionSettings
-from airflow_provider_genmedia.hooks.json_or_error import answer_text, network_failure, read_answer, transport_error
+from airflow_provider_genmedia.hooks.connection_settings import ConnectionSettings, base_url
+from airflow_provider_genmedia.hooks.json_or_error import (
+    answer_text,
+    network_failure,
+    read_answer,
+    read_body,
+    transport_error,
+)
 from airflow_provider_genmedia.hooks.sessions import SharedSession
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress
 from airflow_provider_genmedia.retries import retry_policy, retryable_read, retryable_submit
+
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +241,7 @@ class GenMediaHook(BaseHook):
         url = f"{shared.settings.base_url}{path}"
         try:
             async with shared.session.request(method, url, json=body, headers=shared.headers) as response:
-                content = await response.read()
+                content = await read_body(response, f"{method} {path.split('?')[0]}")
         except (TimeoutError, aiohttp.ClientError) as error:
             raise transport_error(error, method, path, self._scrub) from None
         return read_answer(api, response.status, response.headers, content, self._scrub)
@@ -492,3 +501,19 @@ def hook_for(api: TaskApi, conn_id: str | None = None) -> GenMediaHook:
 def client_for(api: TaskApi, conn_id: str | None = None) -> TaskClient:
     """The client of ``api`` on ``conn_id`` (default: the API's default connection): its hook bound to its adapter."""
     return TaskClient(hook_for(api, conn_id), api)
+
+
+def fetch_policy_for(api: TaskApi, conn_id: str | None = None) -> FetchPolicy:
+    """What the links of ``api``'s results on ``conn_id`` may reach (`airflow_provider_genmedia.safe_fetch`): the
+    connection's own origin, and those of ``[genmedia] allowed_private_origins``. The connection is read here, once;
+    an API's default connection that does not exist lends no origin of its own."""
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
+
+    hook = hook_for(api, conn_id)
+    try:  # the base URL only: a policy needs neither the key nor the other extras
+        own: str | None = base_url(hook.get_connection(hook.conn_id), hook.default_base_url)
+    except AirflowNotFoundException:
+        if conn_id:
+            raise
+        own = None
+    return FetchPolicy.for_connection(own)

@@ -16,11 +16,34 @@ from typing import Any
 import aiohttp
 
 from airflow_provider_genmedia.apis.base import TaskApi
-from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaConnectionError, api_error_class
+from airflow_provider_genmedia.exceptions import (
+    GenMediaAPIError,
+    GenMediaConnectionError,
+    ResponseTooLargeError,
+    api_error_class,
+)
 from airflow_provider_genmedia.hooks.sessions import CONNECT_TIMEOUT
 from airflow_provider_genmedia.retries import parse_retry_after
 
 Scrub = Callable[[str], str]
+#: The largest vendor answer read (16 MiB): the documented answers are a few KB, so anything larger is refused unread.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
+
+
+async def read_body(response: aiohttp.ClientResponse, what: str, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """The body of a vendor answer, read a chunk at a time; a `ResponseTooLargeError` naming ``what`` (the method
+    and path) as soon as it announces or reaches more than ``limit`` bytes."""
+    refusal = f"{what}: the answer is over {limit} bytes, more than any answer of the API; it was not read"
+    if response.content_length is not None and response.content_length > limit:
+        raise ResponseTooLargeError(refusal)
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLargeError(refusal)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: bytes, scrub: Scrub) -> Any:

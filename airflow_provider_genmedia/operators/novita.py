@@ -24,6 +24,7 @@ from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.images import fit_image, image_size
 from airflow_provider_genmedia.inputs import read_image
 from airflow_provider_genmedia.operators.base import GenMediaSubmitOperator
+from airflow_provider_genmedia.urls import is_http_url
 
 #: The img2img ``request`` fields the operator takes under their own names: all but the image, which ``image`` gives.
 REQUEST_FIELDS = tuple(name for name in Img2ImgRequest.model_fields if name != "image_base64")
@@ -134,7 +135,12 @@ class NovitaImg2ImgOperator(GenMediaSubmitOperator):
     def _input_image(self) -> tuple[bytes, tuple[int, int]]:
         """The input image's bytes and size, scaled down when ``fit_image`` asks; its limits are checked once, by
         the request model."""
-        data = read_image(self.setting("image"), field="image")
+        from airflow_provider_genmedia.hooks.genmedia import fetch_policy_for
+
+        image = self.setting("image")
+        # The connection is read only for a link: its origin is the one non-public origin a fetch may reach unlisted.
+        policy = fetch_policy_for(self.api, self.conn_id) if is_http_url(image) else None
+        data = read_image(image, field="image", fetch_policy=policy)
         if self.fit_image:
             data = fit_image(data, max_pixels=MAX_IMAGE_PIXELS, max_bytes=MAX_IMAGE_BYTES)
         return data, image_size(data, field="image")

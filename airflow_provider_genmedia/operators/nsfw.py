@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import BaseOperator, Context
 
+from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.metrics import count_verdicts
@@ -49,6 +50,8 @@ class NsfwFilterOperator(BaseOperator):
     :param rescore: Score the outputs the vendor checked too (default False: the vendor's verdict stands where it
         exists); the scorer's verdict then replaces the vendor's, so that one model and one threshold judge all.
     :param max_bytes: The largest file downloaded for ``scorer``.
+    :param vendor_conn_id: The vendor connection whose origin the scorer's downloads may reach even at a non-public
+        address (see ``[genmedia] allowed_private_origins``); default: the API's default connection.
     """
 
     template_fields: Sequence[str] = ("result",)
@@ -65,6 +68,7 @@ class NsfwFilterOperator(BaseOperator):
         scorer: ScorerChoice = None,
         rescore: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        vendor_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         check_policies(threshold, unchecked, on_flagged)
@@ -77,6 +81,7 @@ class NsfwFilterOperator(BaseOperator):
         self.scorer = scorer
         self.rescore = rescore
         self.max_bytes = max_bytes
+        self.vendor_conn_id = vendor_conn_id
         #: The result json this run filtered and what it returned: what its lineage tells.
         self._lineage_results: tuple[Any, Any] | None = None
 
@@ -84,8 +89,18 @@ class NsfwFilterOperator(BaseOperator):
         """Filter the outputs, log what was kept and why the others went, and apply ``on_flagged``."""
         with airflow_outcomes():
             result = validate_model(GenerationResult, self.result, prefix="result")
+            # The connection is read only when outputs are downloaded, for the scorer.
+            from airflow_provider_genmedia.hooks.genmedia import fetch_policy_for
+
+            policy = None if self.scorer is None else fetch_policy_for(get_api(result.api), self.vendor_conn_id)
             filtered = filter_nsfw(
-                result, self.threshold, self.unchecked, self.scorer, rescore=self.rescore, max_bytes=self.max_bytes
+                result,
+                self.threshold,
+                self.unchecked,
+                self.scorer,
+                rescore=self.rescore,
+                max_bytes=self.max_bytes,
+                fetch_policy=policy,
             )
         count_verdicts(result, filtered)
         self._lineage_results = (result, filtered)

@@ -15,7 +15,7 @@ from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import client_for
+from airflow_provider_genmedia.hooks.genmedia import client_for, fetch_policy_for
 from airflow_provider_genmedia.links import (
     PUBLISHED_LINKS_KEY,
     S3_SCHEMES,
@@ -53,7 +53,8 @@ class PublishMediaOperator(TemplatedFieldsRecorder, BaseOperator):
         ``file:///data/media`` or ``s3://bucket/media`` (templated: a value rendered from a template must fall under
         ``[genmedia] destination_roots``).
     :param conn_id: The object-storage connection (e.g. an ``aws`` connection for ``s3://``).
-    :param vendor_conn_id: The vendor connection used to refresh expired links; default: the API's default.
+    :param vendor_conn_id: The vendor connection used to refresh expired links, whose origin the downloads may reach
+        even at a non-public address (see ``[genmedia] allowed_private_origins``); default: the API's default.
     :param file_name: Name of each file under ``destination``: Jinja first, then ``str.format`` with
         ``{api}``, ``{task_id}``, ``{index}`` (the vendor's output index), ``{ext}`` and ``{kind}``.
     :param manifest_name: Name of the manifest JSON, with the same fields (no ``{index}``/``{ext}``/``{kind}``).
@@ -121,6 +122,7 @@ class PublishMediaOperator(TemplatedFieldsRecorder, BaseOperator):
             _check_destination(self.destination)
             self.check_locations(("destination",), DESTINATION_ROOTS)
             result = self._reviewed_result()
+            fetch_policy = fetch_policy_for(get_api(result.api), self.vendor_conn_id)
         publisher = MediaPublisher(
             ObjectStoragePath(self.destination, conn_id=self.conn_id),
             file_name=self.file_name,
@@ -128,6 +130,7 @@ class PublishMediaOperator(TemplatedFieldsRecorder, BaseOperator):
             max_bytes=self.max_bytes,
             chunk_size=self.chunk_size,
             refresh=self._read_task_again,
+            fetch_policy=fetch_policy,
         )
         with airflow_outcomes("Nothing more was published"):
             published = publisher.publish(result)

@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 def main() -> None:
     """Run the img2img pipeline on a fresh local deployment and check that it paid for one job."""
     # [START howto_emulator_stack]
-    from genmedia_emulator.stack import Deployment, EmulatorProcess
+    from genmedia_stack import Deployment, EmulatorProcess
 
     root = Path(tempfile.mkdtemp(prefix="my-stack-"))
     dag_id = "genmedia_img2img_pipeline"

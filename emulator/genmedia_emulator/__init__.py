@@ -2,8 +2,8 @@
 with no vendor account. It needs neither Airflow nor the provider.
 
 `create_app` builds the aiohttp application; `EmulatorServer` runs it in a background thread; the
-``genmedia-emulator`` console script serves it from the command line; `genmedia_emulator.stack` runs a local Airflow
-against it (the ``stack`` extra, with Airflow installed).
+``genmedia-emulator`` console script serves it from the command line. ``genmedia_stack`` (a distribution of its own,
+in the repository's ``stack/`` folder) runs a local Airflow against it.
 """
 
 from __future__ import annotations

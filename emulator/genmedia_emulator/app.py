@@ -177,6 +177,8 @@ async def _download(request: web.Request) -> web.StreamResponse:
     if task is None or spec is None:
         return _storage_error(404, "NoSuchKey", "The specified key does not exist.")
     task.downloads += 1
+    if emulator.config.redirect_downloads:
+        raise web.HTTPTemporaryRedirect(emulator.config.redirect_downloads.rstrip("/") + str(request.rel_url))
     if name not in task.rendered:
         task.rendered[name] = await asyncio.to_thread(render, spec)
     data, content_type = task.rendered[name], CONTENT_TYPES[spec.format]

@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-scale", type=float, default=defaults.time_scale, help="multiplies both durations")
     parser.add_argument("--url-ttl", type=int, help="lifetime of output URLs in seconds (default: the vendor's)")
     parser.add_argument("--public-url", help="base of output URLs (default: the host the client called)")
+    parser.add_argument("--redirect-downloads", help="answer every download with a 307 to this base URL")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every API answer")
     parser.add_argument("--retry-after", type=int, default=defaults.retry_after, help="Retry-After of injected 429s")
     parser.add_argument("--fail-marker", default=defaults.fail_marker, help="prompt word that makes a task fail")

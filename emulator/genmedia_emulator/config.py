@@ -107,6 +107,9 @@ class EmulatorConfig(BaseModel):
     )
     #: Base of output URLs; None uses the scheme and host the client called.
     public_url: str | None = None
+    #: Base URL that every download answers a 307 to, its path and query kept (a CDN or a hostile relay in front of
+    #: the store); None serves the file.
+    redirect_downloads: str | None = None
     #: Seconds added before every API answer.
     latency: float = Field(default=0.0, ge=0)
     #: Seconds the emulator's clock runs ahead when it answers a task-result poll or checks a download link, so that a

@@ -33,7 +33,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 from airflow_provider_genmedia.apis import get_api  # noqa: E402
 from airflow_provider_genmedia.budgets import SpendLedger  # noqa: E402
 from airflow_provider_genmedia.hooks.genmedia import NovitaHook  # noqa: E402
-from genmedia_emulator.stack import (  # noqa: E402
+from genmedia_stack import (  # noqa: E402
     S3_ACCESS_KEY,
     S3_CONN_ID,
     S3_REGION,

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python tests/benchmarks/bench_deployment.py [--tasks 300] [--seconds 60] [--variants ...]``
 (not collected by pytest; about 3 minutes per variant at 300 tasks).
 
-Each variant runs on a fresh deployment of ``genmedia_emulator.stack`` (api-server, scheduler, dag-processor and
+Each variant runs on a fresh deployment of ``genmedia_stack`` (api-server, scheduler, dag-processor and
 triggerer as separate processes, LocalExecutor with parallelism 4, SQLite) with the emulator as the vendor, and one
 DAG of ``--tasks`` tasks whose waits end ``--seconds`` after their start:
 
@@ -41,7 +41,7 @@ from typing import Any
 import psutil
 import requests
 
-from genmedia_emulator.stack import Deployment, EmulatorProcess
+from genmedia_stack import Deployment, EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))

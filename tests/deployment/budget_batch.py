@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genmedia_emulator.stack import Deployment, wait_until
+from genmedia_stack import Deployment, wait_until
 from tests.deployment.conftest import BUDGET, record_scenario
 
 DAG_ID = "deploy_budget"

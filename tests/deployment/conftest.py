@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_genmedia.trust import DEFAULT_DESTINATION_ROOT
-from genmedia_emulator.stack import CeleryDeployment, Deployment, EmulatorProcess
+from genmedia_stack import CeleryDeployment, Deployment, EmulatorProcess
 from tests.deployment.airflow_version import AIRFLOW_VERSION
 from tests.s3_fixtures import BUCKET
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from genmedia_emulator.stack import Deployment
+from genmedia_stack import Deployment
 
 #: The scheduler logs one such line each time an executor reports a worker run of a task instance as ended.
 FINISHED = re.compile(r"TaskInstance Finished: dag_id=(\S+), task_id=(\S+), run_id=(\S+), map_index=(-?\d+),")

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from genmedia_emulator.stack import Deployment, wait_until
+from genmedia_stack import Deployment, wait_until
 from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.budget_batch import DAG_ID, TASKS, run_budget_batch
 from tests.deployment.conftest import BUDGET

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import pytest
 
-from genmedia_emulator.stack import CeleryDeployment, wait_until
+from genmedia_stack import CeleryDeployment, wait_until
 from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.budget_batch import TASKS, run_budget_batch
 from tests.deployment.conftest import BUDGET, record_scenario

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from genmedia_emulator.stack import Deployment
+from genmedia_stack import Deployment
 from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.conftest import record_scenario
 from tests.deployment.observe import worker_runs

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from genmedia_emulator.stack import Deployment, wait_until
+from genmedia_stack import Deployment, wait_until
 from tests.deployment.airflow_version import airflow_at_least, requires_airflow
 from tests.deployment.conftest import record_scenario
 

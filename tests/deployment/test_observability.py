@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_genmedia.lineage import dataset_name
-from genmedia_emulator.stack import Deployment, EmulatorProcess, wait_until
+from genmedia_stack import Deployment, EmulatorProcess, wait_until
 from tests.deployment.airflow_version import AIRFLOW_VERSION
 from tests.deployment.conftest import dag_sources, record_scenario
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from genmedia_emulator.stack import Deployment, EmulatorProcess
+from genmedia_stack import Deployment, EmulatorProcess
 from tests.deployment.conftest import budget_connections, dag_sources, record_scenario
 
 DAG_ID = "deploy_roots"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from genmedia_emulator.stack import Deployment, wait_until
+from genmedia_stack import Deployment, wait_until
 from tests.deployment.conftest import record_scenario
 
 DAG_ID = "deploy_video_waits"

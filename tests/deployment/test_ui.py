@@ -22,7 +22,7 @@ import boto3
 import pytest
 import requests
 
-from genmedia_emulator.stack import BIN, Deployment, EmulatorProcess, free_port, stop_process_group, wait_until
+from genmedia_stack import BIN, Deployment, EmulatorProcess, free_port, stop_process_group, wait_until
 from tests.deployment.airflow_version import requires_airflow
 from tests.deployment.conftest import dag_sources, destination_roots
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from genmedia_emulator.stack import free_port, wait_until
+from genmedia_stack import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 150.0

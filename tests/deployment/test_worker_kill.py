@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from genmedia_emulator.stack import Deployment, wait_until
+from genmedia_stack import Deployment, wait_until
 from tests.deployment.airflow_version import airflow_at_least
 from tests.deployment.conftest import record_scenario
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from PIL import Image
+from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator, NovitaTaskOperator
 from tests.emulator_fixtures import EmulatorControl
@@ -65,4 +66,23 @@ def test_an_image_over_16_megapixels_needs_fit_image(tmp_path: Path, emulator_co
 def test_a_generic_endpoint_body_must_be_an_object(emulator_connections: EmulatorControl) -> None:
     with pytest.raises(AirflowFailException, match="body: must be a JSON object"):
         NovitaTaskOperator(task_id="t", endpoint="txt2video", body=["not", "an", "object"]).execute({})  # type: ignore[arg-type]
+    assert emulator_connections.stats()["submit_requests"]["novita"] == 0
+
+
+@pytest.mark.parametrize(
+    ("link", "kind"),
+    [("{server}/in.png?token=secret", "loopback"), ("http://169.254.169.254/latest/in.png?token=secret", "link-local")],
+)
+def test_an_input_link_to_a_private_address_is_refused_before_any_request(
+    link: str, kind: str, httpserver: HTTPServer, emulator_connections: EmulatorControl
+) -> None:
+    httpserver.expect_request("/in.png").respond_with_data(b"internal bytes")
+    url = link.format(server=httpserver.url_for("/").rstrip("/"))
+    operator = NovitaImg2ImgOperator(task_id="img2img", image=url, prompt="p", model_name="m")
+    with pytest.raises(
+        AirflowFailException, match=rf"nothing was sent.*a {kind} address.*allowed_private_origins"
+    ) as raised:
+        operator.execute({})
+    assert "secret" not in str(raised.value)
+    assert len(httpserver.log) == 0
     assert emulator_connections.stats()["submit_requests"]["novita"] == 0

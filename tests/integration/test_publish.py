@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,12 +18,14 @@ import requests
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Asset, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
+from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.downloads import DOWNLOAD_ATTEMPTS
 from airflow_provider_genmedia.exceptions import GenMediaConnectionError, GenMediaValidationError
-from airflow_provider_genmedia.operators.nsfw import filter_nsfw
+from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator, filter_nsfw
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
+from tests.conftest import trust_origins
 from tests.emulator_fixtures import EmulatorControl, sample_body
 from tests.s3_fixtures import S3_CONN_ID, s3_client
 
@@ -324,3 +327,77 @@ def test_a_result_that_does_not_validate_fails_without_retry(tmp_path: Path) -> 
 def test_bad_arguments_are_refused_at_once(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(GenMediaValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         PublishMediaOperator(task_id="publish", result={}, **{"destination": "file:///tmp/media", **arguments})
+
+
+# -- the links a vendor answers with (airflow_provider_genmedia.safe_fetch) ----------------------------------------
+
+
+def test_an_output_link_to_another_loopback_origin_is_refused_unless_listed(
+    tmp_path: Path,
+    generate: Callable[..., dict[str, Any]],
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    httpserver.expect_request("/stolen.png").respond_with_data(b"internal bytes")
+    result = generate("/v3/async/txt2img")
+    result["outputs"][0]["url"] = httpserver.url_for("/stolen.png") + "?X-Amz-Signature=secret"
+    destination = Destination(f"file://{tmp_path}/out", None)
+    with pytest.raises(AirflowFailException, match=r"a loopback address.*allowed_private_origins") as refused:
+        publish(destination, result)
+    assert "secret" not in str(refused.value)
+    assert len(httpserver.log) == 0
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+
+    trust_origins(monkeypatch, httpserver.url_for("/").rstrip("/"))
+    published, _ = publish(destination, result)
+    assert len(httpserver.log) == 1
+    assert destination.read(published["files"][0]["name"]) == b"internal bytes"
+
+
+def test_a_redirect_from_the_connections_own_origin_to_another_is_refused(
+    tmp_path: Path, generate: Callable[..., dict[str, Any]], emulator: EmulatorControl, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request(re.compile(".*")).respond_with_data(b"internal bytes")
+    result = generate("/v3/async/txt2img")
+    emulator.configure(redirect_downloads=httpserver.url_for("/").rstrip("/"))
+    with pytest.raises(AirflowFailException, match=r"a loopback address.*allowed_private_origins"):
+        publish(Destination(f"file://{tmp_path}/out", None), result)
+    assert downloads(emulator, result["task_id"]) == 1  # the first hop, on the connection's own origin
+    assert len(httpserver.log) == 0
+
+
+@pytest.mark.usefixtures("trusted_httpserver")
+def test_no_vendor_data_names_a_file_outside_the_destination(tmp_path: Path, httpserver: HTTPServer) -> None:
+    """Output links whose paths climb (plain and percent-encoded), a format and a task id that climb: every file lands
+    in the destination folder, named by the template's fields made safe."""
+    httpserver.expect_request(re.compile(".*")).respond_with_data(b"media")
+    base = httpserver.url_for("/").rstrip("/")
+    outputs = [
+        {"url": f"{base}/../../etc/x.png", "kind": "image"},
+        {"url": f"{base}/a/%2e%2e%2f%2e%2e%2fescape.png", "kind": "image"},
+        {"url": f"{base}/b.png%2f..%2f..%2fx", "kind": "image"},
+        {"url": f"{base}/c.png", "kind": "image", "format": "png/../../../x"},
+    ]
+    result = {"api": "novita", "task_id": "../../../escape", "status": "succeeded", "outputs": outputs}
+    destination = Destination(f"file://{tmp_path}/deep/out", None)
+    published, _ = publish(destination, result)
+    files = sorted(path for path in tmp_path.rglob("*") if path.is_file())
+    assert files and all(path.parent == tmp_path / "deep" / "out" for path in files)
+    assert len(files) == len(outputs) + 1  # and the manifest
+    assert all(".." not in file["name"].replace(".._", "") and "/" not in file["name"] for file in published["files"])
+
+
+def test_the_nsfw_scorer_downloads_from_the_connections_own_origin_unlisted(
+    generate: Callable[..., dict[str, Any]], emulator: EmulatorControl
+) -> None:
+    """The emulator on 127.0.0.1 is the default connection's own origin: its links are fetched with no setting."""
+    result = generate("/task/jimeng/text2video")
+    scored: list[int] = []
+
+    def scorer(output: Any, path: Path) -> float:
+        scored.append(path.stat().st_size)
+        return 1.0
+
+    operator = NsfwFilterOperator(task_id="nsfw", result=result, scorer=scorer)
+    assert len(operator.execute({})["outputs"]) == len(result["outputs"]) == len(scored)
+    assert downloads(emulator, result["task_id"]) == len(scored) and min(scored) > 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from genmedia_emulator.stack import Deployment, EmulatorProcess
+from genmedia_stack import Deployment, EmulatorProcess
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.system

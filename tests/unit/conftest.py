@@ -15,11 +15,10 @@ from tests.unit.triggers.vendor import local_server, use_connection
 
 
 @pytest.fixture(autouse=True)
-def no_retry_waits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The retry waits are computed and logged but not spent (`retries.SKIP_WAITS`), so that no unit test sits through
-    real backoff; a test that measures the waits themselves says so with ``@pytest.mark.real_waits``."""
-    if request.node.get_closest_marker("real_waits") is None:
-        monkeypatch.setattr(retries, "SKIP_WAITS", True)
+    real backoff: a test of a wait reads the wait from the log."""
+    monkeypatch.setattr(retries, "SKIP_WAITS", True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.images import fit_image, image_size
+from airflow_provider_genmedia.images import fit_image, image_mime_type, image_size
 
 
 def png(width: int = 40, height: int = 30, mode: str = "RGB") -> bytes:
@@ -44,3 +44,18 @@ def test_fit_image_keeps_transparency() -> None:
     fitted = fit_image(png(200, 200, "RGBA"), max_pixels=2_500, max_bytes=10**6)
     with Image.open(io.BytesIO(fitted)) as image:
         assert (image.format, image.mode) == ("PNG", "RGBA")
+
+
+@pytest.mark.parametrize("pixels", [100 * 100, 200 * 200])  # over the limit: Pillow warns; over twice it: it raises
+def test_an_image_over_pillows_pixel_limit_is_a_validation_error_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, pixels: int
+) -> None:
+    side = int(pixels**0.5)
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side)).save(buffer, "PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64)  # Pillow's own setting, lowered to make small bombs
+    for read in (image_size, image_mime_type):
+        with pytest.raises(GenMediaValidationError, match=r"^image: has more than 4096 pixels"):
+            read(buffer.getvalue(), field="image")
+    with pytest.raises(GenMediaValidationError, match="has more than 4096 pixels"):
+        fit_image(buffer.getvalue(), max_pixels=100, max_bytes=1000)

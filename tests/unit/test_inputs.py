@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from airflow.sdk import ObjectStoragePath
 from PIL import Image
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.inputs import read_image, shown_image
+from airflow_provider_genmedia.inputs import MAX_DOWNLOAD_BYTES, read_image, shown_image
+from airflow_provider_genmedia.safe_fetch import FetchPolicy, Origin
 
 
 def png(width: int = 40, height: int = 30, mode: str = "RGB") -> bytes:
@@ -19,6 +22,7 @@ def png(width: int = 40, height: int = 30, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.usefixtures("trusted_httpserver")
 def test_every_accepted_form_reads_the_same_bytes(tmp_path: Path, httpserver: HTTPServer) -> None:
     data = png()
     path = tmp_path / "in.png"
@@ -72,3 +76,31 @@ def test_rendered_templates_show_image_references_and_elide_image_data(tmp_path:
     long_base64 = base64.b64encode(b"\x00" * 3000).decode()  # once read as a path: "File name too long"
     assert shown_image(long_base64).startswith("<base64: ")
     assert read_image(long_base64) == b"\x00" * 3000
+
+
+@pytest.mark.usefixtures("trusted_httpserver")
+def test_an_input_without_a_length_is_cut_off_at_the_limit_while_streaming(httpserver: HTTPServer) -> None:
+    chunk = b"\0" * (1024 * 1024)
+    sent: list[int] = []
+
+    def endless(_: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            for _ in range(MAX_DOWNLOAD_BYTES // len(chunk) + 16):
+                sent.append(len(chunk))
+                yield chunk
+
+        return Response(body(), mimetype="image/png")  # no Content-Length: only the count while streaming can stop it
+
+    httpserver.expect_request("/endless.png").respond_with_handler(endless)
+    with pytest.raises(GenMediaValidationError, match=f"exceeds the limit of {MAX_DOWNLOAD_BYTES} bytes"):
+        read_image(httpserver.url_for("/endless.png"))
+    assert sum(sent) < MAX_DOWNLOAD_BYTES + 16 * len(chunk)  # the server was not read to its end
+
+
+def test_an_input_link_to_loopback_is_refused_unless_its_origin_is_trusted(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/in.png").respond_with_data(png(), content_type="image/png")
+    with pytest.raises(GenMediaValidationError, match=r"^image: could not be downloaded: .*a loopback address"):
+        read_image(httpserver.url_for("/in.png"))
+    assert len(httpserver.log) == 0
+    own = FetchPolicy(own=Origin.of(httpserver.url_for("/")))
+    assert read_image(httpserver.url_for("/in.png"), fetch_policy=own) == png()

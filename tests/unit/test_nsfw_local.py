@@ -280,6 +280,11 @@ def test_inference_threads_are_bounded_and_the_model_is_loaded_once(monkeypatch:
 # -- through the filter ----------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _trust_the_media_server(trusted_httpserver: HTTPServer) -> None:
+    """The outputs of these tests are served on loopback."""
+
+
 def served(httpserver: HTTPServer, name: str, body: bytes, content_type: str) -> str:
     httpserver.expect_request(f"/{name}").respond_with_data(body, content_type=content_type)
     return httpserver.url_for(f"/{name}")
@@ -365,3 +370,27 @@ def test_the_model_is_loaded_once_for_many_outputs(httpserver: HTTPServer, monke
     for _ in range(3):  # three tasks of one worker process, two outputs each
         filter_nsfw(generation(*[MediaOutput(url=url, kind="video", format="mp4")] * 2), scorer="local")
     assert len(loads) == 1
+
+
+def test_video_decoding_is_bounded_in_frames_and_in_time(model: LocalNsfwModel, tmp_path: Path) -> None:
+    frames = [pattern(index // 4 + 1, (160, 120)) for index in range(40)]
+    path = write_video(tmp_path / "clip.mp4", frames, fps=8)
+    with pytest.raises(UndecodableMediaError, match="needs more than 10 frames"):
+        model.score_video(path, max_decoded_frames=10)
+    with pytest.raises(UndecodableMediaError, match="decoding stopped after 0 frames: out of time"):
+        model.score_video(path, max_seconds=-1)
+    assert len(model.score_video(path, max_decoded_frames=40).frames) == 5  # the whole video fits its bound
+
+
+def test_an_image_over_pillows_pixel_limit_is_undecodable_not_a_warning(
+    model: LocalNsfwModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    video = write_video(tmp_path / "wide.mp4", [pattern(1, (160, 120))] * 8, fps=8)
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (100, 100)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64)  # Pillow's own setting, lowered to make small bombs
+    # 10000 pixels: over the limit, under twice it, where Pillow alone would only warn.
+    with pytest.raises(UndecodableMediaError, match="not a readable image"):
+        model.score_image(path)
+    with pytest.raises(UndecodableMediaError, match="frames of 19200 pixels, over the limit of 4096"):
+        model.score_video(video)

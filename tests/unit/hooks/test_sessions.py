@@ -111,18 +111,18 @@ async def test_a_cancelled_trigger_gives_back_its_share_of_the_session(vendor: V
 async def test_max_polls_per_second_paces_every_wait_of_the_connection(
     vendor: Vendor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    connect(monkeypatch, vendor.url, max_polls_per_second=20)
+    connect(monkeypatch, vendor.url, max_polls_per_second=100)
 
     await asyncio.gather(*(poll_times(1) for _ in range(30)))
 
     times = sorted(moment for moment, _ in vendor.polls)
     assert len(times) == 30
-    assert times[-1] - times[0] >= 29 / 20 * 0.9  # unpaced, 30 polls at once take a few milliseconds
+    assert times[-1] - times[0] >= 29 / 100 * 0.9  # unpaced, 30 polls at once take a few milliseconds
 
 
 async def test_a_429_with_retry_after_pauses_every_wait_of_the_connection(vendor: Vendor) -> None:
     vendor.answer = lambda poll: (
-        web.json_response({}, status=429, headers={"Retry-After": "1"})
+        web.json_response({}, status=429, headers={"retry-after-ms": "300"})
         if poll == 1
         else web.json_response(running("t"))
     )
@@ -135,7 +135,7 @@ async def test_a_429_with_retry_after_pauses_every_wait_of_the_connection(vendor
 
     later = [moment for moment, _ in vendor.polls[1:]]
     assert len(later) == 20
-    assert min(later) - limited_at >= 0.95
+    assert min(later) - limited_at >= 0.29
 
 
 async def test_a_vendor_rate_limit_code_in_a_200_answer_pauses_the_connection_too(

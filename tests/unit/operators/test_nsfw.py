@@ -97,6 +97,7 @@ def test_the_local_scorer_without_the_extra_fails_when_the_operator_is_built(mon
         NsfwFilterOperator(task_id="nsfw", result={}, scorer="local")
 
 
+@pytest.mark.usefixtures("trusted_httpserver")
 def test_the_operator_scores_locally_and_rescores_when_asked(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v.mp4").respond_with_data(sample_mp4(), content_type="video/mp4")
     vendor_checked = image(97.5, url=httpserver.url_for("/v.mp4")).model_copy(update={"kind": "video"})

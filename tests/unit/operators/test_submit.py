@@ -108,7 +108,7 @@ def test_a_gateway_502_fails_without_retry_and_a_later_try_sends_nothing(vendor:
 
 
 def test_no_answer_within_the_timeout_is_uncertain_too(vendor: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_novita(vendor, monkeypatch, timeout=1)
+    use_novita(vendor, monkeypatch, timeout=0.2)
     submits = Submits(3.0)
     serve(vendor, submits)
 
@@ -186,7 +186,9 @@ def test_without_task_state_store_the_record_file_makes_a_later_try_resume(
     serve(vendor, submits)
 
     def run_without_state_store() -> dict[str, Any]:
-        operator = NovitaTaskOperator(task_id="generate", endpoint="wan-t2v", body=BODY, deferrable=False)
+        operator = NovitaTaskOperator(
+            task_id="generate", endpoint="wan-t2v", body=BODY, deferrable=False, poll_interval=0.05
+        )
         return operator.execute({"ti": TaskInstance()})  # type: ignore[arg-type]
 
     first = run_without_state_store()

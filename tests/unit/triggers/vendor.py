@@ -46,10 +46,18 @@ class ScriptedRoute:
         return Response(json.dumps(answer.body), answer.status, answer.headers, content_type="application/json")
 
 
+class _PromptlyStoppedServer(HTTPServer):
+    """pytest-httpserver's server, whose serving loop looks for a stop every 10 ms, not werkzeug's 0.5 s."""
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.01)
+
+
 @contextmanager
 def local_server() -> Iterator[HTTPServer]:
     """A threaded HTTP server on 127.0.0.1 and a free port, so a slow answer does not hold up the next."""
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server = _PromptlyStoppedServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     try:
         yield server
