@@ -145,6 +145,31 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "s3://my-bucket/genmedia/spend-ledger",
                         "default": None,
                     },
+                    "input_roots": {
+                        "description": "Comma-separated local folders and object-storage URI prefixes (file://, "
+                        "s3://bucket/prefix, gs://...) that an input image path or URI must fall under when it came "
+                        "from a template (params, dag_run.conf, XCom, a mapped task's XCom argument); one written "
+                        "literally in the DAG file is the author's and is not checked, nor is an http(s) URL. Paths "
+                        "are compared resolved (no escape through .. or symlinks), part by part. Unset: [core] "
+                        "dags_folder. Empty: every templated path or URI is refused.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/data/genmedia/inputs, s3://my-bucket/genmedia/inputs",
+                        "default": None,
+                    },
+                    "destination_roots": {
+                        "description": "Comma-separated object-storage URI prefixes (and local folders) that a "
+                        "PublishMediaOperator destination or a MediaReviewOperator preview_destination must fall "
+                        "under when it came from a template, as input_roots for inputs. Unset: the genmedia folder "
+                        "of the system's temporary folder (file:///tmp/genmedia), the scratch place the example "
+                        "DAGs publish into by default, so that they run as shipped while a templated destination "
+                        "on real storage (s3://...) is refused until its prefix is listed here. Empty: every "
+                        "templated destination is refused.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/genmedia/published, file:///data/genmedia/published",
+                        "default": None,
+                    },
                     "allowed_private_origins": {
                         "description": "Origins (scheme://host:port, comma-separated) that the provider may fetch "
                         "links from although they resolve to a loopback, private, link-local or other non-public "

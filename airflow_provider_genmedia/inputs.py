@@ -40,12 +40,17 @@ def _download(url: str, field: str, policy: FetchPolicy | None) -> bytes:
     return buffer.getvalue()
 
 
-def _is_local_file(text: str) -> bool:
+def is_local_file(text: str) -> bool:
     """True for the path of an existing file; False for anything else, a string too long to be a path included."""
     try:
         return len(text) < _MAX_PATH_CHARS and Path(text).expanduser().is_file()
     except OSError:  # e.g. a base64 string taken for a path: "File name too long"
         return False
+
+
+def looks_like_path(text: str) -> bool:
+    """True for a short string with a ``/`` or a ``.``: a path, never base64 image data (which is far longer)."""
+    return len(text) < 64 and ("/" in text or "." in text)
 
 
 def shown_image(value: Any) -> Any:
@@ -56,9 +61,9 @@ def shown_image(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if not text or is_http_url(text) or _is_local_file(text):
+    if not text or is_http_url(text) or is_local_file(text):
         return value
-    if "://" in text[:32] or (len(text) < 64 and ("/" in text or "." in text)):
+    if "://" in text[:32] or looks_like_path(text):
         return value  # an object-store URI, or a path that read_image will refuse by name
     return blob_placeholder(value)
 
@@ -82,9 +87,9 @@ def read_image(value: Any, *, field: str = "image", fetch_policy: FetchPolicy | 
                 return decode_base64(text)
             if "://" in text[:32]:
                 return bytes(ObjectStoragePath(text).read_bytes())
-            if _is_local_file(text):
+            if is_local_file(text):
                 return Path(text).expanduser().read_bytes()
-            if len(text) < 64 and ("/" in text or "." in text):
+            if looks_like_path(text):
                 raise GenMediaValidationError(field, f"{text!r} is not an existing file")
             return decode_base64(text)
     except GenMediaValidationError:

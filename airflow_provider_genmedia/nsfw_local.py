@@ -142,7 +142,14 @@ class LocalNsfwModel:
         try:
             with pixel_limit():
                 array = preprocess(path)
-        except (ImageDecodeError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # Pillow's format plugins raise SyntaxError (a broken PNG chunk) and EOFError, which preprocess lets through.
+        except (
+            ImageDecodeError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+            SyntaxError,
+            EOFError,
+        ) as error:
             cause = error.__cause__ or error
             raise UndecodableMediaError(f"not a readable image ({type(cause).__name__}; {_head(path)})") from None
         (confidence,) = self._confidences([array])
@@ -224,7 +231,10 @@ class _VideoReader:
             raise UndecodableMediaError("the file has no video stream")
         self.container = container
         self.stream: VideoStream = container.streams.video[0]
-        pixels = (self.stream.codec_context.width or 0) * (self.stream.codec_context.height or 0)
+        context = self.stream.codec_context
+        if context is None:  # a file cut before its codec's description
+            raise UndecodableMediaError("the video stream has no codec to decode it with")
+        pixels = (context.width or 0) * (context.height or 0)
         if Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS:
             raise UndecodableMediaError(f"frames of {pixels} pixels, over the limit of {Image.MAX_IMAGE_PIXELS}")
         self.max_frames, self.deadline, self.decoded = max_frames, deadline, 0

@@ -23,6 +23,7 @@ from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.operators.review import HUMAN_REVIEW_AVAILABLE, MediaReviewOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator
 from airflow_provider_genmedia.review import review_items
+from airflow_provider_genmedia.trust import DESTINATION_PARAM_PATTERN, LINK_PARAM_PATTERN
 
 DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "avatars").as_uri()
 #: Unset: the vendor's own adaptive schedule. The demo sets a short fixed interval for the emulator.
@@ -36,9 +37,15 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params={
-        "avatar_url": Param("https://example.com/presenter/portrait.png", type="string", format="uri"),
-        "audio_url": Param("https://example.com/presenter/welcome.mp3", type="string", format="uri"),
-        "destination": Param(DEFAULT_DESTINATION, type="string", description="ObjectStoragePath URI"),
+        "avatar_url": Param(
+            "https://example.com/presenter/portrait.png", type="string", format="uri", pattern=LINK_PARAM_PATTERN
+        ),
+        "audio_url": Param(
+            "https://example.com/presenter/welcome.mp3", type="string", format="uri", pattern=LINK_PARAM_PATTERN
+        ),
+        "destination": Param(
+            DEFAULT_DESTINATION, type="string", pattern=DESTINATION_PARAM_PATTERN, description="ObjectStoragePath URI"
+        ),
     },
     tags=["genmedia", "example"],
 ) as avatar:

@@ -41,6 +41,7 @@ from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.operators.review import HUMAN_REVIEW_AVAILABLE, MediaReviewOperator
 from airflow_provider_genmedia.operators.video import BailianVideoOperator, JimengVideoOperator
 from airflow_provider_genmedia.review import apply_reviews, review_items
+from airflow_provider_genmedia.trust import DESTINATION_PARAM_PATTERN
 
 DATA = Path(__file__).parent / "data"
 PROMPTS: list[dict[str, str]] = json.loads((DATA / "prompts.json").read_text())
@@ -59,9 +60,14 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params={
-        "destination": Param(DEFAULT_DESTINATION, type="string", description="ObjectStoragePath URI"),
+        "destination": Param(
+            DEFAULT_DESTINATION, type="string", pattern=DESTINATION_PARAM_PATTERN, description="ObjectStoragePath URI"
+        ),
         "review_frames": Param(
-            f"{DEFAULT_DESTINATION}/review-frames", type="string", description="Where reviewers' frames are stored"
+            f"{DEFAULT_DESTINATION}/review-frames",
+            type="string",
+            pattern=DESTINATION_PARAM_PATTERN,
+            description="Where reviewers' frames are stored",
         ),
     },
     tags=["genmedia", "example"],

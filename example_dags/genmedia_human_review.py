@@ -34,6 +34,7 @@ from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
 from airflow_provider_genmedia.operators.review import MediaReviewOperator
 from airflow_provider_genmedia.review import review_items
+from airflow_provider_genmedia.trust import DESTINATION_PARAM_PATTERN, IMAGE_PARAM_PATTERN
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "reviewed-product-shots").as_uri()
@@ -48,11 +49,18 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params={
-        "image": Param(str(DATA / "product.png"), type="string", description="Path, http(s) URL or URI"),
+        "image": Param(
+            str(DATA / "product.png"),
+            type="string",
+            pattern=IMAGE_PARAM_PATTERN,
+            description="Path, http(s) URL or URI",
+        ),
         "prompt": Param(
             "studio product photo of a ceramic mug, neon night light", type="string", minLength=1, maxLength=1024
         ),
-        "destination": Param(DEFAULT_DESTINATION, type="string", description="ObjectStoragePath URI"),
+        "destination": Param(
+            DEFAULT_DESTINATION, type="string", pattern=DESTINATION_PARAM_PATTERN, description="ObjectStoragePath URI"
+        ),
     },
     tags=["genmedia", "example"],
 ) as human_review:

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 from airflow_provider_genmedia.operators.novita import NovitaImg2ImgOperator
 from airflow_provider_genmedia.operators.nsfw import NsfwFilterOperator
 from airflow_provider_genmedia.operators.publish import PublishMediaOperator
+from airflow_provider_genmedia.trust import DESTINATION_PARAM_PATTERN, IMAGE_PARAM_PATTERN
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DESTINATION = (Path(tempfile.gettempdir()) / "genmedia" / "restyled-product-shots").as_uri()
@@ -45,14 +46,21 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params={
-        "image": Param(str(DATA / "product.png"), type="string", description="Path, http(s) URL or URI"),
+        "image": Param(
+            str(DATA / "product.png"),
+            type="string",
+            pattern=IMAGE_PARAM_PATTERN,
+            description="Path, http(s) URL or URI",
+        ),
         "prompt": Param(
             "studio product photo of a ceramic mug, soft morning light, watercolor style",
             type="string",
             minLength=1,
             maxLength=1024,
         ),
-        "destination": Param(DEFAULT_DESTINATION, type="string", description="ObjectStoragePath URI"),
+        "destination": Param(
+            DEFAULT_DESTINATION, type="string", pattern=DESTINATION_PARAM_PATTERN, description="ObjectStoragePath URI"
+        ),
     },
     tags=["genmedia", "example"],
 ) as img2img_pipeline:
@@ -140,7 +148,11 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     is_paused_upon_creation=False,
-    params={"destination": Param(DEFAULT_DESTINATION, type="string", description="Where the manifests are")},
+    params={
+        "destination": Param(
+            DEFAULT_DESTINATION, type="string", pattern=DESTINATION_PARAM_PATTERN, description="Where the manifests are"
+        )
+    },
     tags=["genmedia", "example"],
 ) as contact_sheet_dag:
     # [START howto_asset_triggered_dag]

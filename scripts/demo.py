@@ -163,6 +163,9 @@ def main() -> int:
         postgres=False,
         extra_env={
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            # The demo publishes into --output, given to each run as params.destination (templated): that folder is
+            # the one destination root (docs/security.md).
+            "AIRFLOW__GENMEDIA__DESTINATION_ROOTS": output.as_uri(),
             # After the caller's own filters: the last one that matches wins, so these two stay silent whatever
             # those say.
             "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *THIRD_PARTY_WARNINGS])),

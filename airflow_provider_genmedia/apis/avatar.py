@@ -23,6 +23,7 @@ from airflow_provider_genmedia.apis.base import (
     first_text,
     integer,
     mapping,
+    text,
 )
 from airflow_provider_genmedia.apis.gptge import GptGeApi
 from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
@@ -100,7 +101,7 @@ class AvatarApi(GptGeApi):
         the plain one (``work_video_path``); the video the task gave when it has not the one asked for."""
         completed = super().complete(result, request, **pricing)
         chosen = "no_wm_work_video_path" if request and request.get("no_watermark") else "work_video_path"
-        url = avatar_task(result.raw).get(chosen)
+        url = text(avatar_task(result.raw).get(chosen))
         if not url or not result.outputs:
             log.warning("avatar task %s has no %s: returning the video it gave", result.task_id, chosen)
             return completed
@@ -130,10 +131,7 @@ class AvatarApi(GptGeApi):
         self._check_code(body)
         data = mapping(body)
         inner = mapping(data.get("data"))
-        task_id = inner.get("id") or inner.get("task_id") or data.get("id") or data.get("task_id")
-        if not task_id:
-            raise ValueError("the submit answer holds no task id")
-        return str(task_id)
+        return self.submitted(inner.get("id") or inner.get("task_id") or data.get("id") or data.get("task_id"))
 
     def parse_progress(self, body: Any) -> TaskProgress | None:
         """A ``web_work_status`` neither 200 (done) nor below 0 (failed), in an answer without an error code."""
@@ -153,7 +151,7 @@ class AvatarApi(GptGeApi):
         task = avatar_task(body)
         state = integer(task.get("web_work_status"))
         fields: dict[str, Any] = {"status": TaskStatus.RUNNING}
-        video_url = task.get("work_video_path") or task.get("no_wm_work_video_path")
+        video_url = text(task.get("work_video_path")) or text(task.get("no_wm_work_video_path"))
         if state == DONE_STATUS and video_url:
             output = MediaOutput(url=video_url, kind="video", format="mp4")
             fields.update(status=TaskStatus.SUCCEEDED, progress=100.0, outputs=[output])

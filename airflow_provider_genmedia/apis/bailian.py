@@ -8,6 +8,7 @@ documentation, as mirrored by gpt.ge and Novita.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from airflow_provider_genmedia.apis.base import (
     integer,
     mapping,
     now_utc,
+    text,
 )
 from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
 from airflow_provider_genmedia.exceptions import GenMediaAPIError
@@ -155,7 +157,8 @@ def _expiry(url: str, output: dict[str, Any], received_at: datetime) -> datetime
     """The signed URL's ``Expires``, else ``end_time`` + 24 h, else 24 h from now."""
     expires = integer(next(iter(parse_qs(urlsplit(url).query).get("Expires", [])), None))
     if expires:
-        return datetime.fromtimestamp(expires, UTC)
+        with contextlib.suppress(OverflowError, OSError, ValueError):  # a time no calendar holds: read on
+            return datetime.fromtimestamp(expires, UTC)
     try:
         ended = datetime.strptime(str(output.get("end_time")), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=BEIJING)
     except ValueError:
@@ -231,7 +234,7 @@ class BailianApi(GptGeVideoApi):
             raise self._error(data)
         state = str(output.get("task_status") or "")
         fields: dict[str, Any] = {"status": _STATUSES.get(state, TaskStatus.RUNNING)}
-        video_url = output.get("video_url")
+        video_url = text(output.get("video_url"))
         if state == "SUCCEEDED" and video_url:
             expires_at = _expiry(video_url, output, received_at or now_utc())
             fields.update(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from airflow_provider_genmedia.exceptions import GenMediaValidationError
+from airflow_provider_genmedia.exceptions import GenMediaAPIError, GenMediaValidationError
 from airflow_provider_genmedia.results import GenerationResult, TaskProgress, Usage, elide_blobs
 from airflow_provider_genmedia.urls import is_http_url
 
@@ -80,13 +81,15 @@ def validate_model(model: type[ModelT], data: Any, *, prefix: str = "") -> Model
 
 
 def number(value: Any) -> float | None:
-    """Read a number the vendor may send as a number, a numeric string, an empty string or null."""
+    """Read a number the vendor may send as a number, a numeric string, an empty string or null; None for anything
+    else, infinities and NaN included."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        as_float = float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past a float's range
         return None
+    return as_float if math.isfinite(as_float) else None
 
 
 def percent(value: Any) -> float | None:
@@ -107,9 +110,19 @@ def integer(value: Any) -> int | None:
     return int(as_float) if as_float is not None else None
 
 
+def text(value: Any) -> str | None:
+    """A non-blank string the vendor sent; None for anything else (null, a number, an object, blank text)."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def mapping(value: Any) -> dict[str, Any]:
     """A JSON object, or an empty one for null, a list or anything else."""
     return value if isinstance(value, dict) else {}
+
+
+def array(value: Any) -> list[Any]:
+    """A JSON array, or an empty one for null, an object or anything else."""
+    return value if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,13 @@ class TaskApi(ABC):
     @abstractmethod
     def parse_submit(self, body: Any) -> str:
         """The task id in a submit answer."""
+
+    def submitted(self, task_id: Any) -> str:
+        """The task id read from a submit answer, as text. None there (or an object, a list, a boolean) is the
+        provider's error, whose outcome is unknown: the vendor accepted the request, so the job may exist."""
+        if not task_id or not isinstance(task_id, str | int) or isinstance(task_id, bool):
+            raise GenMediaAPIError("the answer could not be read: it holds no task id", api=self.name)
+        return str(task_id)
 
     @abstractmethod
     def parse_progress(self, body: Any) -> TaskProgress | None:

@@ -24,6 +24,7 @@ from airflow_provider_genmedia.apis.base import (
     mapping,
     now_utc,
     number,
+    text,
 )
 from airflow_provider_genmedia.apis.gptge import GptGeVideoApi, VideoRequest
 from airflow_provider_genmedia.exceptions import (
@@ -130,10 +131,7 @@ class JimengApi(GptGeVideoApi):
         code = integer(data.get("code"))
         if code != SUCCESS_CODE:
             raise self._code_error(code, data)
-        task_id = mapping(data.get("data")).get("task_id")
-        if not task_id:
-            raise ValueError("the submit answer holds no task_id")
-        return str(task_id)
+        return self.submitted(mapping(data.get("data")).get("task_id"))
 
     def _code_error(self, code: int | None, data: dict[str, Any]) -> GenMediaAPIError:
         message = str(data.get("message") or "no message")
@@ -173,7 +171,7 @@ class JimengApi(GptGeVideoApi):
             return failure
         task = mapping(data.get("data"))
         state = str(task.get("status") or "")
-        video_url = task.get("video_url")
+        video_url = text(task.get("video_url"))
         found = _RESP_DATA_SEED.search(str(task.get("resp_data") or ""))
         seed = integer(found.group(1)) if found else None
         fields: dict[str, Any] = {"status": TaskStatus.RUNNING, "seed": seed}

@@ -18,6 +18,7 @@ from airflow_provider_genmedia.apis.base import (
     PollSchedule,
     RequestModel,
     TaskApi,
+    array,
     decode_base64,
     first_number,
     first_text,
@@ -28,6 +29,7 @@ from airflow_provider_genmedia.apis.base import (
     number,
     percent,
     seconds,
+    text,
 )
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 from airflow_provider_genmedia.images import image_size
@@ -263,13 +265,18 @@ _OUTPUTS: tuple[tuple[str, Literal["image", "video", "audio"]], ...] = (
 ASYNC_PREFIX = "/v3/async/"
 
 
+#: The longest link lifetime read from ``*_url_ttl`` (a year); a longer or negative one is left unknown.
+MAX_LINK_TTL_SECONDS = 366 * 24 * 3600
+
+
 def _nsfw(value: Any) -> NsfwVerdict | None:
-    """``{valid, confidence}`` is a verdict; ``{}`` and null mean no check ran."""
+    """``{valid, confidence}`` is a verdict; ``{}`` and null mean no check ran, and so does a confidence outside
+    0..100 (no reading of it can be trusted: the output counts as unchecked)."""
     data = mapping(value)
     if "valid" not in data:
         return None
-    checked = data.get("valid") is True
     confidence = number(data.get("confidence"))
+    checked = data.get("valid") is True and (confidence is None or 0 <= confidence <= 100)
     return NsfwVerdict(checked=checked, confidence=confidence if checked else None)
 
 
@@ -332,10 +339,7 @@ class NovitaApi(TaskApi):
     def parse_submit(self, body: Any) -> str:
         """``{"task_id"}``, or the legacy ``{"code": 0, "data": {"task_id"}}`` of the img2img examples."""
         data = mapping(body)
-        task_id = data.get("task_id") or mapping(data.get("data")).get("task_id")
-        if not task_id:
-            raise ValueError("the submit answer holds no task_id")
-        return str(task_id)
+        return self.submitted(data.get("task_id") or mapping(data.get("data")).get("task_id"))
 
     def parse_progress(self, body: Any) -> TaskProgress | None:
         """``task.status`` queued or processing, with ``progress_percent`` and ``eta``."""
@@ -353,17 +357,17 @@ class NovitaApi(TaskApi):
         status = _STATUSES.get(str(task.get("status")), TaskStatus.RUNNING)
         outputs = []
         for key, kind in _OUTPUTS:
-            for item in data.get(key) or []:
-                item = mapping(item)
-                url = item.get(f"{kind}_url")
+            for item in map(mapping, array(data.get(key))):
+                url = text(item.get(f"{kind}_url"))
                 if not url:
                     continue
                 ttl = integer(item.get(f"{kind}_url_ttl"))
+                ttl = ttl if ttl is not None and 0 < ttl <= MAX_LINK_TTL_SECONDS else None  # past it: not credible
                 outputs.append(
                     MediaOutput(
                         url=url,
                         kind=kind,
-                        format=item.get(f"{kind}_type") or None,
+                        format=text(item.get(f"{kind}_type")),
                         expires_at=received_at + timedelta(seconds=ttl) if ttl else None,
                         nsfw=_nsfw(item.get("nsfw_detection_result")) if kind == "image" else None,
                     )
@@ -372,7 +376,7 @@ class NovitaApi(TaskApi):
             str(task.get("task_id") or task_id),
             data,
             status=status,
-            reason=task.get("reason") or None,
+            reason=text(task.get("reason")),
             progress=100.0 if status is TaskStatus.SUCCEEDED else percent(task.get("progress_percent")),
             eta_seconds=seconds(task.get("eta")),
             seed=integer(mapping(data.get("extra")).get("seed")),

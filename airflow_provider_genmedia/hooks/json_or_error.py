@@ -47,30 +47,43 @@ async def read_body(response: aiohttp.ClientResponse, what: str, limit: int = MA
 
 
 def read_answer(api: TaskApi, status: int, headers: Mapping[str, str], content: bytes, scrub: Scrub) -> Any:
-    """The JSON body of a 2xx answer; otherwise the typed error for the status and the vendor's error body."""
+    """The JSON body of a 2xx answer; otherwise the typed error for the status and the vendor's error body. The key
+    is scrubbed from the body before anything reads it, so that no result, XCom or message built from it holds it."""
     try:
-        body = json.loads(content) if content else None
-    except ValueError:
+        body = scrubbed(json.loads(content), scrub) if content else None
+    except (ValueError, RecursionError):  # not JSON, an integer past Python's digit limit, nesting past its depth
         body = None
     if 200 <= status < 300:
         if body is None:
             raise GenMediaAPIError("the answer is not JSON", status_code=status, api=api.name)
         return body
     code, message = api.parse_error(body)
-    snippet = _page_text(content) if body is None else ""
+    snippet = _page_text(content, scrub) if body is None else ""
     raise api_error_class(status)(
         scrub(str(message or snippet or f"HTTP {status}")),
         status_code=status,
-        vendor_code=code,
+        vendor_code=code if isinstance(code, int | str | None) else scrub(str(code)),
         api=api.name,
         retry_after=parse_retry_after(headers),
         body=body,
     )
 
 
-def _page_text(content: bytes) -> str:
-    """A non-JSON error body in a few words: an HTML page's title (a gateway's ``502 Bad Gateway``), else its start."""
-    text = content[:2000].decode(errors="replace")
+def scrubbed(value: Any, scrub: Scrub) -> Any:
+    """A decoded JSON value with `scrub` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [scrubbed(item, scrub) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key): scrubbed(item, scrub) for key, item in value.items()}
+    return value
+
+
+def _page_text(content: bytes, scrub: Scrub) -> str:
+    """A non-JSON error body in a few words: an HTML page's title (a gateway's ``502 Bad Gateway``), else its start;
+    scrubbed before it is cut, so that no piece of the key is left at a cut."""
+    text = scrub(content[:2000].decode(errors="replace"))
     title = _TITLE.search(text)
     return " ".join((title.group(1) if title else text[:300]).split())
 

@@ -26,6 +26,7 @@ from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.pay_once import PayOnce, UncertainSubmitPolicy, record_store
 from airflow_provider_genmedia.pricing import usage_summary
 from airflow_provider_genmedia.results import GenerationResult, elide_blobs
+from airflow_provider_genmedia.trust import INPUT_ROOTS, TemplatedFieldsRecorder
 
 if TYPE_CHECKING:
     from airflow_provider_genmedia.hooks.genmedia import TaskClient
@@ -33,11 +34,13 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = timedelta(hours=3)
 
 
-class GenMediaSubmitOperator(BaseOperator):
+class GenMediaSubmitOperator(TemplatedFieldsRecorder, BaseOperator):
     """Base of every operator that submits a paid generation job and waits for its outputs.
 
     Subclasses set ``api`` (the adapter of their vendor API) and implement `build_request`. Deferred, the task
     ends in the triggerer once the vendor task succeeded (one worker run per job); any other end resumes it here.
+    A templated local path or URI in a ``media_fields`` argument must fall under ``[genmedia] input_roots``
+    (`airflow_provider_genmedia.trust`).
 
     :param conn_id: The Airflow connection; default: the API's default connection.
     :param deferrable: Wait in the triggerer, freeing the worker slot (default: ``[operators]
@@ -91,7 +94,8 @@ class GenMediaSubmitOperator(BaseOperator):
     def _do_render_template_fields(
         self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
     ) -> None:
-        """Render as Airflow does, then keep media bytes out of Rendered Templates: a pure transformation, no I/O.
+        """Note the templated fields (`TemplatedFieldsRecorder`), render as Airflow does, then keep media bytes out of
+        Rendered Templates: a pure transformation, no I/O.
 
         This is the one seam that both ways of rendering pass through on Airflow 3.0 to 3.3: the public
         ``render_template_fields`` is skipped for a mapped task, whose ``MappedOperator`` calls this method of the
@@ -128,6 +132,7 @@ class GenMediaSubmitOperator(BaseOperator):
         """Validate, then resume the recorded vendor task or submit a new one, and wait for it; errors end the task
         as `airflow_provider_genmedia.outcomes` maps them."""
         with airflow_outcomes(f"Invalid input, nothing was sent to {self.api.name}"):
+            self.check_locations(self.media_fields, INPUT_ROOTS, self.setting)
             submission = self.prepare()
         with airflow_outcomes(on_uncertain_submit=self.on_uncertain_submit):
             return self._submit_and_wait(context, submission)

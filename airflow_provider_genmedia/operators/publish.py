@@ -33,9 +33,10 @@ from airflow_provider_genmedia.publish import (
 )
 from airflow_provider_genmedia.results import GenerationResult
 from airflow_provider_genmedia.review import apply_reviews
+from airflow_provider_genmedia.trust import DESTINATION_ROOTS, TemplatedFieldsRecorder
 
 
-class PublishMediaOperator(BaseOperator):
+class PublishMediaOperator(TemplatedFieldsRecorder, BaseOperator):
     """Publish the outputs of a generation task to object storage, with a manifest and an Asset event.
 
     Each output is streamed (bounded memory, ``max_bytes`` limit, http(s) links only), hashed with SHA-256
@@ -49,7 +50,8 @@ class PublishMediaOperator(BaseOperator):
         the outputs approved there are published with the safe ones, the others stay out. Given, the task's
         trigger rule defaults to ``none_failed_min_one_success``, so that it runs when nothing needed a review.
     :param destination: The folder to publish into, an ``ObjectStoragePath`` URI such as
-        ``file:///data/media`` or ``s3://bucket/media`` (templated).
+        ``file:///data/media`` or ``s3://bucket/media`` (templated: a value rendered from a template must fall under
+        ``[genmedia] destination_roots``).
     :param conn_id: The object-storage connection (e.g. an ``aws`` connection for ``s3://``).
     :param vendor_conn_id: The vendor connection used to refresh expired links, whose origin the downloads may reach
         even at a non-public address (see ``[genmedia] allowed_private_origins``); default: the API's default.
@@ -118,6 +120,7 @@ class PublishMediaOperator(BaseOperator):
         """Publish every output and the manifest, and describe the files in the outlet Asset events."""
         with airflow_outcomes():
             _check_destination(self.destination)
+            self.check_locations(("destination",), DESTINATION_ROOTS)
             result = self._reviewed_result()
             fetch_policy = fetch_policy_for(get_api(result.api), self.vendor_conn_id)
         publisher = MediaPublisher(

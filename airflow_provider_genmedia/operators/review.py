@@ -43,6 +43,7 @@ from airflow_provider_genmedia.exceptions import GenMediaUnsupportedError, GenMe
 from airflow_provider_genmedia.metrics import count_review
 from airflow_provider_genmedia.outcomes import airflow_outcomes
 from airflow_provider_genmedia.review import APPROVE, REJECT, apply_reviews, review_body, review_items
+from airflow_provider_genmedia.trust import DESTINATION_ROOTS, TemplatedFieldsRecorder
 
 __all__ = [
     "APPROVE",
@@ -75,7 +76,7 @@ except (ImportError, AirflowOptionalProviderFeatureException):  # Airflow 3.0 ha
             )
 
 
-class MediaReviewOperator(HITLOperator):
+class MediaReviewOperator(TemplatedFieldsRecorder, HITLOperator):
     """Ask a reviewer in the UI's Required Actions whether one output the NSFW filter set aside may be published.
 
     Map it over `review_items` of ``NsfwFilterOperator``'s result (see the module's documentation). Returns
@@ -88,7 +89,8 @@ class MediaReviewOperator(HITLOperator):
     :param response_timeout: How long to wait for an answer; then the request takes ``Reject``. Default: no limit.
     :param preview_destination: Where a flagged video's worst frame is stored to be shown in the body (an
         ``ObjectStoragePath`` URI whose store signs links, e.g. ``s3://bucket/review-frames``; templated). Default:
-        the body links the video at its worst frame.
+        the body links the video at its worst frame. A value rendered from a template must fall under ``[genmedia]
+        destination_roots``.
     :param assigned_users: Who may answer (``{"id", "name"}`` or a list of them); default: anyone who may
         edit the DAG's task instances.
     """
@@ -157,6 +159,7 @@ class MediaReviewOperator(HITLOperator):
         with airflow_outcomes():
             if not isinstance(self.item, Mapping) or not isinstance(self.item.get("output"), Mapping):
                 raise GenMediaValidationError("item", "expected one entry of review_items(<NsfwFilterOperator result>)")
+            self.check_locations(("preview_destination",), DESTINATION_ROOTS)
             self._fill_request()
         return super().execute(context)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_genmedia.trust import DEFAULT_DESTINATION_ROOT
 from genmedia_stack import CeleryDeployment, Deployment, EmulatorProcess
 from tests.deployment.airflow_version import AIRFLOW_VERSION
 from tests.s3_fixtures import BUCKET
@@ -68,6 +69,13 @@ def dag_sources() -> list[Path]:
     return [*examples, *sorted((HERE / "dags").glob("*.py"))]
 
 
+def destination_roots(tmp_path_factory: pytest.TempPathFactory, *uris: str) -> dict[str, str]:
+    """``[genmedia] destination_roots`` for the modules' runs: the examples' default (the temporary ``genmedia``
+    folder), the session's temporary folders they pass as ``params.destination``, and ``uris``."""
+    base = tmp_path_factory.getbasetemp().as_uri()
+    return {"AIRFLOW__GENMEDIA__DESTINATION_ROOTS": ",".join([DEFAULT_DESTINATION_ROOT, base, *uris])}
+
+
 def budget_connections(emulator: EmulatorProcess) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables of the `BUDGET_CONNECTIONS`, each allowing `BUDGET` jobs a day."""
     return {
@@ -99,7 +107,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_process: Emula
         root=tmp_path_factory.mktemp("deployment"),
         dag_sources=dag_sources(),
         emulator=emulator_process,
-        extra_env=budget_connections(emulator_process),
+        extra_env=budget_connections(emulator_process) | destination_roots(tmp_path_factory),
     )
     try:
         yield stack.start()
@@ -119,7 +127,7 @@ def celery_deployment(
         emulator=emulator_process,
         s3_endpoint=s3_server,
         bucket=BUCKET,
-        extra_env=budget_connections(emulator_process),
+        extra_env=budget_connections(emulator_process) | destination_roots(tmp_path_factory, f"s3://{BUCKET}"),
     )
     try:
         yield stack.start()

@@ -24,7 +24,7 @@ import requests
 
 from genmedia_stack import BIN, Deployment, EmulatorProcess, free_port, stop_process_group, wait_until
 from tests.deployment.airflow_version import requires_airflow
-from tests.deployment.conftest import dag_sources
+from tests.deployment.conftest import dag_sources, destination_roots
 
 pytestmark = requires_airflow("3.3", "The UI tests (human review parked as awaiting_input, connection test answers)")
 DAG_ID = "genmedia_human_review"
@@ -81,6 +81,7 @@ def deployment(
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        **destination_roots(tmp_path_factory, f"s3://{BUCKET}/{PREFIX}"),
     }
     stack = Deployment(
         root=tmp_path_factory.mktemp("deployment"),

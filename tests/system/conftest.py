@@ -5,12 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+
+from airflow_provider_genmedia.trust import DEFAULT_DESTINATION_ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trusted_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's temporary folders as input and destination roots, beside the defaults: the system DAGs read
+    images and publish under ``tmp_path``, given as params (templated)."""
+    base = tmp_path_factory.getbasetemp()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__GENMEDIA__INPUT_ROOTS", f"{os.environ['AIRFLOW__CORE__DAGS_FOLDER']},{base}")
+        patch.setenv("AIRFLOW__GENMEDIA__DESTINATION_ROOTS", f"{DEFAULT_DESTINATION_ROOT},{base.as_uri()}")
+        yield
 
 
 @pytest.fixture(scope="session")

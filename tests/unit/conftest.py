@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia import retries
@@ -38,3 +40,10 @@ def novita(monkeypatch: pytest.MonkeyPatch, vendor: HTTPServer) -> HTTPServer:
     """The server, with ``novita_default`` pointing at it."""
     use_connection(monkeypatch, "novita", vendor)
     return vendor
+
+
+# The property tests (tests/unit/**/test_*_properties.py): 10,000 examples per property, with no per-example deadline
+# (a shared CI machine's pauses are no bug). HYPOTHESIS_PROFILE=quick runs 200 while a property is being written.
+settings.register_profile("genmedia", max_examples=10_000, deadline=None)
+settings.register_profile("quick", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "genmedia"))

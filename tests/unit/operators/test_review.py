@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 from PIL import Image
 
@@ -92,3 +93,16 @@ def test_rendering_writes_nothing_and_the_preview_is_stored_when_the_task_runs(t
     operator._fill_request()  # what execute does before it posts the request
     assert (tmp_path / "jimeng_t_7_1.worst-frame.jpg").exists()
     assert operator.subject == "Publish output 1 of jimeng task t/7?"
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="human-in-the-loop tasks need Airflow 3.1+")
+def test_a_templated_preview_destination_outside_destination_roots_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__DESTINATION_ROOTS", (tmp_path / "frames").as_uri())
+    operator = MediaReviewOperator(task_id="review", item=flagged_video_item(), preview_destination="{{ params.to }}")
+    operator.render_template_fields(context={"params": {"to": (tmp_path / "elsewhere").as_uri()}})  # type: ignore[arg-type]
+
+    with pytest.raises(AirflowFailException, match=r"preview_destination: .*\[genmedia\] destination_roots"):
+        operator.execute({})  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
