@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from genmedia_stack import Deployment, EmulatorProcess
-from tests.deployment.conftest import EXAMPLE_DAGS, HERE
+from tests.deployment.conftest import EXAMPLE_DAGS, HERE, destination_roots
 
 DAG_ID = "deploy_link_policy"
 SETTING = "allowed_private_origins"
@@ -47,7 +47,7 @@ def link_deployment(
         root=tmp_path_factory.mktemp("link-deployment"),
         dag_sources=[EXAMPLE_DAGS / "data", HERE / "dags" / "link_policy_dags.py"],
         emulator=emulator_process,
-        extra_env={"AIRFLOW__GENMEDIA__ALLOWED_PRIVATE_ORIGINS": listed},
+        extra_env={"AIRFLOW__GENMEDIA__ALLOWED_PRIVATE_ORIGINS": listed} | destination_roots(tmp_path_factory),
     )
     try:
         yield stack.start()
