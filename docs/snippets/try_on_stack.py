@@ -22,7 +22,13 @@ def main() -> None:
     dag_id = "genmedia_img2img_pipeline"
     with (
         EmulatorProcess(log=root / "emulator.log") as emulator,
-        Deployment(root=root, dag_sources=[EXAMPLES], emulator=emulator) as airflow,
+        Deployment(
+            root=root,
+            dag_sources=[EXAMPLES],
+            emulator=emulator,
+            # A destination given in the run's conf is templated, so it must fall under [genmedia] destination_roots.
+            extra_env={"AIRFLOW__GENMEDIA__DESTINATION_ROOTS": (root / "published").as_uri()},
+        ) as airflow,
     ):
         airflow.wait_for_dags(dag_id)
         airflow.unpause(dag_id)

@@ -22,7 +22,7 @@ import pytest
 from airflow_provider_genmedia.lineage import dataset_name
 from genmedia_stack import Deployment, EmulatorProcess, wait_until
 from tests.deployment.airflow_version import AIRFLOW_VERSION
-from tests.deployment.conftest import dag_sources, record_scenario
+from tests.deployment.conftest import dag_sources, destination_roots, record_scenario
 
 pytestmark = pytest.mark.compat
 PIPELINE = "genmedia_img2img_pipeline"
@@ -220,6 +220,7 @@ def deployment(
             # named sensitive, they are masked there (docs/observability.md).
             "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "avatar_url,audio_url",
             **connections,
+            **destination_roots(tmp_path_factory),
         },
     )
     try:
