@@ -7,6 +7,7 @@ https://gpt.morphogen.top/en/video/jimeng/query-results.html (see also docs/vend
 from __future__ import annotations
 
 import json
+import socketserver
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +48,13 @@ class ScriptedRoute:
 
 
 class PromptlyStoppedServer(HTTPServer):
-    """pytest-httpserver's server, whose serving loop looks for a stop every 10 ms, not werkzeug's 0.5 s."""
+    """pytest-httpserver's server, stopped at once: its serving loop looks for a stop every 10 ms (not werkzeug's
+    0.5 s), and closing it does not wait for a scripted slow answer still sleeping in its thread."""
 
     def thread_target(self) -> None:
         assert self.server is not None
+        if isinstance(self.server, socketserver.ThreadingMixIn):
+            self.server.block_on_close = False
         self.server.serve_forever(poll_interval=0.01)
 
 
