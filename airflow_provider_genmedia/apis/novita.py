@@ -281,8 +281,9 @@ class NovitaApi(TaskApi):
     name: ClassVar[str] = "novita"
     conn_type: ClassVar[str] = "novita"
     default_conn_id: ClassVar[str] = "novita_default"
-    # Image tasks take seconds and report eta/progress; Novita's own SDKs poll every 0.5-1 s.
-    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=2.0, minimum=1.0, maximum=10.0)
+    # Image tasks take seconds and report eta/progress; Novita's own SDKs poll every 0.5-1 s. A queued task tells
+    # no eta: then polls come at most 3 s apart.
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=2.0, minimum=1.0, maximum=10.0, end_interval=3.0)
     _models: ClassVar[dict[str, type[RequestModel]]] = {
         f"{ASYNC_PREFIX}img2img": Img2ImgBody,
         f"{ASYNC_PREFIX}txt2img": Txt2ImgBody,
