@@ -1,16 +1,17 @@
-"""Image bytes: their size, and scaling one down to a vendor's limits (Pillow only)."""
+"""Image bytes: their size, and scaling one down to a vendor's limits (Pillow only, imported when a function runs:
+the operators that import this module are imported by every DAG file that uses them, at every parse)."""
 
 from __future__ import annotations
 
 import io
-
-from PIL import Image, ImageOps
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
 
 
 def image_size(data: bytes, *, field: str = "image") -> tuple[int, int]:
     """The (width, height) of image bytes; a `GenMediaValidationError` naming ``field`` when they are not an image."""
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
@@ -20,6 +21,8 @@ def image_size(data: bytes, *, field: str = "image") -> tuple[int, int]:
 
 def image_mime_type(data: bytes, *, field: str = "image") -> str:
     """The MIME type of image bytes; a `GenMediaValidationError` naming ``field`` when they are not an image."""
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.get_format_mimetype() or "application/octet-stream"
@@ -30,6 +33,8 @@ def image_mime_type(data: bytes, *, field: str = "image") -> str:
 def fit_image(data: bytes, *, max_pixels: int, max_bytes: int) -> bytes:
     """Scale an image down (keeping its aspect ratio and orientation) until it has at most ``max_pixels``
     pixels and ``max_bytes`` bytes; an image already within both limits is returned unchanged."""
+    from PIL import Image, ImageOps
+
     with Image.open(io.BytesIO(data)) as opened:
         width, height = opened.size
         if width * height <= max_pixels and len(data) <= max_bytes:

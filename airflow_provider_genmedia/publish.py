@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import ObjectStoragePath
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
@@ -85,6 +84,8 @@ class MediaPublisher:
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
         self.refresh = refresh
+        import requests  # at execute time: a DAG file that imports the operator pays for no HTTP client
+
         self._session = requests.Session()
         self._refreshed: GenerationResult | None = None
 

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from PIL import Image, UnidentifiedImageError
 from pydantic import AfterValidator, Field, model_validator
 
 from airflow_provider_genmedia.apis.base import (
@@ -67,6 +66,8 @@ Prompt = Annotated[str, Field(min_length=1, max_length=1024)]
 
 def check_image(data: bytes) -> tuple[int, int]:
     """Check an img2img input against the vendor's limits; return its (width, height)."""
+    from PIL import Image, UnidentifiedImageError  # at execute time: a DAG file's parse pays for no image library
+
     if len(data) > MAX_IMAGE_BYTES:
         raise ValueError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes (10 MB)")
     try:
