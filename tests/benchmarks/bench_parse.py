@@ -2,15 +2,17 @@
 
 Run: ``.venv/bin/python tests/benchmarks/bench_parse.py [--provider-src CHECKOUT] [--rounds 15]`` (not collected by
 pytest; about a minute). Each parse runs in a fresh interpreter that has already imported what a dag-processor has
-loaded before it parses a file (``airflow.sdk``, pendulum, the standard provider's ``EmptyOperator``), as the
-dag-processor forks its parsing processes from one that has: the figure is the CPU time (user+system) of importing the
-DAG file and building its DAGs, median of ``--rounds``. ``--provider-src`` parses with the provider of another checkout
-(a git worktree of an earlier commit), for the *before* column.
+loaded before it parses a file (``airflow.dag_processing.processor``, ``airflow.sdk``, pendulum, the standard
+provider's ``EmptyOperator``), as the dag-processor forks its parsing processes from one that has. The twin imports
+what the DAG file imports but the provider, so the difference is the provider's own cost. The figure is the CPU
+time (user+system) of importing the DAG file and building its DAGs, median of ``--rounds``. ``--provider-src`` parses
+with the provider of another checkout (a git worktree of an earlier commit), for the *before* column.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import statistics
@@ -22,7 +24,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "example_dags"
-PRELOADED = "import airflow.sdk, pendulum; from airflow.providers.standard.operators.empty import EmptyOperator"
+PRELOADED = (
+    "import airflow.dag_processing.processor, airflow.sdk, pendulum;"
+    " from airflow.providers.standard.operators.empty import EmptyOperator"
+)
 #: Imports the DAG file as a dag-processor does (a module of its own) and prints the CPU seconds it took.
 TIMED = PRELOADED + textwrap.dedent("""
     import importlib.util, sys, time
@@ -52,9 +57,20 @@ def run(code: str, path: Path, env: dict[str, str]) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def twin(shape: dict[str, dict[str, list[str]]]) -> str:
-    """A DAG file of the same DAGs and tasks, each an ``EmptyOperator`` with the same upstream tasks."""
+def twin(path: Path, shape: dict[str, dict[str, list[str]]]) -> str:
+    """A DAG file of the same DAGs and tasks, each an ``EmptyOperator`` with the same upstream tasks, importing what
+    ``path`` imports but the provider (Airflow's own ``@task`` or timetables cost both files the same)."""
+    imports = [
+        ast.unparse(node)
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and not any(
+            name.startswith("airflow_provider_genmedia")
+            for name in ([node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names])
+        )
+    ]
     lines = [
+        *imports,
         "import pendulum",
         "from airflow.sdk import DAG",
         "from airflow.providers.standard.operators.empty import EmptyOperator",
@@ -95,7 +111,7 @@ def main() -> None:
         for path in sorted(EXAMPLES.glob("*.py")):
             shape = json.loads(run(SHAPE, path, env))
             twin_path = Path(folder) / f"twin_{path.name}"
-            twin_path.write_text(twin(shape))
+            twin_path.write_text(twin(path, shape))
             dag, empty = cpu(path, env, arguments.rounds), cpu(twin_path, env, arguments.rounds)
             tasks = sum(len(tasks) for tasks in shape.values())
             rows.append((dag, empty))
