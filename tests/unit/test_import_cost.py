@@ -24,10 +24,15 @@ DAG_FACING = [
         for module in pkgutil.iter_modules(package.__path__)
     ),
 ]
+#: Imports what every DAG file has loaded already (Airflow's SDK and standard operators: on Airflow 3.0 they load
+#: aiohttp themselves), then the module; prints the heavy libraries the module added.
 PROBE = """
 import importlib, json, sys
+import airflow.sdk
+import airflow.providers.standard.operators.empty
+already = {name for name in sys.argv[2:] if name in sys.modules}
 importlib.import_module(sys.argv[1])
-print(json.dumps(sorted(name for name in sys.argv[2:] if name in sys.modules)))
+print(json.dumps(sorted(name for name in sys.argv[2:] if name in sys.modules and name not in already)))
 """
 
 
@@ -36,7 +41,7 @@ def test_every_operator_and_sensor_module_is_checked() -> None:
 
 
 @pytest.mark.parametrize("module", DAG_FACING)
-def test_a_dag_facing_module_imports_no_heavy_library(module: str) -> None:
+def test_a_dag_facing_module_adds_no_heavy_library(module: str) -> None:
     probe = subprocess.run(
         [sys.executable, "-c", PROBE, module, *HEAVY], capture_output=True, text=True, check=True, timeout=120
     )
