@@ -6,6 +6,9 @@ A transient failure (connection error, timeout, a body cut short, HTTP 429 or 5x
 backoff, the file rewritten from where the download started. Failures are the provider's own errors: an HTTP error
 status raises the class a vendor's answer would (`api_error_class`), a network failure `GenMediaConnectionError`.
 Signed links carry their credentials in the query string, so every URL shown goes through `public_url` first.
+
+``requests`` is imported when a download runs, not with this module: the operators that import this module's
+limits are imported by every DAG file that uses them, at every parse.
 """
 
 from __future__ import annotations
@@ -13,12 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
 from tenacity import Retrying
-from urllib3.exceptions import ConnectTimeoutError
 
 from airflow_provider_genmedia.exceptions import (
     GenMediaAPIError,
@@ -28,8 +29,12 @@ from airflow_provider_genmedia.exceptions import (
     api_error_class,
 )
 from airflow_provider_genmedia.retries import parse_retry_after, retry_policy, retryable_read
-from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 from airflow_provider_genmedia.urls import check_http_url, public_url
+
+if TYPE_CHECKING:
+    import requests
+
+    from airflow_provider_genmedia.safe_fetch import SafeSession
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,8 @@ def download_to(
     """
     check_http_url(url)
     if session is None:
+        from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
+
         with SafeSession(FetchPolicy.for_connection(None)) as own:
             return download_to(url, file, session=own, max_bytes=max_bytes, chunk_size=chunk_size)
     start = file.tell()
@@ -88,6 +95,8 @@ def download_to(
 
 def _download_once(url: str, file: IO[bytes], *, max_bytes: int, chunk_size: int, session: SafeSession) -> Download:
     """One try of `download_to`: every error says whether it is worth another (``transient``)."""
+    import requests
+
     shown = public_url(url)
     query = urlsplit(url).query
     digest, size = hashlib.sha256(), 0
@@ -125,6 +134,9 @@ def _download_once(url: str, file: IO[bytes], *, max_bytes: int, chunk_size: int
 
 def _never_connected(error: requests.RequestException) -> bool:
     """True when the download failed before a connection was made: refused, host not found, TLS, connect timeout."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError
+
     if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError | requests.exceptions.ProxyError):
         return True
     cause = error.args[0] if error.args else None

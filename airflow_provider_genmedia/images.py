@@ -1,4 +1,5 @@
-"""Image bytes: their size, and scaling one down to a vendor's limits (Pillow only).
+"""Image bytes: their size, and scaling one down to a vendor's limits (Pillow only, imported when a function runs:
+the operators that import this module are imported by every DAG file that uses them, at every parse).
 
 Every image is opened through `open_image`, where an image over Pillow's pixel limit (``Image.MAX_IMAGE_PIXELS``, a
 decompression bomb) is an error, never Pillow's mere warning.
@@ -10,15 +11,19 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from PIL import Image, ImageFile, ImageOps
+from typing import TYPE_CHECKING
 
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
+
+if TYPE_CHECKING:
+    from PIL import ImageFile
 
 
 @contextmanager
 def pixel_limit() -> Iterator[None]:
     """Within the block, Pillow's ``DecompressionBombWarning`` (an image over ``Image.MAX_IMAGE_PIXELS``) is raised."""
+    from PIL import Image
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
@@ -27,6 +32,8 @@ def pixel_limit() -> Iterator[None]:
 def open_image(data: bytes, *, field: str = "image") -> ImageFile.ImageFile:
     """Open image bytes (lazily, as Pillow does; use it in ``with``); a `GenMediaValidationError` naming ``field``
     when they are not an image or when it has more pixels than Pillow's limit (a decompression bomb)."""
+    from PIL import Image
+
     try:
         with pixel_limit():
             return Image.open(io.BytesIO(data))
@@ -52,6 +59,8 @@ def image_mime_type(data: bytes, *, field: str = "image") -> str:
 def fit_image(data: bytes, *, max_pixels: int, max_bytes: int) -> bytes:
     """Scale an image down (keeping its aspect ratio and orientation) until it has at most ``max_pixels``
     pixels and ``max_bytes`` bytes; an image already within both limits is returned unchanged."""
+    from PIL import Image, ImageOps
+
     with open_image(data) as opened:
         width, height = opened.size
         if width * height <= max_pixels and len(data) <= max_bytes:

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import DEFAULT_MAX_BYTES, download_to
@@ -34,7 +34,9 @@ from airflow_provider_genmedia.results import (
     RejectedOutput,
     RejectionCause,
 )
-from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
+
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
 
 UncheckedPolicy = Literal["reject", "allow", "fail"]
 FlaggedPolicy = Literal["drop", "fail", "skip"]
@@ -115,6 +117,8 @@ def _run_scorer(scorer: Scorer | Literal["local"], output: MediaOutput, path: Pa
 
 def _score(scorer: Scorer | Literal["local"], output: MediaOutput, max_bytes: int, policy: FetchPolicy) -> _Judgement:
     """Download ``output`` (as ``policy`` allows) to a temporary file and ask ``scorer`` about it."""
+    from airflow_provider_genmedia.safe_fetch import SafeSession
+
     with tempfile.TemporaryDirectory(prefix="genmedia-nsfw-") as folder:
         path = Path(folder) / f"media.{_SUFFIX_UNSAFE.sub('', output.format or '') or 'bin'}"
         with path.open("wb") as file, SafeSession(policy) as session:
@@ -132,6 +136,8 @@ def _judge(
         return _Judgement(output.nsfw)
     if scorer is None:
         return _Judgement(None)
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
+
     return _score(scorer, output, max_bytes, policy or FetchPolicy.for_connection(None))
 
 

@@ -50,10 +50,11 @@ class PollPlanner:
     A fixed ``poll_interval`` wins. Otherwise the first poll comes ``schedule.first`` after ``submitted_at`` (a UTC
     epoch; default: now), at once if that time has passed. Later ones wait for the work the vendor has left (its
     eta, or an estimate from the progress rate), at least ``minimum`` and at most ``maximum`` seconds, or 1.5 times
-    the previous interval when the vendor tells nothing. Delays are jittered by ±20 %, except the poll planned for
-    when the vendor should be done, which the jitter only delays (by up to 10 %): polling before it is wasted. A
-    ``Retry-After`` is waited out as asked, and no delay runs past ``end_time`` (a UTC epoch, read against the
-    wall clock so that it survives a triggerer restart).
+    the previous interval when the vendor tells nothing, but then never longer than the schedule's ``end_interval``
+    once its fastest tasks may have ended (`PollSchedule`), so that a finished task is seen soon. Delays are
+    jittered by ±20 %, except the poll planned for when the vendor should be done, which the jitter only delays (by
+    up to 10 %): polling before it is wasted. A ``Retry-After`` is waited out as asked, and no delay runs past
+    ``end_time`` (a UTC epoch, read against the wall clock so that it survives a triggerer restart).
     """
 
     def __init__(
@@ -141,8 +142,20 @@ class PollPlanner:
         return (100 - progress) / rate
 
     def _grown(self) -> float:
-        self._interval = min(self._interval * GROWTH, self.schedule.maximum)
-        return self._jittered(self._interval)
+        """The next interval without news: 1.5 times the last, at most ``maximum`` and never past the schedule's
+        bound near the end (`PollSchedule.end_interval`), which the jitter cannot overshoot."""
+        bound = self._end_bound()
+        self._interval = min(self._interval * GROWTH, self.schedule.maximum, bound)
+        return min(self._jittered(self._interval), self._capped(bound))
+
+    def _end_bound(self) -> float:
+        """The longest wait without news from now: until ``end_interval`` after ``earliest_end`` (counted from the
+        submit), ``end_interval`` from then on; unbounded without an ``end_interval``."""
+        end_interval = self.schedule.end_interval
+        if end_interval is None:
+            return float("inf")
+        until_end = self.submitted_at + self.schedule.earliest_end - self._clock()
+        return max(until_end, 0.0) + end_interval
 
     def _jittered(self, delay: float) -> float:
         return self._capped(delay * self._uniform(1 - JITTER, 1 + JITTER))

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import ObjectStoragePath
@@ -36,8 +36,10 @@ from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES, Download, download_to
 from airflow_provider_genmedia.exceptions import GenMediaStorageError, GenMediaValidationError, LinkExpiredError
 from airflow_provider_genmedia.results import GenerationResult, MediaOutput, TaskStatus
-from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 from airflow_provider_genmedia.urls import check_http_url, public_url
+
+if TYPE_CHECKING:
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,10 @@ class MediaPublisher:
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
         self.refresh = refresh
+        # requests, with the link policy: at execute time, so that a DAG file importing the operator pays for no HTTP
+        # client at parse.
+        from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
+
         self._session = SafeSession(fetch_policy or FetchPolicy.for_connection(None))
         self._refreshed: GenerationResult | None = None
 

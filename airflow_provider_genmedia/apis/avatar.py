@@ -82,8 +82,11 @@ class AvatarApi(GptGeApi):
     """Talking-avatar videos through gpt.ge."""
 
     name: ClassVar[str] = "avatar"
-    # Talking-avatar renders take minutes and grow with the audio's length; no progress is reported.
-    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=10.0, maximum=60.0)
+    # Talking-avatar renders take minutes and grow with the audio's length; no progress is reported: from the first
+    # minute on, polls come at most 3 s apart (gpt.ge documents no rate limit).
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(
+        first=30.0, minimum=10.0, maximum=60.0, end_interval=3.0, earliest_end=60.0
+    )
     request_class = AvatarRequest
 
     def request_model(self, path: str) -> type[RequestModel] | None:

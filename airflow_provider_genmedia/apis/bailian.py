@@ -172,8 +172,13 @@ class BailianApi(GptGeVideoApi):
     name: ClassVar[str] = "bailian"
     route_prefix: ClassVar[str] = ROUTE_PREFIX
     request_class = BailianVideoRequest
-    # Wan videos take 1-5 minutes (DashScope docs), which suggest polling about every 15 s.
-    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=30.0, minimum=5.0, maximum=30.0)
+    # Wan videos take 1-5 minutes (DashScope docs), which suggest polling about every 15 s; queries are limited to
+    # 20 per second per account (https://www.alibabacloud.com/help/en/model-studio/manage-asynchronous-tasks), so
+    # polls every 3 s from the first minute on hold up to 60 waits under it (connection extra
+    # ``max_polls_per_second`` keeps more under it, at the cost of their lag).
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(
+        first=30.0, minimum=5.0, maximum=30.0, end_interval=3.0, earliest_end=60.0
+    )
 
     def _error(self, data: dict[str, Any]) -> GenMediaAPIError:
         code, message = self.parse_error(data)

@@ -26,11 +26,20 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 @dataclass(frozen=True)
 class PollSchedule:
     """How often to ask a vendor about a task: ``first`` poll after submit, then between ``minimum``
-    and ``maximum`` seconds apart (all in seconds)."""
+    and ``maximum`` seconds apart (all in seconds).
+
+    ``end_interval`` bounds how late a finished task is seen when the vendor tells nothing (no eta, no progress):
+    from ``earliest_end`` seconds after submit, when the API's fastest tasks end, such polls come at most that far
+    apart; before it they grow towards ``maximum`` but none lands later than ``earliest_end + end_interval``. None
+    lets them grow to ``maximum`` throughout. A wait of ``T`` seconds then costs at most ``(T - earliest_end) /
+    end_interval`` polls after ``earliest_end``, plus the few of the growth before it.
+    """
 
     first: float
     minimum: float
     maximum: float
+    end_interval: float | None = None
+    earliest_end: float = 0.0
 
 
 class RequestModel(BaseModel):

@@ -102,8 +102,11 @@ class JimengApi(GptGeVideoApi):
     name: ClassVar[str] = "jimeng"
     route_prefix: ClassVar[str] = ROUTE_PREFIX
     request_class = JimengVideoRequest
-    # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported.
-    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=20.0, minimum=5.0, maximum=30.0)
+    # 5 s clips take 40-150 s (ComfyUI's Seedance timings); no progress is reported: from 40 s on, polls come at
+    # most 3 s apart, so that a finished clip is seen within seconds (gpt.ge documents no rate limit).
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(
+        first=20.0, minimum=5.0, maximum=30.0, end_interval=3.0, earliest_end=40.0
+    )
 
     def describe_request(self, body: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """``prompt``; the route names no model, so the model is None unless the body has a ``model``."""

@@ -68,6 +68,7 @@ Prompt = Annotated[str, Field(min_length=1, max_length=1024)]
 
 def check_image(data: bytes) -> tuple[int, int]:
     """Check an img2img input against the vendor's limits; return its (width, height)."""
+
     if len(data) > MAX_IMAGE_BYTES:
         raise ValueError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes (10 MB)")
     try:
@@ -286,8 +287,9 @@ class NovitaApi(TaskApi):
     name: ClassVar[str] = "novita"
     conn_type: ClassVar[str] = "novita"
     default_conn_id: ClassVar[str] = "novita_default"
-    # Image tasks take seconds and report eta/progress; Novita's own SDKs poll every 0.5-1 s.
-    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=2.0, minimum=1.0, maximum=10.0)
+    # Image tasks take seconds and report eta/progress; Novita's own SDKs poll every 0.5-1 s. A queued task tells
+    # no eta: then polls come at most 3 s apart.
+    poll_schedule: ClassVar[PollSchedule] = PollSchedule(first=2.0, minimum=1.0, maximum=10.0, end_interval=3.0)
     _models: ClassVar[dict[str, type[RequestModel]]] = {
         f"{ASYNC_PREFIX}img2img": Img2ImgBody,
         f"{ASYNC_PREFIX}txt2img": Txt2ImgBody,

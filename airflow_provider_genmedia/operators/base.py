@@ -9,12 +9,12 @@ ended in the triggerer is one more parse), and aiohttp alone costs each of them 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 from airflow.providers.common.compat.sdk import conf
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from airflow_provider_genmedia.apis.base import RequestModel, Submission, TaskApi
 from airflow_provider_genmedia.events import XCOM_TASK_ID, TaskEvent, current_try, log_earlier_try_event
@@ -57,7 +57,7 @@ class GenMediaSubmitOperator(TemplatedFieldsRecorder, BaseOperator):
     api: ClassVar[TaskApi]
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#f3e5f5"
-    operator_extra_links = (FirstOutputLink(),)
+    operator_extra_links: Collection[BaseOperatorLink] = (FirstOutputLink(),)
     #: Arguments that take an image (a path, URL, URI, bytes or base64): shown as a reference or a placeholder.
     media_fields: ClassVar[tuple[str, ...]] = ("image",)
 
@@ -154,6 +154,10 @@ class GenMediaSubmitOperator(TemplatedFieldsRecorder, BaseOperator):
             return self._returned(self._complete(client, TaskEvent.completed(result).outcome(), submission))
         if self.deferrable:
             self.log.info("Waiting for %s task %s in the triggerer", self.api.name, task_id)
+            # The task runner pushes every extra link's XCom when a try ends, deferrals included: one execution-API
+            # call for a link that is empty until the vendor answers. Without links on this instance it pushes none;
+            # the UI reads the links' names from the serialized DAG, and the trigger stores the link at the end.
+            self.operator_extra_links = ()
             self.defer(
                 trigger=GenMediaTaskTrigger.for_task(
                     self.api.name,
@@ -166,6 +170,7 @@ class GenMediaSubmitOperator(TemplatedFieldsRecorder, BaseOperator):
                     submitted_at=submitted_at if result is None else None,
                     path=submission.path,
                     try_number=current_try(context),
+                    push_result=self.do_xcom_push,
                 ),
                 method_name="execute_complete",
             )

@@ -15,7 +15,6 @@ from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.apis.base import validate_model
 from airflow_provider_genmedia.downloads import CHUNK_SIZE, DEFAULT_MAX_BYTES
 from airflow_provider_genmedia.exceptions import GenMediaValidationError
-from airflow_provider_genmedia.hooks.genmedia import client_for, fetch_policy_for
 from airflow_provider_genmedia.links import (
     PUBLISHED_LINKS_KEY,
     S3_SCHEMES,
@@ -118,6 +117,8 @@ class PublishMediaOperator(TemplatedFieldsRecorder, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Publish every output and the manifest, and describe the files in the outlet Asset events."""
+        from airflow_provider_genmedia.hooks.genmedia import fetch_policy_for  # aiohttp: at execute time, not at parse
+
         with airflow_outcomes():
             _check_destination(self.destination)
             self.check_locations(("destination",), DESTINATION_ROOTS)
@@ -167,6 +168,8 @@ class PublishMediaOperator(TemplatedFieldsRecorder, BaseOperator):
 
     def _read_task_again(self, result: GenerationResult) -> GenerationResult:
         """The vendor task of ``result`` as the vendor reads it now, on ``vendor_conn_id``: fresh output links."""
+        from airflow_provider_genmedia.hooks.genmedia import client_for  # aiohttp: at execute time, not at parse
+
         return client_for(get_api(result.api), self.vendor_conn_id).get_result(result.task_id)
 
     def _reviewed_result(self) -> GenerationResult:

@@ -92,7 +92,12 @@ class GenMediaTaskSensor(BaseSensorOperator):
         elif not _pulls_every_map_index(genmedia_task_id):
             self.start_from_trigger = True
             self.start_trigger_args = GenMediaTaskTrigger.start_args(
-                api, genmedia_task_id, conn_id, poll_interval=poll_interval, timeout=self.timeout
+                api,
+                genmedia_task_id,
+                conn_id,
+                poll_interval=poll_interval,
+                timeout=self.timeout,
+                push_result=self.do_xcom_push,
             )
 
     @cached_property
@@ -140,6 +145,7 @@ class GenMediaTaskSensor(BaseSensorOperator):
                 poll_interval=self.poll_interval,
                 timeout=self.timeout,
                 try_number=current_try(context),
+                push_result=self.do_xcom_push,
             ),
             method_name="execute_complete",
         )

@@ -69,6 +69,8 @@ class GenMediaTaskTrigger(BaseTrigger):
         None plans it from the trigger's start.
     :param path: The route the request was submitted to, which prices it (the connection extra ``prices``); None
         prices it at the API's own prices.
+    :param push_result: With ``end_task``, write the result json to XCom before ending the task (the task's
+        ``do_xcom_push``); False ends it without that write.
     :param try_number: The Airflow try the wait was started for, carried by the event that resumes the task, so
         that a later try knows an event left by this one (Airflow 3.0 replays it to the retry); None takes the try of
         the task instance the triggerer binds, where there is one (a trigger serialized before this argument existed,
@@ -87,6 +89,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         submitted_at: float | None = None,
         path: str | None = None,
         try_number: int | None = None,
+        push_result: bool = True,
     ) -> None:
         super().__init__()
         if poll_interval is not None and poll_interval <= 0:
@@ -101,6 +104,7 @@ class GenMediaTaskTrigger(BaseTrigger):
         self.submitted_at = submitted_at
         self.path = path
         self.try_number = try_number
+        self.push_result = push_result
 
     @classmethod
     def for_task(
@@ -115,18 +119,27 @@ class GenMediaTaskTrigger(BaseTrigger):
     ) -> GenMediaTaskTrigger:
         """The trigger a worker defers an Airflow task to: it ends the task once the vendor task succeeded, and its
         wait lasts at most ``timeout`` seconds from now (``end_time``, the one deadline rule of every wait). What
-        completes the result (``request``, ``submitted_at``, ``path``, ``try_number``) comes in ``completion``."""
+        completes the result (``request``, ``submitted_at``, ``path``, ``try_number``, ``push_result``) comes in
+        ``completion``."""
         end_time = time.time() + timeout
         return cls(api, genmedia_task_id, conn_id, poll_interval, end_time, end_task=True, **completion)
 
     @classmethod
     def start_args(
-        cls, api: str, genmedia_task_id: str, conn_id: str | None, *, poll_interval: float | None, timeout: float
+        cls,
+        api: str,
+        genmedia_task_id: str,
+        conn_id: str | None,
+        *,
+        poll_interval: float | None,
+        timeout: float,
+        push_result: bool = True,
     ) -> StartTriggerArgs:
         """What starts an Airflow task in the triggerer with the trigger `for_task` makes, built when its DAG is parsed:
         the wait begins when Airflow creates the trigger, an instant no ``end_time`` can hold yet, so the same
         ``timeout`` is Airflow's trigger timeout from then."""
-        trigger_cls, kwargs = cls(api, genmedia_task_id, conn_id, poll_interval, end_task=True).serialize()
+        trigger = cls(api, genmedia_task_id, conn_id, poll_interval, end_task=True, push_result=push_result)
+        trigger_cls, kwargs = trigger.serialize()
         return StartTriggerArgs(
             trigger_cls=trigger_cls,
             trigger_kwargs=kwargs,
@@ -150,6 +163,7 @@ class GenMediaTaskTrigger(BaseTrigger):
                 "submitted_at": self.submitted_at,
                 "path": self.path,
                 "try_number": self.try_number,
+                "push_result": self.push_result,
             },
         )
 
@@ -178,7 +192,7 @@ class GenMediaTaskTrigger(BaseTrigger):
             event = event.model_copy(update={"result": completed})
         if self.end_task and event.result is not None and event.result.status is TaskStatus.SUCCEEDED:
             result = event.result.model_dump(mode="json")
-            if await self._push_result(result):
+            if not self.push_result or await self._push_result(result):
                 count_cost(event.result)
                 summary = usage_summary(event.result.usage)
                 self.log.info("%s; usage: %s; the task ends here, without a worker run", event.message, summary)

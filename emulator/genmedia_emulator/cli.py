@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=defaults.api_key, help="the bearer key clients must send")
     parser.add_argument("--image-seconds", type=float, default=defaults.image_seconds, help="duration of image tasks")
     parser.add_argument("--video-seconds", type=float, default=defaults.video_seconds, help="duration of video tasks")
+    parser.add_argument("--image-seconds-max", type=float, help="draw each image task's duration up to this")
+    parser.add_argument("--video-seconds-max", type=float, help="draw each video task's duration up to this")
     parser.add_argument("--time-scale", type=float, default=defaults.time_scale, help="multiplies both durations")
     parser.add_argument("--url-ttl", type=int, help="lifetime of output URLs in seconds (default: the vendor's)")
     parser.add_argument("--public-url", help="base of output URLs (default: the host the client called)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 T = TypeVar("T")
 
@@ -97,6 +97,10 @@ class EmulatorConfig(BaseModel):
     #: How long an image or a video task takes from submit to its end; both are multiplied by ``time_scale``.
     image_seconds: float = Field(default=2.0, ge=0)
     video_seconds: float = Field(default=4.0, ge=0)
+    #: When set, each task's duration is drawn from ``image_seconds`` (``video_seconds``) to this, uniformly, from the
+    #: seeded generator (``random_seed``), as real jobs vary.
+    image_seconds_max: float | None = Field(default=None, ge=0)
+    video_seconds_max: float | None = Field(default=None, ge=0)
     time_scale: float = Field(default=1.0, gt=0)
     #: Lifetime of signed output URLs in seconds; None keeps each vendor's own (1 h, Bailian 24 h).
     url_ttl: int | None = Field(default=None, ge=1)
@@ -154,6 +158,14 @@ class EmulatorConfig(BaseModel):
     #: What a job of each API costs; every accepted submit lowers its host's balance by it (APIs left out are free).
     prices: dict[str, JobPrice] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _ranges(self) -> EmulatorConfig:
+        for kind in ("image", "video"):
+            high = getattr(self, f"{kind}_seconds_max")
+            if high is not None and high < getattr(self, f"{kind}_seconds"):
+                raise ValueError(f"{kind}_seconds_max must be at least {kind}_seconds")
+        return self
+
     @field_validator("balance")
     @classmethod
     def _known_hosts(cls, value: dict[str, float]) -> dict[str, float]:
@@ -168,6 +180,9 @@ class EmulatorConfig(BaseModel):
         """A copy with ``changes`` applied and validated (a fault rule given replaces the whole rule)."""
         return EmulatorConfig.model_validate({**self.model_dump(), **changes})
 
-    def seconds_for(self, video: bool) -> float:
-        """How long a task of this kind takes, time scale applied."""
-        return (self.video_seconds if video else self.image_seconds) * self.time_scale
+    def seconds_for(self, video: bool, rng: random.Random) -> float:
+        """How long a task of this kind takes, time scale applied: drawn from ``rng`` when its range is set."""
+        low, high = (
+            (self.video_seconds, self.video_seconds_max) if video else (self.image_seconds, self.image_seconds_max)
+        )
+        return (low if high is None else rng.uniform(low, high)) * self.time_scale

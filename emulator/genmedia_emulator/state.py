@@ -249,7 +249,7 @@ class Emulator:
             outcome=outcome,
             nsfw_flagged=_matches(config.nsfw_marker, plan.prompt),
             submitted_at=time.time(),
-            duration=config.seconds_for(plan.video),
+            duration=config.seconds_for(plan.video, self.rng),
         )
         self.tasks[task_id] = task
         self.submits[api] += 1

@@ -59,6 +59,8 @@ class Deployment(LoopbackService):
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env_connections: bool = True
     postgres: bool = True
+    #: Triggerers run besides the first (``triggerer-2``, ...), sharing its AIRFLOW_HOME: triggers spread over them.
+    extra_triggerers: int = 0
 
     def __post_init__(self) -> None:
         self.home = self.root / "airflow-home"
@@ -125,7 +127,8 @@ class Deployment(LoopbackService):
 
     def components(self) -> list[tuple[str, str]]:
         """``(component, instance)`` of every process `start` runs, in start order."""
-        return [(name, name) for name in ("api-server", "scheduler", "dag-processor", "triggerer")]
+        extra = [("triggerer", f"triggerer-{number}") for number in range(2, self.extra_triggerers + 2)]
+        return [(name, name) for name in ("api-server", "scheduler", "dag-processor", "triggerer")] + extra
 
     def machine(self, instance: str) -> Machine | None:
         """The machine of its own that ``instance`` runs on; None: it shares the deployment's AIRFLOW_HOME."""

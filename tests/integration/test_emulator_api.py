@@ -216,6 +216,22 @@ def test_novita_progress_advances(emulator: EmulatorControl) -> None:
     assert running == sorted(running) and running[0] < running[-1]
 
 
+def test_durations_drawn_per_task_vary_within_the_range_and_repeat_with_the_seed(emulator: EmulatorControl) -> None:
+    def durations() -> list[float]:
+        emulator.configure(image_seconds=10.0, image_seconds_max=40.0, random_seed=3)
+        ids = [emulator.submit("novita", "/v3/async/txt2img", novita_body()) for _ in range(5)]
+        tasks = emulator.stats()["tasks"]
+        return [round(tasks[i]["finished_at"] - tasks[i]["submitted_at"], 6) for i in ids]
+
+    first, again = durations(), durations()
+
+    assert all(10.0 <= seconds <= 40.0 for seconds in first)
+    assert len(set(first)) == 5
+    assert again == first
+    with pytest.raises(requests.HTTPError):
+        emulator.configure(video_seconds=60.0, video_seconds_max=30.0)
+
+
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 @pytest.mark.parametrize(
     ("method", "path", "envelope"),

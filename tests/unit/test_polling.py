@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from typing import Any
@@ -140,6 +141,57 @@ def test_without_news_the_interval_grows_to_the_cap() -> None:
     assert delays[:3] == [3.0, 4.5, 6.75]  # 1.5 times the first poll's 2 s, and so on
     assert delays == sorted(delays)
     assert delays[-1] == SCHEDULE.maximum
+
+
+VIDEO = PollSchedule(first=20.0, minimum=5.0, maximum=30.0, end_interval=3.0, earliest_end=40.0)
+
+
+def silent_polls(schedule: PollSchedule, seconds: float, rng: random.Random) -> list[float]:
+    """When a planner polls (seconds after the submit) a task that tells nothing and lasts ``seconds``."""
+    clock = FakeClock()
+    plan = PollPlanner(schedule, clock=clock, submitted_at=clock.now, rng=rng)
+    times = [plan.first_delay()]
+    while times[-1] < seconds:
+        clock.now = 1_000.0 + times[-1]
+        times.append(times[-1] + plan.after_result(running()))
+    return times
+
+
+def test_without_news_polls_come_at_most_the_end_interval_apart_once_the_task_may_be_done() -> None:
+    rng = random.Random(11)
+
+    for seconds in (41.0, 60.0, 150.0, 300.0):
+        times = silent_polls(VIDEO, seconds, rng)
+        late = times[-1] - seconds  # how long after the task's end the poll that sees it comes
+
+        assert late <= VIDEO.end_interval
+        assert all(b - a <= VIDEO.end_interval for a, b in itertools.pairwise(times) if a >= 40.0)
+        # bounded: the growth before earliest_end, then one poll per end_interval (less the jitter's 20 %) after it
+        assert len(times) <= 4 + max(seconds - VIDEO.earliest_end, 0) / (VIDEO.end_interval * 0.8)
+
+
+def test_before_the_earliest_end_polls_grow_but_none_lands_past_it_by_more_than_the_end_interval() -> None:
+    times = silent_polls(VIDEO, 45.0, MidRandom())
+
+    assert times[:2] == [20.0, 43.0]  # 30 s would pass 40 + 3 s: the second poll comes at 43 s
+    assert times[2] - times[1] == pytest.approx(3.0 * 1.0)
+
+
+def test_an_eta_still_plans_the_poll_past_the_end_interval() -> None:
+    plan = PollPlanner(VIDEO, rng=MidRandom(), submitted_at=time.time() - 100)
+
+    assert plan.after_result(running(eta_seconds=20)) == pytest.approx(20 * 1.05)
+
+
+@pytest.mark.parametrize("api", ["novita", "jimeng", "bailian", "avatar"])
+def test_every_api_sees_a_silent_task_past_its_earliest_end_within_three_seconds(api: str) -> None:
+    schedule = get_api(api).poll_schedule
+    rng = random.Random(5)
+
+    for seconds in (schedule.earliest_end + 0.5, schedule.earliest_end + 7.0, 90.0, 300.0):
+        times = silent_polls(schedule, seconds, rng)
+
+        assert times[-1] - seconds <= max(3.0, times[0] - seconds)
 
 
 def test_a_fixed_interval_ignores_the_eta() -> None:

@@ -19,6 +19,7 @@ from pytest_httpserver import HTTPServer
 
 from airflow_provider_genmedia.apis import get_api
 from airflow_provider_genmedia.events import TaskEvent
+from airflow_provider_genmedia.links import FirstOutputLink
 from airflow_provider_genmedia.operators.novita import NovitaTaskOperator
 from airflow_provider_genmedia.operators.video import AvatarVideoOperator
 from airflow_provider_genmedia.results import elide_blobs
@@ -92,6 +93,25 @@ def test_a_deferred_job_ends_in_the_triggerer_with_what_the_worker_returns(
     assert without_expiry(result) == without_expiry(on_worker)
     assert (result["prompt"], result["request"]) == ("a boat at dawn", elide_blobs(BODY))
     assert event.xcoms == {"_link_FirstOutputLink": result["outputs"][0]["url"]}
+
+
+def test_a_deferral_pushes_no_link_and_without_do_xcom_push_the_triggerer_writes_no_result(
+    novita: HTTPServer, supervisor: Supervisor
+) -> None:
+    novita.expect_request(SUBMIT, method="POST").respond_with_json({"task_id": "wan-5"})
+    novita_route(novita, "wan-5", Answer(novita_task("wan-5", "TASK_STATUS_SUCCEED", images=1)))
+    operator = wan(deferrable=True, do_xcom_push=False)
+
+    trigger = deferred_trigger(operator)
+    (event,) = events_of(trigger)
+
+    # The task runner pushes the links of the deferring instance (none); its class, which the DAG serializes, keeps
+    # them for the UI.
+    assert list(operator.operator_extra_links) == []
+    assert [type(link) for link in NovitaTaskOperator.operator_extra_links] == [FirstOutputLink]
+    assert trigger.serialize()[1]["push_result"] is False
+    assert isinstance(event, TaskSuccessEvent)
+    assert supervisor.xcoms == {}
 
 
 def test_when_the_xcoms_cannot_be_written_the_success_resumes_on_a_worker(

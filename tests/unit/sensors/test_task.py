@@ -216,8 +216,19 @@ def test_a_sensor_with_plain_arguments_starts_in_the_triggerer_on_every_airflow(
         "submitted_at": None,
         "path": None,
         "try_number": None,
+        "push_result": True,
     }
     assert waiting.start_trigger_args.timeout == timedelta(seconds=60)
+
+
+def test_a_sensor_without_do_xcom_push_asks_its_trigger_to_write_no_result() -> None:
+    waiting = GenMediaTaskSensor(
+        task_id="wait", api="jimeng", genmedia_task_id="j-1", deferrable=True, timeout=60, do_xcom_push=False
+    )
+
+    assert waiting.start_trigger_args is not None
+    assert waiting.start_trigger_args.trigger_kwargs is not None
+    assert waiting.start_trigger_args.trigger_kwargs["push_result"] is False
 
 
 def test_start_from_trigger_false_checks_once_on_a_worker_before_deferring() -> None:

@@ -289,6 +289,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
         submitted_at=1_899_999_000.0,
         path="/v3/async/img2img",
         try_number=2,
+        push_result=False,
     )
 
     classpath, kwargs = trigger.serialize()
@@ -307,6 +308,7 @@ def test_serialize_round_trip_holds_plain_json_and_no_secret(monkeypatch: pytest
         "submitted_at": 1_899_999_000.0,
         "path": "/v3/async/img2img",
         "try_number": 2,
+        "push_result": False,
     }
     assert rebuilt.serialize() == (classpath, kwargs)
     assert json.loads(json.dumps(kwargs)) == kwargs
