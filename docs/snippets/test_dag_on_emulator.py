@@ -45,9 +45,13 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
         yield server
 
 
-def test_the_pipeline_publishes_and_pays_once(airflow_db: None, emulator: EmulatorServer, tmp_path: Path) -> None:
+def test_the_pipeline_publishes_and_pays_once(
+    airflow_db: None, emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from genmedia_img2img_pipeline import img2img_pipeline  # your DAG
 
+    # A destination given in the run's conf is templated: it must fall under [genmedia] destination_roots.
+    monkeypatch.setenv("AIRFLOW__GENMEDIA__DESTINATION_ROOTS", tmp_path.as_uri())
     run = img2img_pipeline.test(run_conf={"destination": tmp_path.as_uri()})
 
     assert run.state == "success"
