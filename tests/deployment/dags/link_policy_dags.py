@@ -1,4 +1,4 @@
-"""The DAG of tests/deployment/test_link_policy.py: one image made on the emulator, then published from its link."""
+"""The DAG of tests/deployment/test_trust.py: one image made on the emulator, then published from its link."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A DAG whose input image and destinations come from params (templated), for tests/deployment/test_roots.py: a run
+"""A DAG whose input image and destinations come from params (templated), for tests/deployment/test_trust.py: a run
 triggered with values outside ``[genmedia] input_roots`` and ``destination_roots`` must fail before paying."""
 
 from __future__ import annotations
