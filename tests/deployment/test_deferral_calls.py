@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from genmedia_stack import Deployment, EmulatorProcess
+from genmedia_stack import Deployment, EmulatorProcess, wait_until
 from tests.deployment.conftest import EXAMPLE_DAGS, record_scenario
 from tests.deployment.observe import execution_calls, log_size, worker_runs
 
@@ -69,6 +69,12 @@ def run(lean_deployment: Deployment) -> Run:
     run_id = lean_deployment.trigger(DAG_ID)
     state = lean_deployment.wait_for_run(DAG_ID, run_id, timeout=120)
     assert state == "success", lean_deployment.failure_report(DAG_ID, run_id)
+    # The triggerer may end a job before the scheduler has logged its worker run as finished (seen on 3.0.6).
+    wait_until(
+        lambda: all(worker_runs(lean_deployment, DAG_ID, run_id)[(job, -1)] for job in JOBS),
+        60,
+        "the scheduler to log each job's worker run",
+    )
     return Run(run_id, execution_calls(lean_deployment, since))
 
 
