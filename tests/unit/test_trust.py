@@ -200,8 +200,12 @@ def test_a_templated_destination_outside_destination_roots_fails_before_anything
     ],
 )
 def test_the_example_dags_param_patterns_take_only_what_they_name(pattern: str, value: str, valid: bool) -> None:
-    from airflow.exceptions import ParamValidationError  # where Airflow 3.0 to 3.3 all have it
     from airflow.sdk import Param
+
+    try:
+        from airflow.sdk.exceptions import ParamValidationError
+    except ImportError:  # Airflow < 3.2, where airflow.exceptions holds it (and 3.2 deprecates it)
+        from airflow.exceptions import ParamValidationError  # type: ignore[no-redef]
 
     param = Param("", type="string", pattern=pattern)
     if valid:
