@@ -63,8 +63,7 @@ test: lint
 
 # The deployment modules of the first half, the longest (the vendor faults' 90 s outage) with the shorter ones that
 # balance it; every other module of tests/deployment, a new one too, runs in the second half.
-DEPLOYMENTS_A := $(addprefix tests/deployment/,test_vendor_faults.py test_examples.py test_up.py test_worker_kill.py \
-	test_docs_stack_snippet.py)
+DEPLOYMENTS_A := $(addprefix tests/deployment/,test_vendor_faults.py test_examples.py test_up.py test_worker_kill.py)
 DEPLOYMENT_TESTS := -m "deployment and not distributed and not soak"
 
 test-deployments: $(STAMP)
