@@ -77,7 +77,8 @@ def location(value: str) -> Location:
     scheme = split.scheme.lower()
     if scheme in ("file", "local"):
         return _local(unquote(split.path) or "/")
-    path = posixpath.normpath("/" + unquote(split.path))
+    # One leading slash: POSIX keeps a leading "//" as it is, which would make s3://b/x no path under s3://b.
+    path = posixpath.normpath("/" + unquote(split.path).lstrip("/"))
     return Location(scheme, split.netloc, PurePosixPath(path).parts)
 
 

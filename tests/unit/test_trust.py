@@ -53,6 +53,9 @@ def inside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("file:///data/inputs/a.png", "/data/inputs", True),
         ("/data/inputs/a.png", "file:///data/inputs/", True),
         ("s3://bucket/in/a.png", "s3://bucket/in", True),
+        ("s3://bucket/in/a.png", "s3://bucket", True),  # a whole bucket as the root
+        ("s3://bucket/in/a.png", "s3://bucket/", True),
+        ("s3://bucket//in/a.png", "s3://bucket/in", True),
         ("S3://bucket/in/a.png", "s3://bucket/in", True),
         ("s3://bucket/in/../out/a.png", "s3://bucket/in", False),
         ("s3://bucket/inputs/a.png", "s3://bucket/in", False),
