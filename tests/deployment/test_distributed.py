@@ -385,5 +385,7 @@ def test_a_worker_killed_mid_batch_never_exceeds_the_budget(celery_deployment: C
     assert run.jobs <= BUDGET
     assert run.submit_requests == run.jobs
     assert sum(run.outcomes.values()) == TASKS
-    assert run.refused >= TASKS - BUDGET - 1
+    # Every task but those with a job and those whose killed try left an uncertain submit (a whole worker can hold
+    # several at once) was refused by the budget.
+    assert run.refused >= TASKS - BUDGET - run.uncertain
     assert run.refused + run.uncertain >= run.failed  # every failure says why: the budget, or the killed try's submit
