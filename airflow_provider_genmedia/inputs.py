@@ -26,15 +26,12 @@ _MAX_PATH_CHARS = 4096
 def _download(url: str, field: str, policy: FetchPolicy | None) -> bytes:
     # Imported here: requests costs every task process ~30 ms of CPU, and only an image given by URL needs it.
     from airflow_provider_genmedia.downloads import download_to
-    from airflow_provider_genmedia.safe_fetch import SafeSession
+    from airflow_provider_genmedia.safe_fetch import FetchPolicy, SafeSession
 
     buffer = io.BytesIO()
     try:
-        if policy is None:
-            download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES)
-        else:
-            with SafeSession(policy) as session:
-                download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES, session=session)
+        with SafeSession(policy or FetchPolicy.for_connection(None)) as session:
+            download_to(url, buffer, max_bytes=MAX_DOWNLOAD_BYTES, session=session)
     except GenMediaError as error:
         raise GenMediaValidationError(field, f"could not be downloaded: {error}") from None
     return buffer.getvalue()
